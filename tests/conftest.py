@@ -1,0 +1,75 @@
+"""Shared fixtures: a real sandbox server process over a real socket, on a world in tmp."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from orchestration.sandbox import process
+from orchestration.sandbox.store import Store
+
+SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
+
+
+@dataclass
+class Sandbox:
+    """A running sandbox server plus a handle on its world file."""
+
+    base_url: str
+    data_dir: Path
+    store: Store
+    proc: process.SandboxProcess
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+    def admin(self, method: str, path: str, **kw: Any) -> Any:
+        r = httpx.request(method, f"{self.base_url}/_sandbox{path}", timeout=60, **kw)
+        r.raise_for_status()
+        return r.json()
+
+    def requests(self, source: str | None = None, method: str | None = None) -> list[dict]:
+        params = {k: v for k, v in {"source": source, "method": method}.items() if v}
+        return self.admin("GET", "/requests", params=params)["requests"]
+
+    def faults(self, source: str, rates: dict[str, float], **params: float) -> None:
+        self.admin("PUT", "/faults", json={"source": source, "rates": rates, **params})
+
+    def queue_faults(self, source: str, kinds: list[str]) -> None:
+        self.admin("POST", "/faults/queue", json={"source": source, "faults": kinds})
+
+    def rate_limits(self, enabled: bool) -> None:
+        self.admin("PUT", "/ratelimits", json={"enabled": enabled})
+
+    def records(self, source: str, entity: str) -> list[dict]:
+        import json
+
+        r = httpx.get(f"{self.base_url}/_sandbox/records/{source}/{entity}", timeout=120)
+        r.raise_for_status()
+        return [json.loads(line) for line in r.text.splitlines() if line]
+
+
+@pytest.fixture(scope="session")
+def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
+    folder = tmp_path_factory.mktemp("sandbox")
+    store = Store(folder)  # an empty world: tests put what they need
+    proc = process.start(folder, token_ttl_seconds=3600)
+    try:
+        yield Sandbox(proc.base_url, folder, store, proc)
+    finally:
+        proc.stop()
+        store.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_server: Sandbox) -> Sandbox:
+    """The session's sandbox, emptied: no records, no faults, fresh log and rate windows."""
+    sandbox_server.store.wipe()
+    sandbox_server.admin("POST", "/reset")
+    sandbox_server.rate_limits(True)
+    return sandbox_server
