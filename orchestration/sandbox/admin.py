@@ -13,6 +13,7 @@ PUT    /_sandbox/faults                    {"source": S, "rates": {...}, "retry_
 POST   /_sandbox/faults/queue              {"source": S, "faults": [KIND, ...]}
 GET    /_sandbox/ratelimits                {"enabled": bool}
 PUT    /_sandbox/ratelimits                {"enabled": bool}
+POST   /_sandbox/tokens/expire             expire every access token now
 POST   /_sandbox/reset                     clear faults, request log and rate-limit windows
 GET    /_sandbox/records/{source}/{entity} every live record (JSON lines): the test oracle
 GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
@@ -110,6 +111,13 @@ def routes(state: SandboxState) -> list[BaseRoute]:
                     reset()
         return JSONResponse({"enabled": state.rate_limits})
 
+    async def expire_tokens(request: Request) -> Response:
+        """Expire every access token now (refresh tokens stay valid): clients must re-auth."""
+        with store.transaction():
+            n = store.conn.execute(
+                "UPDATE tokens SET expires_at = 0 WHERE kind = 'access'").rowcount
+        return JSONResponse({"expired": n})
+
     async def reset(request: Request) -> Response:
         """Forget faults, the request log and rate-limit windows (the world stays)."""
         state.faults.clear()
@@ -148,6 +156,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         Route("/faults/queue", fault_queue, methods=["POST"]),
         Route("/ratelimits", ratelimits, methods=["GET", "PUT"]),
         Route("/reset", reset, methods=["POST"]),
+        Route("/tokens/expire", expire_tokens, methods=["POST"]),
         Route("/records/{source}/{entity}", records),
         Route("/tombstones/{source}/{entity}", tombstones),
     ]
