@@ -139,3 +139,23 @@ def _save_batch(store: Store, source: str, entity: str, batch: list[dict], r: Ru
     n = len(batch)
     batch.clear()
     return n
+
+
+_MULT = 435_357_619_473_100_802_243_071_122_658_557_953  # ~62**20 / golden ratio, odd, not a multiple of 31
+_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def highlevel_id(n: int, salt: int = 0x5EED) -> str:
+    """A 20-character HighLevel-style id for counter value n: looks random, never repeats."""
+    # multiplying by a constant coprime to 62**20 is a bijection on [0, 62**20): no repeats
+    x = (n * _MULT + salt) % (62 ** 20)
+    out = []
+    for _ in range(20):
+        x, r = divmod(x, 62)
+        out.append(_B62[r])
+    return "".join(out)
+
+
+def next_highlevel_id(store: Store, entity: str) -> str:
+    """Allocate a new HighLevel id for an entity (counter `next_id:highlevel:<entity>`)."""
+    return highlevel_id(store.next_id("highlevel", entity))
