@@ -108,6 +108,15 @@ def sandbox_load(
     typer.echo(json.dumps(summary, indent=2))
 
 
+@sandbox_app.command("stop")
+def sandbox_stop(data_dir: DataDir = None) -> None:
+    """Stop a sandbox server that `talentvault demo` started in the background."""
+    from orchestration.sandbox import process
+
+    stopped = process.stop_background(_dir(data_dir))
+    typer.echo("sandbox stopped" if stopped else "no background sandbox was running")
+
+
 @sandbox_app.command("status")
 def sandbox_status(data_dir: DataDir = None) -> None:
     """The simulated clock and record counts of the world."""

@@ -89,3 +89,37 @@ def start(data_dir: Path, *, port: int | None = None, faults: str | None = None,
         time.sleep(0.1)
     proc.kill()
     raise RuntimeError(f"the sandbox server did not answer within {wait_seconds}s; see {log_file}")
+
+
+def ensure_running(folder: Path, base_url: str, *, candidates: int = 3000,
+                   seed: int = 42) -> tuple[str, bool]:
+    """Make sure a sandbox answers at base_url, starting a detached one on `folder` if not.
+
+    Returns (base_url, started). A started server keeps running after this process exits (so
+    `dagster dev` runs and the CLI share it); `talentvault sandbox stop` ends it (pid file)."""
+    if is_up(base_url):
+        return base_url, False
+    from urllib.parse import urlparse
+
+    from orchestration.sandbox import world
+
+    port = urlparse(base_url).port or 8765
+    world.ensure(folder, candidates=candidates, seed=seed)
+    proc = start(folder, port=port)
+    (Path(folder) / "server.pid").write_text(str(proc.proc.pid if proc.proc else ""))
+    return proc.base_url, True
+
+
+def stop_background(folder: Path) -> bool:
+    """Stop a sandbox started by `ensure_running` (by its pid file). False if none was running."""
+    pid_file = Path(folder) / "server.pid"
+    if not pid_file.exists():
+        return False
+    try:
+        pid = int(pid_file.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (ValueError, ProcessLookupError):
+        return False
+    finally:
+        pid_file.unlink(missing_ok=True)
+    return True
