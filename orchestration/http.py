@@ -284,10 +284,11 @@ def next_link(resp: httpx.Response) -> str | None:
 
 
 def paginate_link_header(client: HttpClient, path: str,
-                         params: Mapping[str, Any]) -> Iterator[list[dict[str, Any]]]:
+                         params: Any) -> Iterator[list[dict[str, Any]]]:
     """Greenhouse v3: a bare JSON array per page; follow `Link: <…>; rel="next"` whose URL must
-    be used as-is (its cursor is the only query parameter allowed)."""
-    resp = client.request("GET", path, params=dict(params))
+    be used as-is (its cursor is the only query parameter allowed). `params` may be a mapping
+    or a list of pairs (for repeated parameters such as two `updated_at` bounds)."""
+    resp = client.request("GET", path, params=params)
     while True:
         yield resp.json()
         url = next_link(resp)

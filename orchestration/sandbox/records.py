@@ -141,7 +141,8 @@ def _save_batch(store: Store, source: str, entity: str, batch: list[dict], r: Ru
     return n
 
 
-_MULT = 435_357_619_473_100_802_243_071_122_658_557_953  # ~62**20 / golden ratio, odd, not a multiple of 31
+# ~62**20 / golden ratio; odd and not a multiple of 31, so coprime to 62**20
+_MULT = 435_357_619_473_100_802_243_071_122_658_557_953
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 

@@ -20,6 +20,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from orchestration.times import iso, parse_ts
+
+__all__ = ["Store", "Row", "iso", "parse_ts", "DEFAULT_START", "DB_NAME"]
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS records (
     source     TEXT NOT NULL,
@@ -76,23 +80,6 @@ CREATE TABLE IF NOT EXISTS tokens (
 
 DB_NAME = "world.db"
 DEFAULT_START = datetime(2026, 1, 5, tzinfo=UTC)
-
-
-def iso(ts: datetime) -> str:
-    """Canonical timestamp text: UTC, milliseconds, trailing Z (sorts correctly as text)."""
-    ts = ts.astimezone(UTC)
-    return ts.strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
-
-
-def parse_ts(text: str) -> datetime:
-    """Parse the ISO-8601 forms the vendors use ('Z' or an offset, with or without fractions)."""
-    text = text.strip()
-    if text.endswith("Z") or text.endswith("z"):
-        text = text[:-1] + "+00:00"
-    ts = datetime.fromisoformat(text)
-    if ts.tzinfo is None:
-        ts = ts.replace(tzinfo=UTC)
-    return ts.astimezone(UTC)
 
 
 @dataclass(frozen=True)

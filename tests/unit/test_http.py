@@ -7,8 +7,14 @@ import time
 import httpx
 import pytest
 
-from orchestration.http import (ApiError, HttpClient, MalformedResponseError, Pacer,
-                                RetryPolicy, paginate_link_header)
+from orchestration.http import (
+    ApiError,
+    HttpClient,
+    MalformedResponseError,
+    Pacer,
+    RetryPolicy,
+    paginate_link_header,
+)
 
 FAST = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, min_retry_after=0.05,
                    max_total_seconds=5)
@@ -114,7 +120,7 @@ def test_pacer_never_exceeds_any_window():
     for _ in range(12):
         p.acquire()
         stamps.append(time.monotonic())
-    for i, t in enumerate(stamps):
+    for t in stamps:
         assert sum(1 for u in stamps if t - 0.2 < u <= t) <= 5
         assert sum(1 for u in stamps if t - 0.5 < u <= t) <= 8
 

@@ -1,0 +1,115 @@
+"""HighLevel (LeadConnector) API v2 client: Bearer token + `Version` header, one location."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from orchestration.http import HttpClient, Pacer, RetryPolicy
+from orchestration.resources.common import pause_when_spent, resolve_base
+from orchestration.sandbox import credentials
+from orchestration.times import iso
+
+API_VERSION = "2021-07-28"
+SEARCH_PAGE_LIMIT = 500      # POST /contacts/search pageLimit maximum
+OPPORTUNITY_LIMIT = 100      # GET /opportunities/search limit maximum
+
+
+class HighLevelResource(dg.ConfigurableResource):
+    """HighLevel API v2 for one location. Empty `base_url` means the built-in sandbox."""
+
+    base_url: str = ""                 # https://services.leadconnectorhq.com
+    token: str = ""                    # Private Integration Token or location access token
+    location_id: str = ""
+    requests_per_window: int = 95      # HighLevel allows 100 per 10 s per location
+    window_seconds: float = 10.0
+    timeout_seconds: float = 30.0
+    max_attempts: int = 8
+
+    def open(self) -> HighLevelClient:
+        base, sandbox = resolve_base(self.base_url, "/highlevel")
+        token = credentials.HIGHLEVEL_TOKEN if sandbox else self.token
+        location = credentials.HIGHLEVEL_LOCATION_ID if sandbox else self.location_id
+        if not (token and location):
+            raise dg.DagsterInvariantViolationError(
+                "HighLevel needs HIGHLEVEL_TOKEN and HIGHLEVEL_LOCATION_ID when "
+                "HIGHLEVEL_BASE_URL is set")
+        return HighLevelClient(
+            base, token, location,
+            pacer=Pacer([(self.requests_per_window, self.window_seconds)]),
+            retry=RetryPolicy(max_attempts=self.max_attempts), timeout=self.timeout_seconds)
+
+
+class HighLevelClient:
+    def __init__(self, base_url: str, token: str, location_id: str, *, pacer: Pacer,
+                 retry: RetryPolicy, timeout: float):
+        self.location_id = location_id
+        self.http = HttpClient(
+            base_url, name="highlevel", pacer=pacer, retry=retry, timeout=timeout,
+            headers={"Authorization": f"Bearer {token}", "Version": API_VERSION,
+                     "Accept": "application/json"},
+            rate_headers=pause_when_spent("x-ratelimit-remaining",
+                                          interval_ms_header="x-ratelimit-interval-milliseconds"))
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def calls(self) -> int:
+        return self.http.calls
+
+    def contact_pages(self, *, updated_from: datetime | None = None,
+                      updated_to: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Contacts via POST /contacts/search, deep-paged with `searchAfter`."""
+        body: dict[str, Any] = {"locationId": self.location_id, "pageLimit": SEARCH_PAGE_LIMIT,
+                                "sort": [{"field": "dateUpdated", "direction": "asc"}]}
+        if updated_from is not None or updated_to is not None:
+            window: dict[str, str] = {}
+            if updated_from is not None:
+                window["gte"] = iso(updated_from)
+            if updated_to is not None:
+                window["lte"] = iso(updated_to)
+            body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": window}]
+        while True:
+            page = self.http.request("POST", "/contacts/search", json_body=body,
+                                     idempotent=True).json()
+            contacts = page.get("contacts") or []
+            yield contacts
+            if len(contacts) < SEARCH_PAGE_LIMIT:
+                return
+            last = contacts[-1]
+            after = last.get("searchAfter")
+            if not after:
+                return
+            body = {**body, "searchAfter": after}
+
+    def opportunity_pages(self) -> Iterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {"location_id": self.location_id, "limit": OPPORTUNITY_LIMIT}
+        while True:
+            page = self.http.get_json("/opportunities/search", params=params)
+            items = page.get("opportunities") or []
+            yield items
+            meta = page.get("meta") or {}
+            if not items or not meta.get("startAfterId"):
+                return
+            params = {**params, "startAfter": meta.get("startAfter"),
+                      "startAfterId": meta.get("startAfterId")}
+
+    def pipelines(self) -> list[dict[str, Any]]:
+        return self.http.get_json("/opportunities/pipelines",
+                                  params={"locationId": self.location_id}).get("pipelines", [])
+
+    def workflows(self) -> list[dict[str, Any]]:
+        return self.http.get_json("/workflows/",
+                                  params={"locationId": self.location_id}).get("workflows", [])
+
+    def custom_fields(self) -> list[dict[str, Any]]:
+        return self.http.get_json(f"/locations/{self.location_id}/customFields").get(
+            "customFields", [])
+
+    def tags(self) -> list[dict[str, Any]]:
+        return self.http.get_json(f"/locations/{self.location_id}/tags").get("tags", [])
+

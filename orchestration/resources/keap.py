@@ -1,0 +1,165 @@
+"""Keap REST v2 client: API key (PAT/SAK) or OAuth with rotating refresh tokens.
+
+Every OAuth refresh returns a NEW access/refresh pair and kills the old refresh token, so the new
+pair is written to disk (atomically, under a file lock shared by all processes) before it is
+used: a crash between refresh and save would otherwise lock us out of the account.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import httpx
+
+from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_page_token
+from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
+from orchestration.sandbox import credentials
+from orchestration.times import iso
+
+# Keap's published limits: PAT/SAK 10/s, 240/min, 30,000/day; OAuth 1,500/min; spike 25/s.
+PAT_WINDOWS = [(9, 1.0), (230, 60.0)]
+OAUTH_WINDOWS = [(20, 1.0), (1400, 60.0)]
+
+
+class KeapResource(dg.ConfigurableResource):
+    """Keap REST v2. Empty `base_url` means the built-in sandbox (with its API key)."""
+
+    base_url: str = ""                 # e.g. https://api.keap.com/crm
+    token_url: str = ""                # e.g. https://api.infusionsoft.com/token
+    api_key: str = ""                  # Personal Access Token / Service Account Key
+    client_id: str = ""
+    client_secret: str = ""
+    refresh_token: str = ""            # the first refresh token; later ones are kept on disk
+    timeout_seconds: float = 30.0
+    max_attempts: int = 8
+    page_size: int = 1000
+
+    def open(self) -> KeapClient:
+        base, sandbox = resolve_base(self.base_url, "/keap")
+        if sandbox:
+            return KeapClient(f"{base}/crm", api_key=credentials.KEAP_API_KEY,
+                              retry=RetryPolicy(max_attempts=self.max_attempts),
+                              timeout=self.timeout_seconds, page_size=self.page_size)
+        if self.api_key:
+            return KeapClient(base, api_key=self.api_key,
+                              retry=RetryPolicy(max_attempts=self.max_attempts),
+                              timeout=self.timeout_seconds, page_size=self.page_size)
+        if not (self.client_id and self.client_secret):
+            raise dg.DagsterInvariantViolationError(
+                "Keap needs KEAP_API_KEY, or KEAP_CLIENT_ID + KEAP_CLIENT_SECRET + "
+                "KEAP_REFRESH_TOKEN, when KEAP_BASE_URL is set")
+        oauth = RotatingOAuth(self.token_url or "https://api.infusionsoft.com/token",
+                              self.client_id, self.client_secret, self.refresh_token,
+                              state_dir() / "keap_oauth.json")
+        return KeapClient(base, oauth=oauth, retry=RetryPolicy(max_attempts=self.max_attempts),
+                          timeout=self.timeout_seconds, page_size=self.page_size)
+
+
+class RotatingOAuth:
+    """OAuth2 refresh-token rotation with the current pair persisted in `path` (0600)."""
+
+    def __init__(self, token_url: str, client_id: str, client_secret: str,
+                 first_refresh_token: str, path: Path):
+        self.token_url, self.client_id, self.client_secret = token_url, client_id, client_secret
+        self.first_refresh_token = first_refresh_token
+        self.path = path
+        self._lock = threading.Lock()
+        self.calls = 0
+
+    def _load(self) -> dict[str, Any]:
+        if self.path.exists():
+            return json.loads(self.path.read_text())
+        if not self.first_refresh_token:
+            raise ApiError("keap: no OAuth refresh token: set KEAP_REFRESH_TOKEN once",
+                           method="POST", url=self.token_url)
+        return {"refresh_token": self.first_refresh_token, "access_token": "", "expires_at": 0}
+
+    def _save(self, state: dict[str, Any]) -> None:
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            json.dump(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self.path)
+
+    def headers(self, force: bool) -> dict[str, str]:
+        with self._lock, open(self.path.with_suffix(".lock"), "a") as lockf:
+            # one refresher across processes: a second refresh with the same token would fail
+            fcntl.flock(lockf, fcntl.LOCK_EX)
+            state = self._load()
+            if force or not state["access_token"] or time.time() > state["expires_at"] - 300:
+                state = self._refresh(state["refresh_token"])
+                self._save(state)
+            return {"Authorization": f"Bearer {state['access_token']}"}
+
+    def _refresh(self, refresh_token: str) -> dict[str, Any]:
+        self.calls += 1
+        resp = httpx.post(self.token_url, timeout=30, auth=(self.client_id, self.client_secret),
+                          data={"grant_type": "refresh_token", "refresh_token": refresh_token})
+        if resp.status_code != 200:
+            raise ApiError(f"keap: token refresh refused with HTTP {resp.status_code}; the "
+                           "refresh token may have been used or revoked: authorize again and "
+                           "set KEAP_REFRESH_TOKEN", method="POST", url=self.token_url,
+                           status=resp.status_code)
+        body = resp.json()
+        return {"access_token": body["access_token"], "refresh_token": body["refresh_token"],
+                "expires_at": time.time() + float(body.get("expires_in", 86400))}
+
+
+class KeapClient:
+    def __init__(self, base_url: str, *, api_key: str = "", oauth: RotatingOAuth | None = None,
+                 retry: RetryPolicy, timeout: float, page_size: int = 1000):
+        self.oauth = oauth
+        self.page_size = page_size
+        headers = {"X-Keap-API-Key": api_key} if api_key else {}
+        self.http = HttpClient(
+            base_url, name="keap", headers=headers,
+            auth=oauth.headers if oauth else None,
+            pacer=Pacer(OAUTH_WINDOWS if oauth else PAT_WINDOWS), retry=retry, timeout=timeout,
+            rate_headers=pause_when_spent("x-keap-product-throttle-available"))
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def calls(self) -> int:
+        return self.http.calls + (self.oauth.calls if self.oauth else 0)
+
+    # -- reads ----------------------------------------------------------------------------------
+    def contact_pages(self, *, updated_from: datetime | None = None,
+                      updated_to: datetime | None = None,
+                      fields: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+        filters = []
+        if updated_from is not None:
+            filters.append(f"start_update_time=={iso(updated_from)}")
+        if updated_to is not None:
+            filters.append(f"end_update_time=={iso(updated_to)}")
+        params: dict[str, Any] = {"page_size": self.page_size, "order_by": "id asc"}
+        if filters:
+            params["filter"] = ";".join(filters)
+        if fields:
+            params["fields"] = ",".join(fields)
+        yield from paginate_page_token(self.http, "/rest/v2/contacts", params,
+                                       items_key="contacts")
+
+    def tag_pages(self) -> Iterator[list[dict[str, Any]]]:
+        yield from paginate_page_token(self.http, "/rest/v2/tags", {"page_size": 1000},
+                                       items_key="tags")
+
+    def tag_category_pages(self) -> Iterator[list[dict[str, Any]]]:
+        yield from paginate_page_token(self.http, "/rest/v2/tags/categories",
+                                       {"page_size": 1000}, items_key="tag_categories")
+
+    def contact_model(self) -> dict[str, Any]:
+        return self.http.get_json("/rest/v2/contacts/model")
+
