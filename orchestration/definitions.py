@@ -2,4 +2,12 @@
 
 import dagster as dg
 
-defs = dg.Definitions(assets=[])
+from assets.greenhouse.extract import greenhouse_assets
+from assets.highlevel.extract import highlevel_assets
+from assets.keap.extract import keap_assets
+from orchestration.resources import build_resources
+
+defs = dg.Definitions(
+    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets],
+    resources=build_resources(),
+)

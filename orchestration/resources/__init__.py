@@ -1,0 +1,41 @@
+"""Resources: one module per vendor API client, plus snapshot storage."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+
+from orchestration.resources.greenhouse import GreenhouseResource
+from orchestration.resources.highlevel import HighLevelResource
+from orchestration.resources.keap import KeapResource
+from orchestration.resources.storage import SnapshotStorage
+
+# env var -> resource field, per vendor. A vendor whose *_BASE_URL is unset uses the sandbox.
+ENV = {
+    "greenhouse": {"GREENHOUSE_BASE_URL": "base_url", "GREENHOUSE_TOKEN_URL": "token_url",
+                   "GREENHOUSE_CLIENT_ID": "client_id",
+                   "GREENHOUSE_CLIENT_SECRET": "client_secret"},
+    "keap": {"KEAP_BASE_URL": "base_url", "KEAP_TOKEN_URL": "token_url",
+             "KEAP_API_KEY": "api_key", "KEAP_CLIENT_ID": "client_id",
+             "KEAP_CLIENT_SECRET": "client_secret", "KEAP_REFRESH_TOKEN": "refresh_token"},
+    "highlevel": {"HIGHLEVEL_BASE_URL": "base_url", "HIGHLEVEL_TOKEN": "token",
+                  "HIGHLEVEL_LOCATION_ID": "location_id"},
+}
+
+
+def _from_env(vendor: str) -> dict[str, dg.EnvVar]:
+    """Fields bound to the env vars that are set; secrets stay env vars (never in config)."""
+    return {field: dg.EnvVar(name) for name, field in ENV[vendor].items() if os.environ.get(name)}
+
+
+def build_resources() -> dict[str, dg.ConfigurableResource]:
+    greenhouse = _from_env("greenhouse")
+    if os.environ.get("GREENHOUSE_USER_ID"):
+        greenhouse["user_id"] = dg.EnvVar.int("GREENHOUSE_USER_ID")
+    return {
+        "storage": SnapshotStorage(),
+        "greenhouse": GreenhouseResource(**greenhouse),
+        "keap": KeapResource(**_from_env("keap")),
+        "highlevel": HighLevelResource(**_from_env("highlevel")),
+    }

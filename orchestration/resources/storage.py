@@ -77,7 +77,39 @@ def col(name: str, type_: pa.DataType = STR, source: str | None = None,
     getter = get or path_of(source or name)
     if type_ == TS and get is None:
         getter = as_ts(getter)
-    return Column(name, type_, getter)
+    return Column(name, type_, _coerced(getter, type_))
+
+
+def _coerced(getter: Callable[[dict], Any], type_: pa.DataType) -> Callable[[dict], Any]:
+    """Vendor data is loosely typed (ids as numbers or strings, numbers as text): coerce to the
+    column type, and leave a value that will not coerce null (it is still in `_raw`)."""
+    if pa.types.is_string(type_):
+        def get(doc: dict) -> Any:
+            v = getter(doc)
+            if v is None or isinstance(v, str):
+                return v
+            return json.dumps(v, ensure_ascii=False) if isinstance(v, dict | list) else str(v)
+    elif pa.types.is_integer(type_):
+        def get(doc: dict) -> Any:
+            v = getter(doc)
+            try:
+                return None if v is None or isinstance(v, bool) else int(v)
+            except (TypeError, ValueError):
+                return None
+    elif pa.types.is_floating(type_):
+        def get(doc: dict) -> Any:
+            v = getter(doc)
+            try:
+                return None if v is None or isinstance(v, bool) else float(v)
+            except (TypeError, ValueError):
+                return None
+    elif pa.types.is_boolean(type_):
+        def get(doc: dict) -> Any:
+            v = getter(doc)
+            return v if isinstance(v, bool) else None
+    else:
+        return getter
+    return get
 
 
 def list_of(field_name: str, key: str | None = None) -> Callable[[dict], list | None]:
@@ -119,7 +151,7 @@ class EntitySchema:
         return pa.schema(fields)
 
     def rows(self, docs: Iterable[dict[str, Any]], *, extracted_at: datetime,
-             run_id: str) -> pa.RecordBatch:
+             run_id: str, default_updated: datetime | None = None) -> pa.RecordBatch:
         """One Arrow batch from a page of API records (the page is small; this is the one
         place rows pass through Python, on their way from the API)."""
         schema = self.arrow_schema()
@@ -131,7 +163,8 @@ class EntitySchema:
                 data[c.name].append(c.get(doc))
             data["_raw"].append(json.dumps(doc, ensure_ascii=False, sort_keys=True,
                                            separators=(",", ":")))
-            data["_source_updated_at"].append(self.updated(doc))
+            # records without an update time (tags, pipelines) are versions of the snapshot time
+            data["_source_updated_at"].append(self.updated(doc) or default_updated)
             data["_extracted_at"].append(extracted_at)
             data["_op"].append("upsert")
             data["_run_id"].append(run_id)
@@ -182,8 +215,10 @@ class SnapshotStorage(dg.ConfigurableResource):
         return json.loads(m.read_text()) if m.exists() else None
 
     def writer(self, schema: EntitySchema, day: date | str, *, mode: str, run_id: str,
-               window: tuple[datetime | None, datetime | None]) -> PartitionWriter:
-        return PartitionWriter(self, schema, _day(day), mode=mode, run_id=run_id, window=window)
+               window: tuple[datetime | None, datetime | None],
+               default_updated: datetime | None = None) -> PartitionWriter:
+        return PartitionWriter(self, schema, _day(day), mode=mode, run_id=run_id, window=window,
+                               default_updated=default_updated)
 
 
 def _day(day: date | str) -> str:
@@ -201,6 +236,7 @@ class PartitionWriter:
     run_id: str
     window: tuple[datetime | None, datetime | None]
     api_calls: int = 0
+    default_updated: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -218,8 +254,9 @@ class PartitionWriter:
 
     def add(self, docs: list[dict[str, Any]]) -> None:
         if docs:
-            self._writer.write_batch(self.schema.rows(docs, extracted_at=self.extracted_at,
-                                                      run_id=self.run_id))
+            self._writer.write_batch(self.schema.rows(
+                docs, extracted_at=self.extracted_at, run_id=self.run_id,
+                default_updated=self.default_updated))
             self.fetched += len(docs)
 
     def add_deletes(self, ids: Iterable[Any], deleted_at: datetime) -> None:

@@ -1,0 +1,73 @@
+"""What a Greenhouse snapshot row holds: the flattened, typed columns people query.
+
+Everything else stays in `_raw` (the record's JSON exactly as the API returned it).
+"""
+
+import pyarrow as pa
+
+from orchestration.resources.storage import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
+
+I64, BOOL, STR_LIST, I64_LIST = pa.int64(), pa.bool_(), pa.list_(pa.string()), pa.list_(pa.int64())
+UPDATED = as_ts(path_of("updated_at"))
+
+
+def _schema(entity: str, description: str, *columns) -> EntitySchema:
+    base = (col("created_at", TS), col("updated_at", TS))
+    return EntitySchema("greenhouse", entity, I64, UPDATED, base + columns, description)
+
+
+candidates = _schema(
+    "candidates", "ATS candidates (people), one version per update.",
+    col("first_name"), col("last_name"), col("preferred_name"), col("company"), col("title"),
+    col("last_activity_at", TS), col("private", BOOL), col("can_email", BOOL),
+    col("primary_email", get=first_of("email_addresses", "value")),
+    col("emails", STR_LIST, get=list_of("email_addresses", "value")),
+    col("phones", STR_LIST, get=list_of("phone_numbers", "value")),
+    col("tags", STR_LIST, get=list_of("tags")),
+)
+applications = _schema(
+    "applications", "Applications of candidates to jobs: status, current stage, rejection.",
+    col("candidate_id", I64), col("job_id", I64), col("stage_id", I64), col("stage_name"),
+    col("status"), col("prospect", BOOL), col("rejected_at", TS), col("last_activity_at", TS),
+    col("recruiter_id", I64), col("coordinator_id", I64), col("source_id", I64),
+)
+jobs = _schema(
+    "jobs", "Jobs (requisitions) candidates apply to.",
+    col("name"), col("requisition_id"), col("status"), col("confidential", BOOL),
+    col("opened_at", TS), col("closed_at", TS), col("department_id", I64),
+)
+job_stages = EntitySchema(
+    "greenhouse", "job_stages", I64, UPDATED,
+    (col("created_at", TS), col("updated_at", TS), col("job_id", I64), col("name"),
+     col("sort_order", I64), col("active", BOOL)),
+    "Interview stages of each job (Greenhouse `job_interview_stages`).",
+)
+application_stages = _schema(
+    "application_stages", "Stage history of each application: entered, exited, current.",
+    col("application_id", I64), col("job_interview_stage_id", I64), col("entered_at", TS),
+    col("exited_at", TS), col("days_in_stage", I64), col("current", BOOL),
+)
+offers = _schema(
+    "offers", "Offers made on applications, with their status and dates.",
+    col("application_id", I64), col("candidate_id", I64), col("job_id", I64),
+    col("version", I64), col("status"), col("sent_on"), col("starts_on"), col("resolved_at", TS),
+)
+interviews = _schema(
+    "interviews", "Scheduled interviews on applications.",
+    col("application_id", I64), col("job_id", I64), col("status"), col("starts_at", TS),
+    col("ends_at", TS), col("organizer_id", I64),
+)
+rejection_reasons = _schema(
+    "rejection_reasons", "Reasons an application can be rejected for.",
+    col("name"), col("type_name", get=path_of("type.name")),
+)
+rejection_details = _schema(
+    "rejection_details", "Why and when each rejected application was rejected.",
+    col("application_id", I64), col("rejection_reason_id", I64), col("rejected_by_id", I64),
+    col("rejected_at", TS),
+)
+users = _schema(
+    "users", "Greenhouse users (recruiters, coordinators, interviewers).",
+    col("name"), col("first_name"), col("last_name"), col("primary_email"),
+    col("deactivated", BOOL), col("site_admin", BOOL), col("job_title"),
+)

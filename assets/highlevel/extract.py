@@ -1,0 +1,30 @@
+"""HighLevel backups: contacts (incremental by update time), opportunities and reference data."""
+
+from assets.extract import ExtractSpec, extract_asset
+from assets.highlevel import schemas
+
+
+def _contacts(client, updated_from, updated_to):
+    return client.contact_pages(updated_from=updated_from, updated_to=updated_to)
+
+
+def _opportunities(client, updated_from, updated_to):
+    # the opportunities search has no update-time filter: every snapshot is full
+    return client.opportunity_pages()
+
+
+def _single(method: str):
+    def pages(client, updated_from, updated_to):
+        yield getattr(client, method)()
+    return pages
+
+
+SPECS = [
+    ExtractSpec(schemas.contacts, "highlevel", _contacts),
+    ExtractSpec(schemas.opportunities, "highlevel", _opportunities, incremental=False),
+    ExtractSpec(schemas.pipelines, "highlevel", _single("pipelines"), incremental=False),
+    ExtractSpec(schemas.workflows, "highlevel", _single("workflows"), incremental=False),
+    ExtractSpec(schemas.custom_fields, "highlevel", _single("custom_fields"), incremental=False),
+]
+
+highlevel_assets = [extract_asset(spec) for spec in SPECS]

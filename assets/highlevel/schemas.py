@@ -1,0 +1,39 @@
+"""What a HighLevel snapshot row holds: flattened, typed columns; the rest stays in `_raw`."""
+
+import pyarrow as pa
+
+from orchestration.resources.storage import TS, EntitySchema, as_ts, col, list_of, path_of
+
+STR, F64, STR_LIST = pa.string(), pa.float64(), pa.list_(pa.string())
+
+contacts = EntitySchema(
+    "highlevel", "contacts", STR, as_ts(path_of("dateUpdated")),
+    (col("locationId"), col("firstName"), col("lastName"), col("email"), col("phone"),
+     col("companyName"), col("source"), col("type"), col("tags", STR_LIST, get=list_of("tags")),
+     col("dateAdded", TS), col("dateUpdated", TS)),
+    "HighLevel contacts of the location, one version per update.",
+)
+opportunities = EntitySchema(
+    "highlevel", "opportunities", STR, as_ts(path_of("updatedAt")),
+    (col("name"), col("contactId", get=lambda d: d.get("contactId") or (d.get("contact") or {})
+                      .get("id")),
+     col("pipelineId"), col("pipelineStageId"), col("status"), col("monetaryValue", F64),
+     col("assignedTo"), col("createdAt", TS), col("updatedAt", TS)),
+    "HighLevel opportunities in pipelines, linked to contacts.",
+)
+pipelines = EntitySchema(
+    "highlevel", "pipelines", STR, lambda d: None,
+    (col("name"), col("stage_ids", STR_LIST, get=list_of("stages", "id")),
+     col("stage_names", STR_LIST, get=list_of("stages", "name"))),
+    "HighLevel pipelines and their stages (always a full snapshot).",
+)
+workflows = EntitySchema(
+    "highlevel", "workflows", STR, as_ts(path_of("updatedAt")),
+    (col("name"), col("status"), col("version"), col("createdAt", TS), col("updatedAt", TS)),
+    "HighLevel workflows (read-only in the API; always a full snapshot).",
+)
+custom_fields = EntitySchema(
+    "highlevel", "custom_fields", STR, lambda d: None,
+    (col("name"), col("fieldKey"), col("dataType"), col("model")),
+    "HighLevel location custom field definitions (always a full snapshot).",
+)

@@ -1,0 +1,9 @@
+"""Partitions: one snapshot per UTC day."""
+
+import dagster as dg
+
+# The first day a backup can be taken for. A first run (or one after a gap) is a full snapshot,
+# so history before this date is still captured, in that first partition.
+SNAPSHOT_START = "2025-10-01"
+
+daily_snapshots = dg.DailyPartitionsDefinition(start_date=SNAPSHOT_START, timezone="UTC")
