@@ -127,5 +127,40 @@ def sandbox_status(data_dir: DataDir = None) -> None:
                            "counts": store.counts()}, indent=2))
 
 
+@app.command("demo")
+def demo(
+    day: Annotated[str | None, typer.Option(
+        help="Partition (YYYY-MM-DD) to back up; default: the sandbox's last whole day.")] = None,
+) -> None:
+    """The main job: start the sandbox if needed, back up every entity of Greenhouse, Keap and
+    HighLevel for the sandbox's current day through Dagster, refresh the SQL catalog, and print
+    a summary with example queries. Run it again after `talentvault sandbox tick`."""
+    from orchestration.demo import run_demo
+
+    summary = run_demo(day)
+    if not summary["success"]:
+        raise typer.Exit(1)
+
+
+@app.command("sql")
+def sql(
+    query: Annotated[str | None, typer.Argument(
+        help="A SELECT over the catalog; without one, an interactive prompt opens.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json | parquet")]
+    = "table",
+    output: Annotated[Path | None, typer.Option(help="Write the result to this file.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+) -> None:
+    """Read-only SQL over every snapshot: <source>.<entity> (current state),
+    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Statements that
+    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused."""
+    from orchestration.sqlcli import interactive, run_and_print
+
+    if query is None:
+        interactive()
+    else:
+        raise typer.Exit(run_and_print(query, fmt, output, limit))
+
+
 if __name__ == "__main__":
     app()

@@ -2,12 +2,13 @@
 
 import dagster as dg
 
+from assets.backups.assets import catalog
 from assets.greenhouse.extract import greenhouse_assets
 from assets.highlevel.extract import highlevel_assets
 from assets.keap.extract import keap_assets
 from orchestration.resources import build_resources
 
 defs = dg.Definitions(
-    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets],
+    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog],
     resources=build_resources(),
 )

@@ -279,6 +279,8 @@ class PartitionWriter:
             (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
             self._raw_path.unlink()
             shutil.rmtree(self.staging / "_spill", ignore_errors=True)
+            for f in self.staging.iterdir():
+                f.chmod(0o444)  # landed snapshots are not edited in place by anything
             _swap_into_place(self.staging, self.final)
         except BaseException:
             shutil.rmtree(self.staging, ignore_errors=True)

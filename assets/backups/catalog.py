@@ -1,0 +1,118 @@
+"""The DuckDB catalog: read-only SQL over every snapshot.
+
+For each backed-up entity:
+  <source>.<entity>_history        every version once (with `snapshot_date`)
+  <source>.<entity>                the current state
+  <source>.<entity>_as_of(ts)      the state at a point in time (table macro)
+
+`open_catalog()` builds these views in an in-memory database (what `talentvault sql` uses:
+always up to date, and nothing it runs can write). `write_catalog_file()` saves the same
+definitions as `<root>/catalog.duckdb`, for the duckdb CLI or Python package opened read-only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from assets.backups.state import history_sql, state_sql
+
+SOURCES = ("greenhouse", "keap", "highlevel")
+CATALOG_FILE = "catalog.duckdb"
+
+# Statement types a user may run through `talentvault sql`: reading only.
+READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
+
+
+class ReadOnlyViolation(ValueError):
+    pass
+
+
+def backed_up_entities(root: Path) -> Iterator[tuple[str, str, Path]]:
+    """(source, entity, folder) of every entity with at least one landed partition."""
+    for source in SOURCES:
+        base = root / source
+        if not base.is_dir():
+            continue
+        for entity_dir in sorted(p for p in base.iterdir() if p.is_dir()):
+            if any(entity_dir.glob("snapshot_date=*/*.parquet")):
+                yield source, entity_dir.name, entity_dir
+
+
+def catalog_statements(root: Path) -> list[str]:
+    """The DDL of the whole catalog, in order."""
+    stmts = [f"CREATE SCHEMA IF NOT EXISTS {s}" for s in SOURCES]
+    for source, entity, folder in backed_up_entities(root):
+        history = history_sql(folder)
+        name = f"{source}.{entity}"
+        stmts += [
+            f"CREATE OR REPLACE VIEW {name}_history AS {history}",
+            f"CREATE OR REPLACE VIEW {name} AS {state_sql(history)}",
+            f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
+            f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)')}",
+        ]
+    return stmts
+
+
+def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with every catalog view; settings locked."""
+    con = duckdb.connect(config={"threads": 2})
+    con.execute("SET TimeZone = 'UTC'")
+    for stmt in catalog_statements(root):
+        con.execute(stmt)
+    return con
+
+
+def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
+    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...)."""
+    try:
+        statements = con.extract_statements(sql)
+    except duckdb.Error as e:
+        raise ReadOnlyViolation(f"cannot parse the query: {e}") from e
+    if not statements:
+        raise ReadOnlyViolation("no statement given")
+    for st in statements:
+        kind = st.type.name
+        if kind not in READ_ONLY_TYPES:
+            raise ReadOnlyViolation(
+                f"refused: {kind} statements are not allowed here. The SQL entry point is "
+                "read-only, so no backup can be changed through it; use SELECT (or EXPLAIN), "
+                "and --output/--format to save results")
+
+
+def run_query(root: Path, sql: str) -> duckdb.DuckDBPyRelation | None:
+    con = open_catalog(root)
+    check_read_only(con, sql)
+    return con.sql(sql)
+
+
+def write_catalog_file(root: Path) -> Path:
+    """Save the view definitions to `<root>/catalog.duckdb` (atomically replaced)."""
+    target = root / CATALOG_FILE
+    tmp = root / f".{CATALOG_FILE}.{uuid.uuid4().hex[:8]}"
+    con = duckdb.connect(str(tmp))
+    try:
+        for stmt in catalog_statements(root):
+            con.execute(stmt)
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    wal = tmp.with_name(tmp.name + ".wal")
+    if wal.exists():
+        wal.unlink()
+    return target
+
+
+def describe(root: Path) -> list[dict[str, object]]:
+    """Views with their current row counts (for summaries)."""
+    con = open_catalog(root)
+    out = []
+    for source, entity, _ in backed_up_entities(root):
+        n = con.execute(f"SELECT count(*) FROM {source}.{entity}").fetchone()[0]
+        versions = con.execute(f"SELECT count(*) FROM {source}.{entity}_history").fetchone()[0]
+        out.append({"view": f"{source}.{entity}", "rows": n, "versions": versions})
+    return out
