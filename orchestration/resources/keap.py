@@ -26,6 +26,9 @@ from orchestration.sandbox import credentials
 from orchestration.times import iso
 
 # Keap's published limits: PAT/SAK 10/s, 240/min, 30,000/day; OAuth 1,500/min; spike 25/s.
+DEFAULT_CONTACT_FIELDS = ("id", "given_name", "family_name", "middle_name", "prefix", "suffix",
+                          "email_addresses", "phone_numbers", "addresses", "company", "owner_id",
+                          "create_time", "update_time")
 PAT_WINDOWS = [(9, 1.0), (230, 60.0)]
 OAUTH_WINDOWS = [(20, 1.0), (1400, 60.0)]
 
@@ -121,6 +124,7 @@ class KeapClient:
                  retry: RetryPolicy, timeout: float, page_size: int = 1000):
         self.oauth = oauth
         self.page_size = page_size
+        self._all_fields: list[str] | None = None
         headers = {"X-Keap-API-Key": api_key} if api_key else {}
         self.http = HttpClient(
             base_url, name="keap", headers=headers,
@@ -136,6 +140,14 @@ class KeapClient:
         return self.http.calls + (self.oauth.calls if self.oauth else 0)
 
     # -- reads ----------------------------------------------------------------------------------
+    def all_contact_fields(self) -> list[str]:
+        """Every contact property: the defaults plus what the model lists as optional (tags,
+        custom fields, ...), which Keap only returns when asked for by name."""
+        if self._all_fields is None:
+            optional = self.contact_model().get("optional_properties") or []
+            self._all_fields = sorted(set(DEFAULT_CONTACT_FIELDS) | set(optional))
+        return self._all_fields
+
     def contact_pages(self, *, updated_from: datetime | None = None,
                       updated_to: datetime | None = None,
                       fields: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
@@ -147,8 +159,7 @@ class KeapClient:
         params: dict[str, Any] = {"page_size": self.page_size, "order_by": "id asc"}
         if filters:
             params["filter"] = ";".join(filters)
-        if fields:
-            params["fields"] = ",".join(fields)
+        params["fields"] = ",".join(fields or self.all_contact_fields())
         yield from paginate_page_token(self.http, "/rest/v2/contacts", params,
                                        items_key="contacts")
 
