@@ -31,7 +31,7 @@ def assert_conforms(instance: Any, schema: dict[str, Any], what: str = "instance
     assert not problems, f"{what} breaks its schema:\n  " + "\n  ".join(problems)
 
 
-# -- OpenAPI 3.0 specs (HighLevel JSON, Keap YAML): component schemas with $refs and `nullable` --
+# -- OpenAPI 3.0 specs (HighLevel): schemas with cross-file $refs and `nullable`, by name or pointer
 
 @cache
 def _spec_document(path: Path) -> Any:
