@@ -51,7 +51,10 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     from orchestration.definitions import defs
     from orchestration.sandbox.process import ensure_running
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:  # piped or CI: do not squeeze the table to 80 columns
+            console = Console(width=120)
     started = time.monotonic()
     base, launched = ensure_running(sandbox_dir(), sandbox_url())
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
@@ -125,7 +128,8 @@ def summarize(instance, keys, partition) -> dict[str, Any]:
 def _print_summary(summary: dict[str, Any], partition: str, console: Console) -> None:
     table = Table(title=f"talentvault backup of {partition}")
     for col in ("asset", "mode", "rows", "upserts", "deletes", "API calls", "seconds"):
-        table.add_column(col, justify="left" if col in ("asset", "mode") else "right")
+        table.add_column(col, justify="left" if col in ("asset", "mode") else "right",
+                         no_wrap=True)
     for r in summary["assets"]:
         table.add_row(r["asset"], r["mode"] or "", *(
             "-" if r[k] is None else f"{r[k]:,}" if isinstance(r[k], int) else str(r[k])
