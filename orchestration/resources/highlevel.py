@@ -77,12 +77,12 @@ class HighLevelClient:
             page = self.http.request("POST", "/contacts/search", json_body=body,
                                      idempotent=True).json()
             contacts = page.get("contacts") or []
+            # each hit carries the cursor to continue after it: paging data, not the contact's
+            after = contacts[-1].get("searchAfter") if contacts else None
+            for c in contacts:
+                c.pop("searchAfter", None)
             yield contacts
-            if len(contacts) < SEARCH_PAGE_LIMIT:
-                return
-            last = contacts[-1]
-            after = last.get("searchAfter")
-            if not after:
+            if len(contacts) < SEARCH_PAGE_LIMIT or not after:
                 return
             body = {**body, "searchAfter": after}
 
