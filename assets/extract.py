@@ -90,25 +90,40 @@ def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: d
                             default_updated=p.window_to - ONE_MS)
     writer.extra["plan_reason"] = p.reason
     calls_before = client.calls
+    later = storage.later_partitions(spec.schema.source, spec.schema.entity, day)
     try:
+        if later:
+            # a re-run behind the head of the chain: keep what was captured, add what is new,
+            # and leave deletions to the later partitions that saw them
+            old = storage.partition_dir(spec.schema.source, spec.schema.entity, day)
+            writer.extra["carried_rows"] = writer.carry_over(old) if old.exists() else 0
         fetch_from = p.window_from - OVERLAP if p.window_from else None
         fetch_to = p.window_to - ONE_MS if p.mode == "incremental" else None
         listed_ids: list[pa.Array] = []
         for page in spec.pages(client, fetch_from, fetch_to):
+            if p.mode == "full" and later:
+                # a full behind the head: only versions of its own day and before belong here
+                page = [r for r in page if not _after(spec, r, p.window_to)]
             writer.add(page)
             if p.mode == "full":
                 listed_ids.append(_ids(spec, [r["id"] for r in page]))
-        if p.mode == "incremental":
-            id_pages = spec.live_ids(client) if spec.live_ids else (
-                [r["id"] for r in page] for page in spec.pages(client, None, None))
-            listed_ids = [_ids(spec, ids) for ids in id_pages]
-        gone = vanished_ids(storage, spec, day, listed_ids)
-        writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
+        if not later:
+            if p.mode == "incremental":
+                id_pages = spec.live_ids(client) if spec.live_ids else (
+                    [r["id"] for r in page] for page in spec.pages(client, None, None))
+                listed_ids = [_ids(spec, ids) for ids in id_pages]
+            gone = vanished_ids(storage, spec, day, listed_ids)
+            writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
         writer.api_calls = client.calls - calls_before
         return writer.commit()
     except BaseException:
         writer.abort()
         raise
+
+
+def _after(spec: ExtractSpec, record: dict[str, Any], end: datetime) -> bool:
+    updated = spec.schema.updated(record)
+    return updated is not None and updated >= end
 
 
 def _ids(spec: ExtractSpec, ids: list[Any]) -> pa.Array:

@@ -210,6 +210,14 @@ class SnapshotStorage(dg.ConfigurableResource):
                 out.append(json.loads(m.read_text()))
         return out
 
+    def later_partitions(self, source: str, entity: str, day: date | str) -> list[str]:
+        """Snapshot dates after `day` that have landed."""
+        base = self.entity_dir(source, entity)
+        if not base.exists():
+            return []
+        return sorted(d.name.split("=", 1)[1] for d in base.glob("snapshot_date=*")
+                      if d.name.split("=", 1)[1] > _day(day) and (d / "_manifest.json").exists())
+
     def manifest(self, source: str, entity: str, day: date | str) -> dict[str, Any] | None:
         m = self.partition_dir(source, entity, day) / "_manifest.json"
         return json.loads(m.read_text()) if m.exists() else None
@@ -265,6 +273,18 @@ class PartitionWriter:
             self._writer.write_batch(self.schema.delete_rows(
                 ids, deleted_at=deleted_at, extracted_at=self.extracted_at, run_id=self.run_id))
             self.deleted += len(ids)
+
+    def carry_over(self, partition: Path) -> int:
+        """Keep the rows an earlier run of this partition captured (streamed, batch by batch):
+        the API may no longer return versions overwritten since, and a re-run must not lose
+        them. Returns the rows carried."""
+        n = 0
+        for f in sorted(partition.glob("*.parquet")):
+            for batch in pq.ParquetFile(f).iter_batches(batch_size=50_000):
+                self._writer.write_batch(batch.cast(self.schema.arrow_schema())
+                                         if batch.schema != self.schema.arrow_schema() else batch)
+                n += batch.num_rows
+        return n
 
     def abort(self) -> None:
         self._writer.close()
