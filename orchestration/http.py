@@ -155,6 +155,7 @@ class HttpClient:
     def request(self, method: str, url: str, *, params: Any = None, json_body: Any = None,
                 data: Any = None, headers: Mapping[str, str] | None = None,
                 idempotent: bool | None = None, expect_json: bool = True,
+                authenticate: bool = True, auth: Any = None,
                 ok: Callable[[int], bool] = lambda s: 200 <= s < 300) -> httpx.Response:
         """Send one logical request, retrying what is safe to retry. Returns the response
         (with `.json()` already validated when expect_json) or raises ApiError."""
@@ -168,7 +169,7 @@ class HttpClient:
             attempt += 1
             self.pacer.acquire()
             hdrs = dict(headers or {})
-            if self.auth:
+            if self.auth and authenticate:
                 hdrs.update(self.auth(False))
             with self._count_lock:
                 self.calls += 1
@@ -177,7 +178,8 @@ class HttpClient:
             wait: float | None = None
             try:
                 resp = self.client.request(method, url, params=params, json=json_body,
-                                           data=data, headers=hdrs)
+                                           data=data, headers=hdrs,
+                                           **({"auth": auth} if auth else {}))
             except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
                 last_problem = f"{type(e).__name__}: {e}"
             except httpx.TransportError as e:
@@ -208,7 +210,8 @@ class HttpClient:
                                 f"{self.name}: {method} {url} kept answering {last_problem} "
                                 f"after {attempt} attempts", method=method, url=url,
                                 status=status, body=resp.text[:500], attempts=attempt) from e
-                elif status == 401 and self.auth and not refreshed and self.is_auth_expired(resp):
+                elif (status == 401 and self.auth and authenticate and not refreshed
+                      and self.is_auth_expired(resp)):
                     refreshed = True
                     self.auth(True)
                     attempt -= 1  # a token refresh is not a failed attempt

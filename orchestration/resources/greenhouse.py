@@ -9,7 +9,6 @@ from datetime import datetime
 from typing import Any
 
 import dagster as dg
-import httpx
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_link_header
 from orchestration.resources.common import pause_when_spent, resolve_base
@@ -32,6 +31,8 @@ class GreenhouseResource(dg.ConfigurableResource):
     window_seconds: float = 10.0
     timeout_seconds: float = 30.0
     max_attempts: int = 8
+    backoff_seconds: float = 0.25
+    max_backoff_seconds: float = 30.0
     page_size: int = 500
 
     def open(self) -> GreenhouseClient:
@@ -51,7 +52,8 @@ class GreenhouseResource(dg.ConfigurableResource):
         return GreenhouseClient(
             base, token_url, cid, secret, sub,
             pacer=Pacer([(self.requests_per_window, self.window_seconds)]),
-            retry=RetryPolicy(max_attempts=self.max_attempts),
+            retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
+                              max_delay=self.max_backoff_seconds),
             timeout=self.timeout_seconds, page_size=self.page_size, sandbox=sandbox)
 
 
@@ -77,9 +79,7 @@ class GreenhouseClient:
 
     @property
     def calls(self) -> int:
-        return self.http.calls + self.token_calls
-
-    token_calls = 0
+        return self.http.calls
 
     def _auth(self, force: bool) -> dict[str, str]:
         with self._lock:
@@ -88,17 +88,18 @@ class GreenhouseClient:
             return {"Authorization": f"Bearer {self._token}"}
 
     def _fetch_token(self) -> None:
-        self.token_calls += 1
+        # through the same retry loop (a token call can hit a 503 too); asking again for a
+        # client-credentials token is harmless, so it counts as idempotent
         try:
-            resp = httpx.post(self.token_url, auth=self._basic, timeout=30,
-                              data={"grant_type": "client_credentials", "sub": str(self._sub)})
-        except httpx.HTTPError as e:
-            raise ApiError(f"greenhouse: token request failed: {type(e).__name__}",
-                           method="POST", url=self.token_url) from e
-        if resp.status_code != 200:
-            raise ApiError(f"greenhouse: token request refused with HTTP {resp.status_code}; "
-                           "check GREENHOUSE_CLIENT_ID / GREENHOUSE_CLIENT_SECRET",
-                           method="POST", url=self.token_url, status=resp.status_code)
+            resp = self.http.request(
+                "POST", self.token_url, authenticate=False, idempotent=True, auth=self._basic,
+                data={"grant_type": "client_credentials", "sub": str(self._sub)})
+        except ApiError as e:
+            if e.status in (400, 401):
+                raise ApiError("greenhouse: token request refused; check GREENHOUSE_CLIENT_ID, "
+                               "GREENHOUSE_CLIENT_SECRET and GREENHOUSE_USER_ID",
+                               method="POST", url=self.token_url, status=e.status) from e
+            raise
         body = resp.json()
         self._token = body["access_token"]
         self._expires = time.time() + float(body.get("expires_in", 3600))

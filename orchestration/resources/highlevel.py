@@ -28,6 +28,8 @@ class HighLevelResource(dg.ConfigurableResource):
     window_seconds: float = 10.0
     timeout_seconds: float = 30.0
     max_attempts: int = 8
+    backoff_seconds: float = 0.25
+    max_backoff_seconds: float = 30.0
 
     def open(self) -> HighLevelClient:
         base, sandbox = resolve_base(self.base_url, "/highlevel")
@@ -40,7 +42,8 @@ class HighLevelResource(dg.ConfigurableResource):
         return HighLevelClient(
             base, token, location,
             pacer=Pacer([(self.requests_per_window, self.window_seconds)]),
-            retry=RetryPolicy(max_attempts=self.max_attempts), timeout=self.timeout_seconds)
+            retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
+                              max_delay=self.max_backoff_seconds), timeout=self.timeout_seconds)
 
 
 class HighLevelClient:

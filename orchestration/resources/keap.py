@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import httpx
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_page_token
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
@@ -44,17 +43,30 @@ class KeapResource(dg.ConfigurableResource):
     refresh_token: str = ""            # the first refresh token; later ones are kept on disk
     timeout_seconds: float = 30.0
     max_attempts: int = 8
+    backoff_seconds: float = 0.25
+    max_backoff_seconds: float = 30.0
     page_size: int = 1000
+    requests_per_second: int = 0       # 0: Keap's published limit for the auth kind, less a margin
+    requests_per_minute: int = 0
+
+    def _retry(self) -> RetryPolicy:
+        return RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
+                           max_delay=self.max_backoff_seconds)
+
+    def _windows(self, oauth: bool) -> list[tuple[int, float]]:
+        per_s, per_min = (OAUTH_WINDOWS if oauth else PAT_WINDOWS)
+        return [(self.requests_per_second or per_s[0], 1.0),
+                (self.requests_per_minute or per_min[0], 60.0)]
 
     def open(self) -> KeapClient:
         base, sandbox = resolve_base(self.base_url, "/keap")
         if sandbox:
             return KeapClient(f"{base}/crm", api_key=credentials.KEAP_API_KEY,
-                              retry=RetryPolicy(max_attempts=self.max_attempts),
+                              windows=self._windows(False), retry=self._retry(),
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if self.api_key:
-            return KeapClient(base, api_key=self.api_key,
-                              retry=RetryPolicy(max_attempts=self.max_attempts),
+            return KeapClient(base, api_key=self.api_key, windows=self._windows(False),
+                              retry=self._retry(),
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if not (self.client_id and self.client_secret):
             raise dg.DagsterInvariantViolationError(
@@ -63,7 +75,7 @@ class KeapResource(dg.ConfigurableResource):
         oauth = RotatingOAuth(self.token_url or "https://api.infusionsoft.com/token",
                               self.client_id, self.client_secret, self.refresh_token,
                               state_dir() / "keap_oauth.json")
-        return KeapClient(base, oauth=oauth, retry=RetryPolicy(max_attempts=self.max_attempts),
+        return KeapClient(base, oauth=oauth, windows=self._windows(True), retry=self._retry(),
                           timeout=self.timeout_seconds, page_size=self.page_size)
 
 
@@ -106,14 +118,21 @@ class RotatingOAuth:
             return {"Authorization": f"Bearer {state['access_token']}"}
 
     def _refresh(self, refresh_token: str) -> dict[str, Any]:
-        self.calls += 1
-        resp = httpx.post(self.token_url, timeout=30, auth=(self.client_id, self.client_secret),
-                          data={"grant_type": "refresh_token", "refresh_token": refresh_token})
-        if resp.status_code != 200:
-            raise ApiError(f"keap: token refresh refused with HTTP {resp.status_code}; the "
-                           "refresh token may have been used or revoked: authorize again and "
-                           "set KEAP_REFRESH_TOKEN", method="POST", url=self.token_url,
-                           status=resp.status_code)
+        # not idempotent: a refresh the server applied but whose reply was lost has already
+        # rotated the token, so it is resent only when the server surely did not apply it
+        http = HttpClient("", name="keap-oauth", retry=RetryPolicy(max_attempts=5))
+        try:
+            resp = http.request("POST", self.token_url, idempotent=False,
+                                auth=(self.client_id, self.client_secret),
+                                data={"grant_type": "refresh_token",
+                                      "refresh_token": refresh_token})
+        except ApiError as e:
+            raise ApiError(f"keap: token refresh failed ({e}); if the refresh token was used or "
+                           "revoked, authorize again and set KEAP_REFRESH_TOKEN",
+                           method="POST", url=self.token_url, status=e.status) from e
+        finally:
+            self.calls += http.calls
+            http.close()
         body = resp.json()
         return {"access_token": body["access_token"], "refresh_token": body["refresh_token"],
                 "expires_at": time.time() + float(body.get("expires_in", 86400))}
@@ -121,7 +140,8 @@ class RotatingOAuth:
 
 class KeapClient:
     def __init__(self, base_url: str, *, api_key: str = "", oauth: RotatingOAuth | None = None,
-                 retry: RetryPolicy, timeout: float, page_size: int = 1000):
+                 windows: list[tuple[int, float]] | None = None, retry: RetryPolicy,
+                 timeout: float, page_size: int = 1000):
         self.oauth = oauth
         self.page_size = page_size
         self._all_fields: list[str] | None = None
@@ -129,7 +149,8 @@ class KeapClient:
         self.http = HttpClient(
             base_url, name="keap", headers=headers,
             auth=oauth.headers if oauth else None,
-            pacer=Pacer(OAUTH_WINDOWS if oauth else PAT_WINDOWS), retry=retry, timeout=timeout,
+            pacer=Pacer(windows or (OAUTH_WINDOWS if oauth else PAT_WINDOWS)), retry=retry,
+            timeout=timeout,
             rate_headers=pause_when_spent("x-keap-product-throttle-available"))
 
     def close(self) -> None:

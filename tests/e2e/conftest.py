@@ -55,10 +55,10 @@ class World:
                 "highlevel": HighLevelResource(**resource_kw.get("highlevel", {})).open()}
 
     def backup(self, day: date, specs: list[ExtractSpec] | None = None, run_id: str = "test",
-               **resource_kw: Any) -> dict[str, dict]:
+               root: Path | None = None, **resource_kw: Any) -> dict[str, dict]:
         """Back up every entity for a day (the assets' own code path, without Dagster)."""
         clients = self.clients(**resource_kw)
-        storage = SnapshotStorage(root=str(self.root))
+        storage = SnapshotStorage(root=str(root or self.root))
         try:
             return {spec.key.to_user_string(): run_extract(
                 spec, clients[spec.resource], storage, day, run_id)
