@@ -29,3 +29,19 @@ def test_backup_assets_cover_every_entity_of_the_brief():
         "highlevel/" + e for e in ("contacts", "opportunities", "pipelines", "workflows",
                                    "custom_fields")}
     assert expected <= keys
+
+
+def test_weekly_full_schedule_asks_every_extract_asset_for_a_full_snapshot():
+    from datetime import UTC, datetime
+
+    from orchestration.schedules import weekly_full_backup_schedule
+
+    ctx = dg.build_schedule_context(scheduled_execution_time=datetime(2026, 1, 11, 2, tzinfo=UTC))
+    request = weekly_full_backup_schedule(ctx)
+    assert request.partition_key == "2026-01-10"
+    ops = request.run_config["ops"]
+    assert ops["keap__contacts"] == {"config": {"mode": "full"}}
+    assert len(ops) == 19
+    # the run config must be valid for the job it launches
+    result = dg.validate_run_config(defs.resolve_job_def("backup_job"), request.run_config)
+    assert result["ops"]["keap__contacts"]["config"]["mode"] == "full"
