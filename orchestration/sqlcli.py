@@ -21,7 +21,7 @@ FORMATS = ("table", "csv", "json", "parquet")
 def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
                   limit: int = 50, con: duckdb.DuckDBPyConnection | None = None) -> int:
     """Returns a process exit code: 0 ok, 2 refused or invalid."""
-    err = Console(stderr=True)
+    err = Console(stderr=True, soft_wrap=True)  # messages are not reflowed mid-sentence
     if fmt not in FORMATS:
         err.print(f"[red]error:[/] --format must be one of {', '.join(FORMATS)}")
         return 2
