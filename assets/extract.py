@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.backups.state import history_sql, state_sql
+from checks.snapshots import check_specs, priority, run_checks
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import EntitySchema, SnapshotStorage
 from orchestration.times import iso
@@ -167,11 +168,17 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         description=spec.description or spec.schema.description,
         tags={"talentvault/stage": "extract"},
         pool=f"{source}_api",
+        # data-quality checks on the partition just written (checks/snapshots.py); referenced
+        # entities go first in a run so references can be judged against today's backup
+        check_specs=check_specs(spec.schema, spec.incremental),
+        op_tags={"dagster/priority": str(priority(source, entity))},
     )
-    def _extract(context: dg.AssetExecutionContext, config: ExtractConfig) -> dg.MaterializeResult:
+    def _extract(context: dg.AssetExecutionContext,
+                 config: ExtractConfig) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = date.fromisoformat(context.partition_key)
         storage: SnapshotStorage = context.resources.storage
-        client = getattr(context.resources, spec.resource).open()
+        resource = getattr(context.resources, spec.resource)
+        client = resource.open()
         try:
             manifest = run_extract(spec, client, storage, day, context.run_id, config.mode)
         finally:
@@ -180,7 +187,9 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
             "%s/%s %s: %d upserts, %d deletes, %d API calls, %.1fs (%s)", source, entity,
             manifest["mode"], manifest["upserts"], manifest["deletes"], manifest["api_calls"],
             manifest["duration_seconds"], manifest["plan_reason"])
-        return dg.MaterializeResult(metadata=materialization_metadata(spec, storage, manifest))
+        yield dg.MaterializeResult(metadata=materialization_metadata(spec, storage, manifest))
+        yield from run_checks(context, spec.schema, spec.incremental, storage, day, resource,
+                              client)
 
     return _extract
 

@@ -311,3 +311,54 @@ def paginate_page_token(client: HttpClient, path: str, params: Mapping[str, Any]
         if not token:
             return
         query = {**query, "page_token": token}
+
+
+def concurrent_pages(sources: list[Iterator[list[dict[str, Any]]]], workers: int,
+                     max_buffered: int = 8) -> Iterator[list[dict[str, Any]]]:
+    """Drain several page iterators (e.g. id-range slices of one listing) with at most
+    `workers` threads, yielding pages in arrival order in the caller's thread. The threads share
+    the client's pacer, so concurrency never goes above the rate limit; a bounded queue keeps
+    memory flat when the consumer is slower than the API. The first error stops every worker
+    and is raised here."""
+    import queue
+    from concurrent.futures import ThreadPoolExecutor
+
+    done = object()
+    pages: queue.Queue = queue.Queue(maxsize=max_buffered)
+    stop = threading.Event()
+
+    def hand_over(item: object) -> bool:
+        """Put into the queue unless the consumer has stopped (never block forever)."""
+        while not stop.is_set():
+            try:
+                pages.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def drain(source: Iterator[list[dict[str, Any]]]) -> None:
+        try:
+            for page in source:
+                if not hand_over(page):
+                    return
+        except BaseException as e:  # handed to the consumer, who raises it
+            hand_over(e)
+        finally:
+            hand_over(done)
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for source in sources:
+            pool.submit(drain, source)
+        remaining = len(sources)
+        try:
+            while remaining:
+                item = pages.get()
+                if item is done:
+                    remaining -= 1
+                elif isinstance(item, BaseException):
+                    raise item
+                else:
+                    yield item
+        finally:
+            stop.set()  # workers see it within 0.2 s and leave without blocking

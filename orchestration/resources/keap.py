@@ -19,7 +19,14 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_page_token
+from orchestration.http import (
+    ApiError,
+    HttpClient,
+    Pacer,
+    RetryPolicy,
+    concurrent_pages,
+    paginate_page_token,
+)
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
 from orchestration.sandbox import credentials
 from orchestration.times import iso
@@ -48,6 +55,7 @@ class KeapResource(dg.ConfigurableResource):
     page_size: int = 1000
     requests_per_second: int = 0       # 0: Keap's published limit for the auth kind, less a margin
     requests_per_minute: int = 0
+    concurrency: int = 0               # parallel id-range slices; 0: 1 for API keys, 4 for OAuth
 
     def _retry(self) -> RetryPolicy:
         return RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
@@ -63,10 +71,11 @@ class KeapResource(dg.ConfigurableResource):
         if sandbox:
             return KeapClient(f"{base}/crm", api_key=credentials.KEAP_API_KEY,
                               windows=self._windows(False), retry=self._retry(),
+                              concurrency=self.concurrency or 1,
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if self.api_key:
             return KeapClient(base, api_key=self.api_key, windows=self._windows(False),
-                              retry=self._retry(),
+                              retry=self._retry(), concurrency=self.concurrency or 1,
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if not (self.client_id and self.client_secret):
             raise dg.DagsterInvariantViolationError(
@@ -76,6 +85,7 @@ class KeapResource(dg.ConfigurableResource):
                               self.client_id, self.client_secret, self.refresh_token,
                               state_dir() / "keap_oauth.json")
         return KeapClient(base, oauth=oauth, windows=self._windows(True), retry=self._retry(),
+                          concurrency=self.concurrency or 4,
                           timeout=self.timeout_seconds, page_size=self.page_size)
 
 
@@ -141,9 +151,10 @@ class RotatingOAuth:
 class KeapClient:
     def __init__(self, base_url: str, *, api_key: str = "", oauth: RotatingOAuth | None = None,
                  windows: list[tuple[int, float]] | None = None, retry: RetryPolicy,
-                 timeout: float, page_size: int = 1000):
+                 timeout: float, page_size: int = 1000, concurrency: int = 1):
         self.oauth = oauth
         self.page_size = page_size
+        self.concurrency = concurrency
         self._all_fields: list[str] | None = None
         headers = {"X-Keap-API-Key": api_key} if api_key else {}
         self.http = HttpClient(
@@ -170,19 +181,43 @@ class KeapClient:
         return self._all_fields
 
     def contact_pages(self, *, updated_from: datetime | None = None,
-                      updated_to: datetime | None = None,
-                      fields: list[str] | None = None) -> Iterator[list[dict[str, Any]]]:
+                      updated_to: datetime | None = None, fields: list[str] | None = None,
+                      concurrency: int | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Contacts, page by page. With concurrency > 1 the id range is cut into that many
+        slices listed in parallel (Keap filters on `contact_id` ranges), all under one pacer."""
         filters = []
         if updated_from is not None:
             filters.append(f"start_update_time=={iso(updated_from)}")
         if updated_to is not None:
             filters.append(f"end_update_time=={iso(updated_to)}")
-        params: dict[str, Any] = {"page_size": self.page_size, "order_by": "id asc"}
+        fields_param = ",".join(fields or self.all_contact_fields())
+        workers = concurrency if concurrency is not None else self.concurrency
+        if workers <= 1:
+            yield from self._contact_listing(filters, fields_param)
+            return
+        top = self._max_contact_id(filters)
+        if top is None:
+            return
+        edges = [top * k // workers for k in range(workers + 1)]
+        slices = [self._contact_listing(filters + [f"contact_id>{lo}", f"contact_id<={hi}"],
+                                        fields_param)
+                  for lo, hi in zip(edges, edges[1:], strict=False) if hi > lo]
+        yield from concurrent_pages(slices, workers)
+
+    def _contact_listing(self, filters: list[str], fields: str) -> Iterator[list[dict[str, Any]]]:
+        params: dict[str, Any] = {"page_size": self.page_size, "order_by": "id asc",
+                                  "fields": fields}
         if filters:
             params["filter"] = ";".join(filters)
-        params["fields"] = ",".join(fields or self.all_contact_fields())
         yield from paginate_page_token(self.http, "/rest/v2/contacts", params,
                                        items_key="contacts")
+
+    def _max_contact_id(self, filters: list[str]) -> int | None:
+        params: dict[str, Any] = {"page_size": 1, "order_by": "id desc", "fields": "id"}
+        if filters:
+            params["filter"] = ";".join(filters)
+        contacts = self.http.get_json("/rest/v2/contacts", params=params).get("contacts") or []
+        return int(contacts[0]["id"]) if contacts else None
 
     def tag_pages(self) -> Iterator[list[dict[str, Any]]]:
         yield from paginate_page_token(self.http, "/rest/v2/tags", {"page_size": 1000},

@@ -134,3 +134,18 @@ def test_link_header_pagination_follows_next_url_verbatim():
     got = [r["id"] for page in paginate_link_header(c, "/v3/c", {"per_page": 1}) for r in page]
     assert got == [1, 2]
     assert str(seen[1].url) == "http://api.test/v3/c?cursor=abc"
+
+
+def test_concurrent_pages_yields_every_page_once_and_raises_the_first_error():
+    from orchestration.http import concurrent_pages
+
+    sources = [iter([[{"id": i * 10 + j}] for j in range(5)]) for i in range(4)]
+    got = sorted(r["id"] for page in concurrent_pages(sources, workers=2) for r in page)
+    assert got == sorted(i * 10 + j for i in range(4) for j in range(5))
+
+    def broken():
+        yield [{"id": 1}]
+        raise ApiError("boom", method="GET", url="/x")
+
+    with pytest.raises(ApiError, match="boom"):
+        list(concurrent_pages([broken(), iter([[{"id": 2}]] * 50)], workers=2, max_buffered=2))

@@ -1,0 +1,1 @@
+"""Greenhouse snapshot rules."""

@@ -1,0 +1,1 @@
+"""HighLevel snapshot rules."""

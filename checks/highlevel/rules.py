@@ -1,0 +1,20 @@
+"""HighLevel API v2: required fields, enumerations and references of each entity.
+
+Nothing here feeds the Keap push, so every HighLevel check informs (WARN) and none blocks.
+"""
+
+from checks.rules import EntityRules, Enum, Ref
+
+OPPORTUNITY_STATUSES = ("open", "won", "lost", "abandoned")
+
+RULES = {
+    "contacts": EntityRules(required=("locationId", "dateUpdated")),
+    "opportunities": EntityRules(
+        required=("contactId", "pipelineId", "pipelineStageId", "status", "updatedAt"),
+        enums=(Enum("status", OPPORTUNITY_STATUSES),),
+        refs=(Ref("contactId", "contacts"), Ref("pipelineId", "pipelines"),
+              Ref("pipelineStageId", "pipelines", target_ids="unnest(stage_ids)"))),
+    "pipelines": EntityRules(required=("name",)),
+    "workflows": EntityRules(required=("name",)),
+    "custom_fields": EntityRules(required=("name",)),
+}

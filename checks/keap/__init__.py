@@ -1,0 +1,1 @@
+"""Keap snapshot rules."""

@@ -1,0 +1,29 @@
+"""Keap REST v2: required fields, enumerations and references of each entity.
+
+Contacts and tags guard the Keap push (it matches contacts and applies tags). The email opt
+status is Keap's marketing state, not something the push depends on: an unknown one warns.
+"""
+
+from checks.rules import ENUMERATIONS_KNOWN, EntityRules, Enum, Ref
+
+# RestEmailAddressStatus.status in the Keap v2 spec (`shared/specs/keap`)
+EMAIL_STATUSES = ("UNENGAGED_MARKETABLE", "SINGLE_OPT_IN", "DOUBLE_OPT_IN", "CONFIRMED",
+                  "UNENGAGED_NON_MARKETABLE", "NON_MARKETABLE", "LOCKDOWN", "BOUNCE",
+                  "HARD_BOUNCE", "MANUAL", "ADMIN", "SYSTEM", "LIST_UNSUBSCRIBE", "FEEDBACK",
+                  "SPAM", "INVALID", "DEACTIVATED")
+
+RULES = {
+    "contacts": EntityRules(
+        required=("create_time", "update_time"),
+        enums=(Enum("email_opt_status", EMAIL_STATUSES, many=True, sql=(
+            "json_extract_string(_raw, '$.email_addresses[*].email_opt_status')")),),
+        refs=(Ref("tag_ids", "tags", many=True),),
+        guards_push=True,
+        informative=frozenset({ENUMERATIONS_KNOWN})),
+    "tags": EntityRules(
+        required=("name",),
+        refs=(Ref("category_id", "tag_categories"),),
+        guards_push=True),
+    "tag_categories": EntityRules(required=("name",)),
+    "custom_fields": EntityRules(required=("label",)),
+}
