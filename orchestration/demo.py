@@ -85,6 +85,7 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     summary = summarize(instance, keys, partition)
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["success"] = bool(result and result.success)
+    summary["checks"] = check_summary(result)
     _print_summary(summary, partition, console)
     return summary
 
@@ -125,6 +126,17 @@ def summarize(instance, keys, partition) -> dict[str, Any]:
             "api_calls": sum(r["api_calls"] or 0 for r in rows)}
 
 
+def check_summary(result: Any) -> dict[str, Any]:
+    """Counts of the run's data-quality check results, and the failing ones by name."""
+    evaluations = result.get_asset_check_evaluations() if result is not None else []
+    failed = [e for e in evaluations if not e.passed]
+    errors = [e for e in failed if e.severity == dg.AssetCheckSeverity.ERROR]
+    return {"evaluated": len(evaluations), "passed": len(evaluations) - len(failed),
+            "warnings": len(failed) - len(errors), "errors": len(errors),
+            "failing": sorted(f"{e.asset_key.to_user_string()}:{e.check_name}"
+                              f" ({e.severity.value})" for e in failed)}
+
+
 def _print_summary(summary: dict[str, Any], partition: str, console: Console) -> None:
     table = Table(title=f"talentvault backup of {partition}")
     for col in ("asset", "mode", "rows", "upserts", "deletes", "API calls", "seconds"):
@@ -137,6 +149,11 @@ def _print_summary(summary: dict[str, Any], partition: str, console: Console) ->
     console.print(table)
     ok = "[green]succeeded[/]" if summary["success"] else "[red]FAILED (see dagster dev)[/]"
     console.print(f"run {ok}: {summary['api_calls']:,} API calls in {summary['seconds']}s")
+    c = summary["checks"]
+    console.print(f"data checks: {c['evaluated']} evaluated, {c['passed']} passed, "
+                  f"{c['warnings']} warnings, {c['errors']} errors")
+    for name in c["failing"][:10]:
+        console.print(f"  [yellow]![/] {name}")
     console.print("\nTry SQL over every snapshot:")
     as_of = f"{partition}T12:00:00Z"
     for q in EXAMPLE_QUERIES:

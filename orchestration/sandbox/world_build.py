@@ -286,8 +286,12 @@ class _Chunk:
     def run(self) -> Batch:
         for i in range(self.c * CHUNK, min((self.c + 1) * CHUNK, self.n)):
             self._candidate(i)
-        self.out.batch.next_ids = self.ids.used()
-        return self.out.batch
+        batch = self.out.batch
+        batch.next_ids = self.ids.used()
+        # in primary-key order, SQLite appends to a few B-tree pages instead of hopping between
+        # entities (and, for HighLevel's random-looking ids, all over the table)
+        batch.rows.sort(key=lambda row: (row[0], row[1], str(row[2])))
+        return batch
 
     def _candidate(self, i: int) -> None:
         rng = self.rng

@@ -12,7 +12,6 @@ from orchestration.sandbox import records
 from orchestration.sandbox import world_ats as ats
 from orchestration.sandbox import world_crm as crm
 from orchestration.sandbox.store import Row, Store
-from orchestration.sandbox.world_clock import iso
 
 # json_extract conditions used by several events
 IN_PROCESS = ("json_extract(doc, '$.status') = 'in_process' "
@@ -97,11 +96,3 @@ class Day:
         rows = self.store.select("greenhouse", "users",
                                  "json_extract(doc, '$.deactivated') = 0", limit=100)
         return [int(r.id) for r in rows] or [1]
-
-
-def touch(doc: dict[str, Any], fields: Sequence[str], at: datetime, written: datetime) -> None:
-    """Set activity fields to the event time and the update field to the write stamp."""
-    stamp = iso(at)
-    for f in fields:
-        doc[f] = stamp
-    doc["updated_at"] = iso(written)
