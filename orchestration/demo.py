@@ -74,13 +74,14 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
 
+    launched_at = time.time()  # progress shows this run's materializations, not older ones
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     seen: set[str] = set()
     while worker.is_alive():
-        _print_progress(instance, keys, partition, seen, console)
+        _print_progress(instance, keys, partition, seen, console, since=launched_at)
         worker.join(0.5)
-    _print_progress(instance, keys, partition, seen, console)
+    _print_progress(instance, keys, partition, seen, console, since=launched_at)
     result = result_box.get("result")
     summary = summarize(instance, keys, partition)
     summary["seconds"] = round(time.monotonic() - started, 1)
@@ -90,20 +91,21 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     return summary
 
 
-def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str):
+def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str,
+            since: float = 0.0):
     event = instance.get_latest_materialization_event(key)
-    if event is None or event.asset_materialization is None:
+    if event is None or event.asset_materialization is None or event.timestamp < since:
         return None
     mat = event.asset_materialization
     return mat if mat.partition == partition else None
 
 
-def _print_progress(instance, keys, partition, seen, console) -> None:
+def _print_progress(instance, keys, partition, seen, console, since: float) -> None:
     for key in keys:
         name = key.to_user_string()
         if name in seen:
             continue
-        mat = _latest(instance, key, partition)
+        mat = _latest(instance, key, partition, since)
         if mat is None or mat.metadata.get("dagster/row_count") is None:
             continue
         seen.add(name)
