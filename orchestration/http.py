@@ -196,7 +196,8 @@ class HttpClient:
                     if not expect_json or not resp.content:
                         return resp
                     try:
-                        resp.json()
+                        # parsed once here; callers read `parsed_json(resp)` instead of re-parsing
+                        resp.talentvault_json = resp.json()
                         return resp
                     except (json.JSONDecodeError, UnicodeDecodeError) as e:
                         last_problem = f"malformed JSON body ({len(resp.content)} bytes): {e}"
@@ -242,7 +243,7 @@ class HttpClient:
             time.sleep(delay)
 
     def get_json(self, url: str, **kw: Any) -> Any:
-        return self.request("GET", url, **kw).json()
+        return parsed_json(self.request("GET", url, **kw))
 
     # -- rate-limit headers ---------------------------------------------------------------------
     def _observe_rate_headers(self, resp: httpx.Response) -> None:
@@ -269,6 +270,12 @@ class HttpClient:
             return None
 
 
+def parsed_json(resp: httpx.Response) -> Any:
+    """The body of a response from `HttpClient.request`, parsed once."""
+    cached = getattr(resp, "talentvault_json", None)
+    return cached if cached is not None else resp.json()
+
+
 def _status_of(problem: str) -> int | None:
     if problem.startswith("HTTP "):
         return int(problem.split()[1])
@@ -293,7 +300,7 @@ def paginate_link_header(client: HttpClient, path: str,
     or a list of pairs (for repeated parameters such as two `updated_at` bounds)."""
     resp = client.request("GET", path, params=params)
     while True:
-        yield resp.json()
+        yield parsed_json(resp)
         url = next_link(resp)
         if not url:
             return

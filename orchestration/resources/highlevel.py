@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.http import HttpClient, Pacer, RetryPolicy
+from orchestration.http import HttpClient, Pacer, RetryPolicy, parsed_json
 from orchestration.resources.common import pause_when_spent, resolve_base
 from orchestration.sandbox import credentials
 from orchestration.times import iso
@@ -77,8 +77,8 @@ class HighLevelClient:
                 window["lte"] = iso(updated_to)
             body["filters"] = [{"field": "dateUpdated", "operator": "range", "value": window}]
         while True:
-            page = self.http.request("POST", "/contacts/search", json_body=body,
-                                     idempotent=True).json()
+            page = parsed_json(self.http.request("POST", "/contacts/search", json_body=body,
+                                                 idempotent=True))
             contacts = page.get("contacts") or []
             # each hit carries the cursor to continue after it: paging data, not the contact's
             after = contacts[-1].get("searchAfter") if contacts else None
