@@ -308,8 +308,8 @@ class PartitionWriter:
         return manifest
 
     def _finalize(self) -> list[dict[str, Any]]:
-        # bounded memory: a large full snapshot spills to the staging folder instead of RAM
-        con = duckdb.connect(config={"memory_limit": "2GB", "threads": 2,
+        # bounded memory: a large full snapshot spills to the staging folder past 1 GB
+        con = duckdb.connect(config={"memory_limit": "1GB", "threads": 2,
                                      "temp_directory": str(self.staging / "_spill"),
                                      "preserve_insertion_order": True})
         order = "id, _source_updated_at NULLS FIRST, _op DESC"
