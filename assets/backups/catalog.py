@@ -20,6 +20,7 @@ from pathlib import Path
 import duckdb
 
 from assets.backups.state import history_sql, state_sql
+from assets.identity.catalog import identity_statements
 
 SOURCES = ("greenhouse", "keap", "highlevel")
 CATALOG_FILE = "catalog.duckdb"
@@ -55,7 +56,7 @@ def catalog_statements(root: Path) -> list[str]:
             f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
             f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)')}",
         ]
-    return stmts
+    return stmts + identity_statements(root)
 
 
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
