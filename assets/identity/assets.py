@@ -29,6 +29,8 @@ KEAP_KEY = dg.AssetKey([GROUP, KEAP_CONTACTS])
 DUPLICATES_KEY = dg.AssetKey([GROUP, "possible_duplicates"])
 FIELD_PROFILE_KEY = dg.AssetKey([GROUP, "field_profile"])
 TAGS = {"talentvault/stage": "identity"}
+# a day's identity runs once that day's backups have landed (and again if they are re-run)
+EAGER = dg.AutomationCondition.eager()
 
 
 def _schema(manifest: dict[str, Any]) -> dg.TableSchema:
@@ -88,7 +90,11 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
     no_email = b.con.execute(f"""
         SELECT count(*) FILTER (WHERE email IS NULL)
         FROM read_parquet('{partition_glob(b.root, KEAP_CONTACTS, b.day)}')""").fetchall()[0][0]
+    shared = b.counts["keap_shared_emails"]
     return {
+        "preview": dg.MetadataValue.md(_md(
+            ["contacts", "with a valid email", "without", "emails on several contacts"],
+            [(m["rows"], m["rows"] - no_email, no_email, shared)])),
         "dagster/row_count": m["rows"],
         "dagster/column_schema": _schema(m),
         "path": dg.MetadataValue.path(str(partition_dir(b.root, KEAP_CONTACTS, b.day))),
@@ -103,7 +109,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
     specs=[
         dg.AssetSpec(
             PROFILES_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
-            tags=TAGS,
+            tags=TAGS, automation_condition=EAGER,
             description="One row per real person: Greenhouse candidate records that share a "
             "normalized email (or were merged in Greenhouse) become one profile, with the "
             "latest non-empty name, phone and company, every email and application, and the "
@@ -111,7 +117,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "`SELECT * FROM identity.candidate_profiles`."),
         dg.AssetSpec(
             QUARANTINE_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
-            tags=TAGS,
+            tags=TAGS, automation_condition=EAGER,
             description="Every candidate and application that cannot be synced, with a reason "
             "(no email, invalid email, conflicting identities, a field in an unexpected "
             "shape, an application whose candidate is missing or quarantined), the record id "
@@ -119,6 +125,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "leaves the quarantine on the next run."),
         dg.AssetSpec(
             KEAP_KEY, deps=[KEAP], group_name=GROUP, kinds=KINDS, tags=TAGS,
+            automation_condition=EAGER,
             description="Keap contacts with normalized emails and E.164 phones: what the sync "
             "matches profiles against (never creating a second contact for an email)."),
     ],
@@ -149,6 +156,7 @@ def identity_profiles(context: dg.AssetExecutionContext, config: IdentityConfig,
 @dg.asset(
     key=DUPLICATES_KEY,
     deps=[PROFILES_KEY],
+    automation_condition=EAGER,
     group_name=GROUP,
     kinds=KINDS,
     tags=TAGS,
@@ -201,6 +209,7 @@ def _extract_keys() -> list[dg.AssetKey]:
 @dg.asset(
     key=FIELD_PROFILE_KEY,
     deps=_extract_keys(),
+    automation_condition=EAGER,
     group_name=GROUP,
     kinds=KINDS,
     tags=TAGS,

@@ -98,7 +98,8 @@ def _custom_fields(con: duckdb.DuckDBPyConnection, root: Path, source: str, enti
     latest = _latest_partition(root, source, entity, day)
     if latest is None:
         return {}
-    rows = f"(SELECT _raw FROM read_parquet('{latest}') WHERE _op = 'upsert' LIMIT {DISCOVERY_ROWS})"
+    rows = (f"(SELECT _raw FROM read_parquet('{latest}') WHERE _op = 'upsert' "
+            f"LIMIT {DISCOVERY_ROWS})")
     try:
         if shape == "object":
             keys = con.execute(f"""

@@ -17,7 +17,6 @@ import pyarrow as pa
 
 from assets.backups.state import files_glob, history_sql, state_sql
 
-META = ("_source_updated_at", "_op", "snapshot_date")
 KEY = ["id", "_source_updated_at", "_op", "snapshot_date"]
 
 
