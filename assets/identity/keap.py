@@ -9,20 +9,15 @@ from __future__ import annotations
 
 import duckdb
 
-from assets.identity.profiles import BLANK, values_by_id
+from assets.identity import profiles
+from assets.identity.profiles import values_by_id
 
 KEAP_COLUMNS = ["given_name", "family_name", "emails", "phones", "update_time"]
 NAME_VALUES = "SELECT given_name AS raw FROM keap UNION ALL SELECT family_name FROM keap"
 
 
 def raw_values(con: duckdb.DuckDBPyConnection) -> None:
-    for kind, col in (("email", "emails"), ("phone", "phones")):
-        con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE keap_{kind}_raw AS
-            SELECT id, raw, pos FROM (
-                SELECT id, unnest({col}) AS raw, generate_subscripts({col}, 1) AS pos FROM keap)
-            WHERE raw IS NOT NULL AND regexp_replace(raw, '{BLANK}', '', 'g') <> ''
-        """)
+    profiles.raw_values(con, "keap")
 
 
 def contacts(con: duckdb.DuckDBPyConnection) -> None:

@@ -41,13 +41,15 @@ NAME_VALUES = ("SELECT first_name AS raw FROM cand UNION ALL SELECT last_name FR
                "UNION ALL SELECT title FROM cand")
 
 
-def raw_values(con: duckdb.DuckDBPyConnection) -> None:
-    """The typed emails and phones of every candidate, one row per (candidate, position)."""
+def raw_values(con: duckdb.DuckDBPyConnection, table: str = "cand") -> None:
+    """The typed emails and phones of every record of `table` (candidates, or Keap contacts),
+    one row per (record, position), into `<table>_email_raw` and `<table>_phone_raw`."""
     for kind, col in (("email", "emails"), ("phone", "phones")):
         con.execute(f"""
-            CREATE OR REPLACE TEMP TABLE cand_{kind}_raw AS
+            CREATE OR REPLACE TEMP TABLE {table}_{kind}_raw AS
             SELECT id, raw, pos FROM (
-                SELECT id, unnest({col}) AS raw, generate_subscripts({col}, 1) AS pos FROM cand)
+                SELECT id, unnest({col}) AS raw, generate_subscripts({col}, 1) AS pos
+                FROM {table})
             WHERE raw IS NOT NULL AND regexp_replace(raw, '{BLANK}', '', 'g') <> ''
         """)
 
