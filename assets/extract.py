@@ -20,6 +20,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
+from assets.backups import audit
 from assets.backups.state import history_sql, state_sql
 from checks.snapshots import check_specs, priority, run_checks
 from orchestration.partitions import daily_snapshots
@@ -116,10 +117,17 @@ def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: d
             gone = vanished_ids(storage, spec, day, listed_ids)
             writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
         writer.api_calls = client.calls - calls_before
-        return writer.commit()
+        manifest = writer.commit()
     except BaseException:
         writer.abort()
+        audit.record(storage.path(), "backup", target=spec.key.to_user_string(),
+                     status="failed", run_id=run_id,
+                     details={"snapshot_date": day.isoformat(), "mode": p.mode})
         raise
+    audit.record(storage.path(), "backup", target=spec.key.to_user_string(), run_id=run_id,
+                 counts={"rows": manifest["rows"], "api_calls": writer.api_calls},
+                 details={"snapshot_date": day.isoformat(), "mode": p.mode})
+    return manifest
 
 
 def _after(spec: ExtractSpec, record: dict[str, Any], end: datetime) -> bool:

@@ -56,7 +56,37 @@ def catalog_statements(root: Path) -> list[str]:
             f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
             f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)')}",
         ]
-    return stmts + identity_statements(root)
+    return stmts + identity_statements(root) + audit_statements(root) + _extension_statements(root)
+
+
+def audit_statements(root: Path) -> list[str]:
+    """`audit.events`: the append-only audit trail (one file per event)."""
+    stmts = ["CREATE SCHEMA IF NOT EXISTS audit"]
+    if any((root / "audit" / "events").glob("date=*/*.parquet")):
+        files = root / "audit" / "events" / "date=*" / "*.parquet"
+        stmts.append(f"CREATE OR REPLACE VIEW audit.events AS SELECT * EXCLUDE (date) FROM "
+                     f"read_parquet('{files}', hive_partitioning = true, union_by_name = true)")
+    return stmts
+
+
+# Modules that add views of their own outputs: each has `catalog_statements(root) -> list[str]`
+# (imported lazily so `talentvault sql` stays light and a missing optional part never breaks it).
+EXTENSIONS = ("assets.sync.catalog", "assets.backups.extra_catalog")
+
+
+def _extension_statements(root: Path) -> list[str]:
+    import importlib
+
+    stmts: list[str] = []
+    for name in EXTENSIONS:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as e:
+            if e.name != name:
+                raise
+            continue
+        stmts += module.catalog_statements(root)
+    return stmts
 
 
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:

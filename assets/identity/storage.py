@@ -21,21 +21,21 @@ from orchestration.times import iso
 SOURCE = "identity"
 
 
-def output_dir(root: Path, name: str) -> Path:
-    return root / SOURCE / name
+def output_dir(root: Path, name: str, source: str = SOURCE) -> Path:
+    return root / source / name
 
 
-def partition_dir(root: Path, name: str, day: str) -> Path:
-    return output_dir(root, name) / f"snapshot_date={day}"
+def partition_dir(root: Path, name: str, day: str, source: str = SOURCE) -> Path:
+    return output_dir(root, name, source) / f"snapshot_date={day}"
 
 
-def partition_glob(root: Path, name: str, day: str) -> str:
-    return str(partition_dir(root, name, day) / "*.parquet")
+def partition_glob(root: Path, name: str, day: str, source: str = SOURCE) -> str:
+    return str(partition_dir(root, name, day, source) / "*.parquet")
 
 
-def previous_day(root: Path, name: str, day: str) -> str | None:
+def previous_day(root: Path, name: str, day: str, source: str = SOURCE) -> str | None:
     """The latest landed partition of `name` before `day`."""
-    base = output_dir(root, name)
+    base = output_dir(root, name, source)
     if not base.is_dir():
         return None
     days = sorted(d.name.split("=", 1)[1] for d in base.glob("snapshot_date=*")
@@ -45,11 +45,12 @@ def previous_day(root: Path, name: str, day: str) -> str | None:
 
 def write_partition(con: duckdb.DuckDBPyConnection, root: Path, name: str, day: str,
                     query: str, order_by: str, *, run_id: str,
-                    extra: dict[str, Any] | None = None) -> dict[str, Any]:
+                    extra: dict[str, Any] | None = None, source: str = SOURCE) -> dict[str, Any]:
     """Write `query` (sorted by `order_by`, so re-runs write the same rows in the same order)
-    as the partition `day` of identity output `name`; returns its manifest."""
+    as the partition `day` of derived output `<source>/<name>` (identity, sync, ...); returns
+    its manifest."""
     started = time.monotonic()
-    final = partition_dir(root, name, day)
+    final = partition_dir(root, name, day, source)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".staging-{day}-{uuid.uuid4().hex[:8]}"
     staging.mkdir()
@@ -62,7 +63,7 @@ def write_partition(con: duckdb.DuckDBPyConnection, root: Path, name: str, day: 
                                                               strict=True)]
         rows, fingerprint = _count_and_hash(con, query)
         manifest = {
-            "source": SOURCE, "entity": name, "snapshot_date": day, "rows": rows,
+            "source": source, "entity": name, "snapshot_date": day, "rows": rows,
             "files": [{"file": path.name, "rows": rows, "sha256": sha256_file(path),
                        "bytes": path.stat().st_size}],
             "schema": schema, "content_fingerprint": fingerprint, "run_id": run_id,
@@ -88,6 +89,7 @@ def _count_and_hash(con: duckdb.DuckDBPyConnection, query: str) -> tuple[int, st
     return int(n), str(digest)
 
 
-def read_manifest(root: Path, name: str, day: str) -> dict[str, Any] | None:
-    m = partition_dir(root, name, day) / "_manifest.json"
+def read_manifest(root: Path, name: str, day: str,
+                  source: str = SOURCE) -> dict[str, Any] | None:
+    m = partition_dir(root, name, day, source) / "_manifest.json"
     return json.loads(m.read_text()) if m.exists() else None

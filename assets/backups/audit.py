@@ -1,0 +1,74 @@
+"""The audit trail: one append-only record per backup run, sync push, restore preview, restore
+apply, erasure and retention prune: who, what, when, counts and ids, never personal values.
+
+Each event is its own small Parquet file, `<root>/audit/events/date=YYYY-MM-DD/<ts>-<id>.parquet`,
+written to a temporary name and renamed, so a crash never leaves half an event and concurrent
+writers (Dagster steps in several processes) never contend for one file. The catalog exposes them
+as `audit.events`.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+AUDIT_DIR = ("audit", "events")
+ACTIONS = ("backup", "sync_push", "restore_preview", "restore_apply", "erasure",
+           "retention_prune", "verify")
+SCHEMA = pa.schema([
+    ("event_id", pa.string()), ("at", pa.timestamp("us", tz="UTC")), ("action", pa.string()),
+    ("actor", pa.string()), ("run_id", pa.string()), ("target", pa.string()),
+    ("plan_id", pa.string()), ("status", pa.string()), ("counts", pa.string()),
+    ("details", pa.string()),
+])
+
+
+def events_dir(root: Path) -> Path:
+    return Path(root).joinpath(*AUDIT_DIR)
+
+
+def events_glob(root: Path) -> str:
+    return str(events_dir(root) / "date=*" / "*.parquet")
+
+
+def actor(run_id: str | None = None) -> str:
+    """Who acted: the Dagster run (for runs launched from the UI, a schedule or a sensor) or the
+    operating-system user (for the CLI)."""
+    if run_id:
+        return f"dagster-run:{run_id}"
+    try:
+        return f"os-user:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return f"os-uid:{os.getuid()}"
+
+
+def record(root: Path, action: str, *, target: str, status: str = "succeeded",
+           run_id: str | None = None, who: str | None = None, plan_id: str | None = None,
+           counts: dict[str, int | float] | None = None,
+           details: dict[str, Any] | None = None) -> str:
+    """Append one event; returns its id. `target` names what was acted on (an asset key, a
+    source, a plan); `counts` and `details` must hold ids and numbers only, never personal
+    values (emails, names, phones)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}; expected one of {', '.join(ACTIONS)}")
+    now = datetime.now(UTC)
+    event_id = uuid.uuid4().hex
+    row = {"event_id": event_id, "at": now, "action": action, "actor": who or actor(run_id),
+           "run_id": run_id, "target": target, "plan_id": plan_id, "status": status,
+           "counts": json.dumps(counts or {}, sort_keys=True, default=str),
+           "details": json.dumps(details or {}, sort_keys=True, default=str)}
+    folder = events_dir(root) / f"date={now.date().isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    name = f"{now.strftime('%Y%m%dT%H%M%S%f')}-{event_id[:12]}.parquet"
+    tmp = folder / f".{name}.tmp"
+    pq.write_table(pa.Table.from_pylist([row], schema=SCHEMA), tmp, compression="zstd")
+    os.replace(tmp, folder / name)
+    return event_id
