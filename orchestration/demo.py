@@ -48,6 +48,10 @@ def sandbox_day(base_url: str) -> date:
 
 
 def run_demo(day: str | None = None, console: Console | None = None) -> dict[str, Any]:
+    # sqlalchemy (Dagster's run storage) imports its ORM lazily on first use; finishing that
+    # import here, in the main thread, keeps other threads from seeing a half-imported module
+    import sqlalchemy.orm  # noqa: F401
+
     from orchestration.definitions import defs
     from orchestration.sandbox.process import ensure_running
 
@@ -75,6 +79,9 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
         )
 
     launched_at = time.time()  # progress shows this run's materializations, not older ones
+    # one query before the run thread starts: the event-log storage (sqlalchemy) finishes its
+    # imports here, not concurrently in two threads (a partially-initialized-module race)
+    _print_progress(instance, keys, partition, set(), console, since=launched_at)
     worker = threading.Thread(target=run, daemon=True)
     worker.start()
     seen: set[str] = set()
@@ -87,6 +94,7 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     summary["seconds"] = round(time.monotonic() - started, 1)
     summary["success"] = bool(result and result.success)
     summary["checks"] = check_summary(result)
+    summary["identity"] = identity_summary(instance, partition)
     _print_summary(summary, partition, console)
     return summary
 
@@ -128,6 +136,26 @@ def summarize(instance, keys, partition) -> dict[str, Any]:
             "api_calls": sum(r["api_calls"] or 0 for r in rows)}
 
 
+def _metadata(instance: dg.DagsterInstance, key: list[str], partition: str) -> dict[str, Any]:
+    mat = _latest(instance, dg.AssetKey(key), partition)
+    return {k: v.value for k, v in (mat.metadata if mat else {}).items()}
+
+
+def identity_summary(instance: dg.DagsterInstance, partition: str) -> dict[str, Any]:
+    """Profiles, quarantine (per reason) and review-list counts of the day's identity run."""
+    profiles = _metadata(instance, ["identity", "candidate_profiles"], partition)
+    quarantine = _metadata(instance, ["identity", "quarantine"], partition)
+    duplicates = _metadata(instance, ["identity", "possible_duplicates"], partition)
+    reasons = {k: v for k, v in quarantine.items()
+               if "/" in k and not k.startswith("dagster/") and isinstance(v, int)}
+    return {"profiles": profiles.get("dagster/row_count"),
+            "candidates": profiles.get("candidates_read"),
+            "merged_profiles": profiles.get("profiles_with_several_records"),
+            "quarantined": quarantine.get("dagster/row_count"),
+            "quarantine_by_reason": dict(sorted(reasons.items())),
+            "possible_duplicates": duplicates.get("dagster/row_count")}
+
+
 def check_summary(result: Any) -> dict[str, Any]:
     """Counts of the run's data-quality check results, and the failing ones by name."""
     evaluations = result.get_asset_check_evaluations() if result is not None else []
@@ -156,6 +184,14 @@ def _print_summary(summary: dict[str, Any], partition: str, console: Console) ->
                   f"{c['warnings']} warnings, {c['errors']} errors")
     for name in c["failing"][:10]:
         console.print(f"  [yellow]![/] {name}")
+    i = summary.get("identity") or {}
+    if i.get("profiles") is not None:
+        console.print(f"identity: {i['candidates'] or 0:,} candidates -> {i['profiles']:,} "
+                      f"profiles ({i['merged_profiles'] or 0:,} merged from several records); "
+                      f"{i['quarantined'] or 0:,} records quarantined; "
+                      f"{i['possible_duplicates'] or 0:,} possible duplicates to review")
+        for reason, n in i["quarantine_by_reason"].items():
+            console.print(f"  quarantine {reason}: {n:,}")
     console.print("\nTry SQL over every snapshot:")
     as_of = f"{partition}T12:00:00Z"
     for q in EXAMPLE_QUERIES:
