@@ -20,7 +20,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import audit
+from assets.backups import audit, suppression
 from assets.backups.state import history_sql, state_sql
 from checks.snapshots import check_specs, priority, run_checks
 from orchestration.partitions import daily_snapshots
@@ -91,6 +91,10 @@ def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: d
                             window=(p.window_from, p.window_to),
                             default_updated=p.window_to - ONE_MS)
     writer.extra["plan_reason"] = p.reason
+    # erased people are not backed up again: their rows are dropped when the partition lands
+    writer.row_filter = suppression.extraction_filter(storage.path(), spec.schema.source,
+                                                      spec.schema.entity)
+    writer.guard = lambda: suppression.writing(storage.path())
     calls_before = client.calls
     later = storage.later_partitions(spec.schema.source, spec.schema.entity, day)
     try:
@@ -154,7 +158,8 @@ def vanished_ids(storage: SnapshotStorage, spec: ExtractSpec, day: date,
     live = pa.table({"id": pa.chunked_array(listed, type=spec.schema.id_type)})  # noqa: F841
     con = duckdb.connect()
     try:
-        state = state_sql(history_sql(entity_dir, before_day=day.isoformat()))
+        state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
+                          entity_dir=entity_dir, before_day=day.isoformat())
         rows = con.execute(f"""
             SELECT s.id FROM ({state}) s ANTI JOIN live USING (id) ORDER BY s.id
         """).fetchall()

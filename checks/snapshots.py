@@ -368,7 +368,9 @@ def _targets(con: duckdb.DuckDBPyConnection, storage: SnapshotStorage, source: s
                      f"WHERE _op = 'delete' AND _source_updated_at > {_ts(window_end)}")
         con.execute(f"""
             CREATE TEMP TABLE {table} AS
-            SELECT DISTINCT {ref.target_ids} AS id FROM ({state_sql(history)}) {later}
+            SELECT DISTINCT {ref.target_ids} AS id
+            FROM ({state_sql(history, entity_dir=storage.entity_dir(source, ref.target))})
+            {later}
         """)
         out[ref] = _Target(table, max(ends))
     return out

@@ -8,6 +8,8 @@ from typing import Annotated
 
 import typer
 
+from assets.backups.cli import retention_command, verify_command
+from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 
 app = typer.Typer(
@@ -21,6 +23,10 @@ sandbox_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(mapping_app, name="mapping")
+app.add_typer(sync_app, name="sync")
+app.command("verify")(verify_command)
+app.command("retention")(retention_command)
 
 DataDir = Annotated[
     Path | None,

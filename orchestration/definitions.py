@@ -3,17 +3,24 @@
 import dagster as dg
 
 from assets.backups.assets import catalog
+from assets.backups.retention import retention, retention_job, retention_schedule
+from assets.backups.verify import backup_files_match_manifests, verify_job, verify_schedule
 from assets.greenhouse.extract import greenhouse_assets
 from assets.highlevel.extract import highlevel_assets
 from assets.identity.assets import identity_assets
 from assets.keap.extract import keap_assets
+from assets.sync.desired import keap_desired
+from assets.sync.push import keap_push
 from orchestration.jobs import backup_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
 
 defs = dg.Definitions(
-    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets],
-    jobs=[backup_job],
-    schedules=[daily_backup_schedule, weekly_full_backup_schedule],
+    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
+            retention, keap_desired, keap_push],
+    asset_checks=[backup_files_match_manifests],
+    jobs=[backup_job, verify_job, retention_job],
+    schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
+               retention_schedule],
     resources=build_resources(),
 )

@@ -52,9 +52,9 @@ def catalog_statements(root: Path) -> list[str]:
         name = f"{source}.{entity}"
         stmts += [
             f"CREATE OR REPLACE VIEW {name}_history AS {history}",
-            f"CREATE OR REPLACE VIEW {name} AS {state_sql(history)}",
+            f"CREATE OR REPLACE VIEW {name} AS {state_sql(history, entity_dir=folder)}",
             f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
-            f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)')}",
+            f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)', entity_dir=folder)}",
         ]
     return stmts + identity_statements(root) + audit_statements(root) + _extension_statements(root)
 

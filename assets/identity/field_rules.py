@@ -3,11 +3,30 @@ are shown as shapes, `Aa a.a9@a.a`, never as values), which values the Keap sync
 or status outside these is flagged), and which fields the sync reads (their disappearance is
 flagged).
 
-These are the defaults for the sandbox's vocabulary and the sync contract in DESIGN.md; the
-sync's mapping document is the authority once it exists (`FieldProfileConfig` can override).
+The last two come from the Keap sync's mapping document (assets/sync/mapping.py): the one named
+by $TALENTVAULT_SYNC_MAPPING, else the shipped default. A configured mapping that does not
+load falls back to the shipped one here, with a warning (the sync itself refuses to run on it).
 """
 
 from __future__ import annotations
+
+import logging
+
+from assets.sync import mapping as sync_mapping
+
+log = logging.getLogger(__name__)
+
+
+def _mapping() -> sync_mapping.Mapping:
+    try:
+        return sync_mapping.load_mapping()
+    except sync_mapping.MappingError as e:
+        log.warning("the Keap sync mapping does not load (%d problems); the field audit uses "
+                    "the shipped default", len(e.problems))
+        return sync_mapping.load_mapping(sync_mapping.DEFAULT_PATH)
+
+
+_MAPPING = _mapping()
 
 PERSONAL_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("greenhouse", "candidates"): frozenset({
@@ -22,35 +41,18 @@ PERSONAL_FIELDS: dict[tuple[str, str], frozenset[str]] = {
     ("highlevel", "opportunities"): frozenset({"name"}),
 }
 
-STAGE_NAMES = (
-    "Application Review", "Recruiter Screen", "Recruiter Phone Screen", "Initial Screen",
-    "Phone Interview", "Phone Screen", "Hiring Manager Screen", "Technical Interview",
-    "Technical Screen", "Take Home Test", "Onsite", "On-site", "Onsite Interview",
-    "Final Round", "Reference Check", "References", "Offer",
-)
 # (source, entity, field) -> the values the sync maps; anything else is "unmapped"
 MAPPED_VALUES: dict[tuple[str, str, str], tuple[str, ...]] = {
-    ("greenhouse", "applications", "status"): ("in_process", "rejected", "hired", "converted"),
-    ("greenhouse", "applications", "stage_name"): STAGE_NAMES,
-    ("greenhouse", "job_stages", "name"): STAGE_NAMES,
-    ("greenhouse", "offers", "status"): ("Created", "Accepted", "Rejected", "Deprecated"),
-    ("greenhouse", "interviews", "status"): ("to_be_scheduled", "scheduled",
-                                              "awaiting_feedback", "complete", "skipped"),
+    **sync_mapping.mapped_values(_MAPPING),
+    # not read by the sync, audited all the same
     ("greenhouse", "jobs", "status"): ("open", "closed", "draft"),
     ("highlevel", "opportunities", "status"): ("open", "won", "lost", "abandoned"),
 }
+STAGE_NAMES = MAPPED_VALUES.get(("greenhouse", "applications", "stage_name"), ())
 
-# fields the ATS -> Keap sync reads (DESIGN.md "Sync contract")
+# fields the ATS -> Keap sync reads (from the mapping), plus the Keap side it matches against
 SYNC_FIELDS: dict[tuple[str, str], tuple[str, ...]] = {
-    ("greenhouse", "candidates"): ("first_name", "last_name", "emails", "phones", "tags",
-                                   "can_email"),
-    ("greenhouse", "applications"): ("candidate_id", "job_id", "stage_name", "status",
-                                     "rejected_at", "last_activity_at"),
-    ("greenhouse", "offers"): ("application_id", "status", "resolved_at"),
-    ("greenhouse", "interviews"): ("application_id", "status", "starts_at"),
-    ("greenhouse", "rejection_details"): ("application_id", "rejection_reason_id"),
-    ("greenhouse", "rejection_reasons"): ("name",),
-    ("greenhouse", "jobs"): ("name",),
+    **sync_mapping.sync_fields(_MAPPING),
     ("keap", "contacts"): ("given_name", "family_name", "emails", "phones", "tag_ids"),
     ("keap", "tags"): ("name",),
 }

@@ -58,10 +58,13 @@ def load_state(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: 
         con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {cols} FROM empty")
         return 0
     keys = entity_history(root, source, entity, day, [])
+    folder = root / source / entity
+    nxt = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
     cols = ", ".join(dict.fromkeys(["id", *columns, "_source_updated_at", "snapshot_date"]))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {target} AS
-        WITH current AS (SELECT id, _source_updated_at, snapshot_date FROM ({state_sql(keys)}))
+        WITH current AS (SELECT id, _source_updated_at, snapshot_date
+                         FROM ({state_sql(keys, entity_dir=folder, before_day=nxt)}))
         SELECT {cols} FROM ({versions(root, source, entity, day)}) v
         SEMI JOIN current c ON v.id = c.id AND v.snapshot_date = c.snapshot_date
             AND v._source_updated_at IS NOT DISTINCT FROM c._source_updated_at

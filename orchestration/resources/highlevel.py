@@ -8,7 +8,7 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.http import HttpClient, Pacer, RetryPolicy, parsed_json
+from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, parsed_json
 from orchestration.resources.common import pause_when_spent, resolve_base
 from orchestration.sandbox import credentials
 from orchestration.times import iso
@@ -116,3 +116,75 @@ class HighLevelClient:
     def tags(self) -> list[dict[str, Any]]:
         return self.http.get_json(f"/locations/{self.location_id}/tags").get("tags", [])
 
+
+    # -- writes (restore) -----------------------------------------------------------------------
+    # A create is not idempotent: it is resent only when the server surely did not apply it
+    # (connect error, 429, 503; see orchestration/http). HighLevel refuses a second contact with
+    # the same email/phone and a second opportunity of a contact in one pipeline, so a create
+    # whose reply was lost is found again by the caller instead of duplicated.
+    def get_contact(self, contact_id: str) -> dict[str, Any] | None:
+        """One contact, or None when the location has none with this id."""
+        try:
+            return self.http.get_json(f"/contacts/{contact_id}").get("contact")
+        except ApiError as e:
+            if e.status in (400, 404):
+                return None
+            raise
+
+    def create_contact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /contacts/ (tags sent here become the contact's whole tag list)."""
+        return parsed_json(self.http.request(
+            "POST", "/contacts/", json_body={**body, "locationId": self.location_id},
+            idempotent=False))["contact"]
+
+    def update_contact(self, contact_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT /contacts/{id}: the properties sent are set (null clears one); `tags`, when
+        sent, REPLACE every tag of the contact."""
+        return parsed_json(self.http.request("PUT", f"/contacts/{contact_id}",
+                                             json_body=body, idempotent=True))["contact"]
+
+    def delete_contact(self, contact_id: str) -> bool:
+        """False when the contact was already gone (a resend after a lost reply lands here)."""
+        try:
+            self.http.request("DELETE", f"/contacts/{contact_id}", idempotent=True)
+        except ApiError as e:
+            if e.status in (400, 404):
+                return False
+            raise
+        return True
+
+    def add_tags(self, contact_id: str, tags: list[str]) -> list[str]:
+        """Add tags (names) to a contact, keeping its others; returns its tags."""
+        return parsed_json(self.http.request("POST", f"/contacts/{contact_id}/tags",
+                                             json_body={"tags": tags}, idempotent=True))["tags"]
+
+    def remove_tags(self, contact_id: str, tags: list[str]) -> list[str]:
+        return parsed_json(self.http.request("DELETE", f"/contacts/{contact_id}/tags",
+                                             json_body={"tags": tags}, idempotent=True))["tags"]
+
+    def create_opportunity(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /opportunities/ (needs pipelineId, name, status, contactId)."""
+        return parsed_json(self.http.request(
+            "POST", "/opportunities/", json_body={**body, "locationId": self.location_id},
+            idempotent=False))["opportunity"]
+
+    def update_opportunity(self, opportunity_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return parsed_json(self.http.request("PUT", f"/opportunities/{opportunity_id}",
+                                             json_body=body, idempotent=True))["opportunity"]
+
+    def delete_opportunity(self, opportunity_id: str) -> bool:
+        try:
+            self.http.request("DELETE", f"/opportunities/{opportunity_id}", idempotent=True)
+        except ApiError as e:
+            if e.status in (400, 404):
+                return False
+            raise
+        return True
+
+    def find_opportunity(self, contact_id: str, pipeline_id: str) -> dict[str, Any] | None:
+        """The contact's opportunity in a pipeline (HighLevel allows one), if any."""
+        page = self.http.get_json("/opportunities/search", params={
+            "location_id": self.location_id, "contact_id": contact_id,
+            "pipeline_id": pipeline_id, "limit": 1})
+        items = page.get("opportunities") or []
+        return items[0] if items else None

@@ -22,10 +22,12 @@ import dagster as dg
 from orchestration.http import (
     ApiError,
     HttpClient,
+    MalformedResponseError,
     Pacer,
     RetryPolicy,
     concurrent_pages,
     paginate_page_token,
+    parsed_json,
 )
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
 from orchestration.sandbox import credentials
@@ -230,3 +232,162 @@ class KeapClient:
     def contact_model(self) -> dict[str, Any]:
         return self.http.get_json("/rest/v2/contacts/model")
 
+
+    # -- writes (sync push, restore) --------------------------------------------------------------
+    # Which writes are safe to resend decides how failures are retried (see orchestration/http):
+    # an upsert with duplicate_option=Email, a PATCH, applyTags/removeTags and DELETE are
+    # idempotent in effect; a plain create and creating a tag, tag category or custom field are
+    # not, so on an ambiguous failure (no complete reply) they are looked up by name first.
+    CONTACTS = "/rest/v2/contacts"
+
+    def upsert_contact(self, body: dict[str, Any], duplicate_option: str = "Email",
+                       fields: list[str] | None = None) -> tuple[dict[str, Any], bool]:
+        """Create the contact, or update the oldest one matching under `duplicate_option`.
+        Returns (contact, created). Safe to resend: a resend finds the contact the first
+        attempt made. Arrays sent replace Keap's arrays whole: send them complete."""
+        params: dict[str, Any] = {"duplicate_option": duplicate_option}
+        if fields:
+            params["fields"] = ",".join(fields)
+        resp = self.http.request("POST", self.CONTACTS, params=params, json_body=body,
+                                 idempotent=True)
+        return parsed_json(resp), resp.status_code == 201
+
+    def create_contact(self, body: dict[str, Any]) -> dict[str, Any]:
+        """Create a contact without a duplicate check (always a new contact). Not idempotent:
+        resent only when the server surely did not apply it (connect error, 429, 503)."""
+        return parsed_json(self.http.request("POST", self.CONTACTS, json_body=body,
+                                             idempotent=False))
+
+    def update_contact(self, contact_id: str | int, body: dict[str, Any],
+                       update_mask: list[str] | None = None) -> dict[str, Any]:
+        """PATCH the fields named in `update_mask` (all fields of `body` when None)."""
+        mask = list(update_mask) if update_mask is not None else list(body)
+        params = {"update_mask": ",".join(mask)} if mask else None
+        return parsed_json(self.http.request("PATCH", f"{self.CONTACTS}/{int(contact_id)}",
+                                             params=params, json_body=body, idempotent=True))
+
+    def delete_contact(self, contact_id: str | int) -> bool:
+        """Delete a contact. False when Keap does not have it (already deleted: a resend after a
+        lost reply lands here too, so 'gone' is the outcome either way)."""
+        try:
+            self.http.request("DELETE", f"{self.CONTACTS}/{int(contact_id)}", idempotent=True,
+                              expect_json=False)
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+    def get_contact(self, contact_id: str | int,
+                    fields: list[str] | None = None) -> dict[str, Any] | None:
+        """One contact (default fields, or the ones named), or None when Keap has none."""
+        params = {"fields": ",".join(fields)} if fields else None
+        try:
+            return self.http.get_json(f"{self.CONTACTS}/{int(contact_id)}", params=params)
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def apply_tags(self, tag_id: str | int, contact_ids: list[str | int],
+                   batch: int = 1000) -> dict[str, str]:
+        """Apply one tag to many contacts, ≤ `batch` ids a call. Returns Keap's result per
+        contact id (SUCCESS, DUPLICATE = already had it, CONTACT_NOT_FOUND)."""
+        results: dict[str, str] = {}
+        ids = [str(i) for i in dict.fromkeys(str(c) for c in contact_ids)]
+        for chunk in _chunks(ids, batch):
+            body = parsed_json(self.http.request(
+                "POST", f"/rest/v2/tags/{int(tag_id)}/contacts:applyTags",
+                json_body={"contact_ids": chunk}, idempotent=True))
+            results.update({str(k): str(v) for k, v in (body.get("results") or {}).items()})
+        return results
+
+    def remove_tags(self, tag_id: str | int, contact_ids: list[str | int],
+                    batch: int = 1000) -> None:
+        """Remove one tag from many contacts, ≤ `batch` ids a call (idempotent)."""
+        ids = [str(i) for i in dict.fromkeys(str(c) for c in contact_ids)]
+        for chunk in _chunks(ids, batch):
+            self.http.request("POST", f"/rest/v2/tags/{int(tag_id)}/contacts:removeTags",
+                              json_body={"contact_ids": chunk}, idempotent=True,
+                              expect_json=False)
+
+    def find_tag(self, name: str, category_id: str | int | None = None
+                 ) -> dict[str, Any] | None:
+        """The tag with this name (case-insensitive) in that category (None: any), if any."""
+        want = name.strip().lower()
+        for page in self.tag_pages():
+            for tag in page:
+                if str(tag.get("name", "")).strip().lower() != want:
+                    continue
+                cat = (tag.get("category") or {}).get("id")
+                if category_id is None or str(cat or "") == str(category_id):
+                    return tag
+        return None
+
+    def find_tag_category(self, name: str) -> dict[str, Any] | None:
+        want = name.strip().lower()
+        for page in self.tag_category_pages():
+            for category in page:
+                if str(category.get("name", "")).strip().lower() == want:
+                    return category
+        return None
+
+    def find_custom_field(self, label: str) -> dict[str, Any] | None:
+        want = label.strip().lower()
+        for field in self.contact_model().get("custom_fields") or []:
+            if str(field.get("label", "")).strip().lower() == want:
+                return field
+        return None
+
+    def create_tag(self, name: str, category_id: str | int | None = None) -> dict[str, Any]:
+        """Create a tag (in a category). Not idempotent: after an ambiguous failure, or when Keap
+        says the name exists, the tag is looked up by name instead of created twice."""
+        body: dict[str, Any] = {"name": name}
+        if category_id is not None:
+            body["category"] = {"id": str(category_id)}
+        return self._create_once("POST", "/rest/v2/tags", body,
+                                 lambda: self.find_tag(name, category_id), f"tag {name!r}")
+
+    def create_tag_category(self, name: str) -> dict[str, Any]:
+        """Create a tag category, or return the one of that name (see create_tag)."""
+        return self._create_once("POST", "/rest/v2/tags/categories", {"name": name},
+                                 lambda: self.find_tag_category(name),
+                                 f"tag category {name!r}")
+
+    def create_custom_field(self, label: str, field_type: str = "TEXT",
+                            options: list[str] | None = None) -> dict[str, Any]:
+        """Create a contact custom field, or return the one with this label (see create_tag)."""
+        body: dict[str, Any] = {"label": label, "field_type": field_type}
+        if options:
+            body["options"] = [{"label": o} for o in options]
+        return self._create_once("POST", f"{self.CONTACTS}/model/customFields", body,
+                                 lambda: self.find_custom_field(label),
+                                 f"custom field {label!r}")
+
+    def _create_once(self, method: str, path: str, body: dict[str, Any],
+                     lookup: Any, what: str, attempts: int = 4) -> dict[str, Any]:
+        last: ApiError | None = None
+        for _ in range(attempts):
+            try:
+                return parsed_json(self.http.request(method, path, json_body=body,
+                                                     idempotent=False))
+            except ApiError as e:
+                last = e
+                # 400 "already exists", or no clear answer: it may exist now; look before retrying
+                ambiguous = e.retryable or isinstance(e, MalformedResponseError)
+                if not (ambiguous or e.status == 400):
+                    raise
+                found = lookup()
+                if found is not None:
+                    return found
+                if e.status == 400:
+                    raise ApiError(f"keap: could not create {what}: {e}", method=method,
+                                   url=path, status=400, body=e.body) from e
+        assert last is not None
+        raise last
+
+
+def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
+    size = max(1, int(size))
+    for i in range(0, len(items), size):
+        yield items[i:i + size]

@@ -9,6 +9,7 @@ and renamed into place: a reader never sees half a partition, and re-running rep
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -246,6 +247,10 @@ class PartitionWriter:
     api_calls: int = 0
     default_updated: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # set by the extraction (assets/backups/suppression.py): `row_filter(con, "incoming")` gives
+    # a SQL predicate the landed rows must pass (None: all); `guard()` is held while landing
+    row_filter: Callable[[duckdb.DuckDBPyConnection, str], str | None] | None = None
+    guard: Callable[[], contextlib.AbstractContextManager] | None = None
 
     def __post_init__(self) -> None:
         final = self.storage.partition_dir(self.schema.source, self.schema.entity, self.day)
@@ -294,17 +299,21 @@ class PartitionWriter:
         """Dedupe + sort into part files, hash, write the manifest, rename into place."""
         self._writer.close()
         try:
-            files = self._finalize()
-            manifest = self._manifest(files)
-            (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
-            self._raw_path.unlink()
-            shutil.rmtree(self.staging / "_spill", ignore_errors=True)
-            for f in self.staging.iterdir():
-                f.chmod(0o444)  # landed snapshots are not edited in place by anything
-            _swap_into_place(self.staging, self.final)
+            with self.guard() if self.guard else contextlib.nullcontext():
+                return self._land()
         except BaseException:
             shutil.rmtree(self.staging, ignore_errors=True)
             raise
+
+    def _land(self) -> dict[str, Any]:
+        files = self._finalize()
+        manifest = self._manifest(files)
+        (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+        self._raw_path.unlink()
+        shutil.rmtree(self.staging / "_spill", ignore_errors=True)
+        for f in self.staging.iterdir():
+            f.chmod(0o444)  # landed snapshots are not edited in place by anything
+        _swap_into_place(self.staging, self.final)
         return manifest
 
     def _finalize(self) -> list[dict[str, Any]]:
@@ -316,14 +325,21 @@ class PartitionWriter:
         try:
             # overlapping windows and shifting pages can return a version twice: keep one per
             # (id, update time, op); order by id then time so re-runs write identical files
+            con.execute(f"CREATE TEMP VIEW incoming AS SELECT * FROM "
+                        f"read_parquet('{self._raw_path}')")
+            where = self.row_filter(con, "incoming") if self.row_filter else None
             con.execute(f"""
                 CREATE TABLE rows AS
-                SELECT * FROM read_parquet('{self._raw_path}')
+                SELECT * FROM incoming {f'WHERE {where}' if where else ''}
                 QUALIFY row_number() OVER (
                     PARTITION BY id, _source_updated_at, _op ORDER BY _extracted_at) = 1
                 ORDER BY {order}
             """)
             total = con.execute("SELECT count(*) FROM rows").fetchone()[0]
+            if where:
+                # rows of erased people left out (counted, never named)
+                self.extra["suppressed_rows"] = con.execute(f"""
+                    SELECT count(*) FROM incoming WHERE NOT ({where})""").fetchone()[0]
             files = []
             n_files = max(1, -(-total // ROWS_PER_FILE))
             for i in range(n_files):

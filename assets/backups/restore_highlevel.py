@@ -1,0 +1,164 @@
+"""Applying a restore plan to HighLevel: contacts first, then their opportunities.
+
+Order: opportunities to remove (new ones, and the old copy of a `replace`), contacts to remove,
+contacts to recreate (tags travel in the body and become the contact's whole tag list), contact
+updates (a `tags` change sends the complete list: HighLevel replaces tags on update), then
+opportunities to create (under the live id of their contact, mapped when it was recreated) and
+to update.
+
+Creates are not idempotent. HighLevel refuses a second contact with the same email/phone and a
+second opportunity of a contact in one pipeline; when such a refusal answers a create this plan
+already tried (its reply was lost), the existing record is adopted and updated; otherwise the
+refusal is a permanent failure naming the live contact that holds the email/phone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+
+from assets.backups.restore_apply import Runner, Write, clean, values, write_id
+from assets.backups.restore_fields import OPPORTUNITY_FIELDS, SPECS
+from orchestration.http import ApiError
+
+SPEC = SPECS["highlevel"]
+
+
+def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> None:
+    rows = con.execute("SELECT change_id, entity, action, backup_id, live_id, field, old_value, "
+                       "new_value, parent_backup_id FROM todo ORDER BY entity, backup_id, "
+                       "live_id, field").fetchall()
+    group: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for r in rows:
+        group[(r[1], r[2])].append(r)
+    opp_deletes = group[("opportunities", "delete")] + group[("opportunities", "replace")]
+    runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes])
+    runner.run([_delete(client, "contacts", r, "delete") for r in group[("contacts", "delete")]])
+    created = _create_contacts(con, client, runner, group[("contacts", "create")])
+    runner.run(_updates(client, "contacts", group[("contacts", "update")]))
+    parents = _parent_ids(con, created)
+    _create_opportunities(con, client, runner, parents,
+                          group[("opportunities", "create")] + group[("opportunities", "replace")])
+    runner.run(_updates(client, "opportunities", group[("opportunities", "update")]))
+
+
+def _delete(client: Any, entity: str, r: tuple, action: str) -> Write:
+    live_id = r[4]
+    wid = write_id(r[0], "delete") if r[2] == "replace" else r[0]
+    remove = client.delete_opportunity if entity == "opportunities" else client.delete_contact
+
+    def call() -> str:
+        remove(live_id)
+        return live_id
+    return Write(wid, entity, action, r[3], live_id, [], call)
+
+
+def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+                     rows: list[tuple]) -> dict[str, str]:
+    docs = values(con, "backup_all", [r[3] for r in rows], SPEC.fields)
+    writes = []
+    for r in rows:
+        body = docs.get(r[3])
+        if body is None:
+            continue
+
+        def call(body: dict = body, wid: str = r[0]) -> str:
+            try:
+                return client.create_contact(body)["id"]
+            except ApiError as e:
+                other = _duplicate_of(e)
+                if other and runner.tried_before(wid):
+                    client.update_contact(other, body)
+                    return other
+                raise
+        writes.append(Write(r[0], "contacts", "create", r[3], None, sorted(body), call))
+    results = runner.run(writes)
+    return {w.backup_id: results[w.write_id] for w in writes
+            if results.get(w.write_id) and w.backup_id}
+
+
+def _duplicate_of(e: ApiError) -> str | None:
+    if e.status != 400 or not e.body:
+        return None
+    try:
+        meta = json.loads(e.body).get("meta") or {}
+    except (ValueError, AttributeError):
+        return None
+    return meta.get("contactId") or meta.get("id")
+
+
+def _updates(client: Any, entity: str, rows: list[tuple]) -> list[Write]:
+    grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for r in rows:
+        grouped[(r[3], r[4])].append(r)
+    writes = []
+    update = client.update_opportunity if entity == "opportunities" else client.update_contact
+    for (backup_id, live_id), items in grouped.items():
+        body = {r[5]: _body_value(r[5], r[6], r[7], entity) for r in items}
+
+        def call(body: dict = body, live_id: str = live_id) -> str:
+            update(live_id, body)
+            return live_id
+        wid = write_id("update", *sorted(i[0] for i in items))
+        writes.append(Write(wid, entity, "update", backup_id, live_id, sorted(body), call))
+    return writes
+
+
+def _body_value(name: str, old: str | None, new: str | None, entity: str) -> Any:
+    """What to send to set a field to its restored value (clearing what it must not hold)."""
+    value = None if new is None else clean(json.loads(new))
+    if name == "customFields":
+        key = "field_value" if entity == "opportunities" else "value"
+        have = {i["id"] for i in (json.loads(old) if old else [])}
+        items = [_custom(i, key) for i in value or []]
+        keep = {i["id"] for i in items}
+        return items + [{"id": i, key: ""} for i in sorted(have - keep)]
+    if name == "tags":
+        return value or []
+    if name in ("dndSettings", "inboundDndSettings"):
+        return value or {}
+    return value
+
+
+def _custom(item: dict[str, Any], key: str) -> dict[str, Any]:
+    value = item.get("value", item.get("fieldValue"))
+    return {"id": item["id"], key: value}
+
+
+def _parent_ids(con: duckdb.DuckDBPyConnection, created: dict[str, str]) -> dict[str, str]:
+    """Backup contact id -> live contact id for every contact (recreated ones mapped)."""
+    rows = con.execute("SELECT backup_id, live_id FROM twin").fetchall()
+    return {b: created.get(b, live) for b, live in rows}
+
+
+def _create_opportunities(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+                          parents: dict[str, str], rows: list[tuple]) -> None:
+    docs = values(con, "opp_backup_all", [r[3] for r in rows], OPPORTUNITY_FIELDS)
+    writes = []
+    for r in rows:
+        body = docs.get(r[3])
+        contact = parents.get(r[8] or "")
+        if body is None or contact is None:
+            continue
+        body = {k: (_body_value(k, None, json.dumps(v), "opportunities")
+                    if k == "customFields" else v) for k, v in body.items()}
+        body["contactId"] = contact
+        wid = write_id(r[0], "create") if r[2] == "replace" else r[0]
+
+        def call(body: dict = body, wid: str = wid) -> str:
+            try:
+                return client.create_opportunity(body)["id"]
+            except ApiError as e:
+                if e.status != 400 or not runner.tried_before(wid):
+                    raise
+                found = client.find_opportunity(body["contactId"], body["pipelineId"])
+                if not found:
+                    raise
+                client.update_opportunity(found["id"], {k: v for k, v in body.items()
+                                                        if k != "contactId"})
+                return found["id"]
+        writes.append(Write(wid, "opportunities", "create", r[3], None, sorted(body), call))
+    runner.run(writes)

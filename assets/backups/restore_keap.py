@@ -1,0 +1,175 @@
+"""Applying a restore plan to Keap: deletes, recreations, field updates, then tags.
+
+A recreated contact is created without a duplicate option: Keap accounts hold duplicates (two
+contacts with one address), and matching by e-mail would overwrite the surviving twin instead of
+bringing back the deleted one. A create tried before whose reply was lost is looked for first
+(a live contact with its primary address that the backup does not know) and adopted instead of
+created twice. Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000
+contacts a call). A tag that no longer exists in Keap is created again under its backed-up name.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any
+
+import duckdb
+
+from assets.backups.restore_apply import KEAP_ARRAYS, Runner, Write, values, write_id
+from assets.backups.restore_fields import SPECS
+from assets.backups.restore_ledger import PERMANENT, RETRYABLE, SUCCEEDED
+from orchestration.http import ApiError
+
+SPEC = SPECS["keap"]
+
+
+def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> None:
+    rows = con.execute("SELECT change_id, action, backup_id, live_id, field, new_value, tag "
+                       "FROM todo WHERE entity = 'contacts' ORDER BY backup_id, live_id, "
+                       "field, tag").fetchall()
+    by_action: dict[str, list[tuple]] = defaultdict(list)
+    for r in rows:
+        by_action[r[1]].append(r)
+    runner.run([_delete(client, r) for r in by_action["delete"]])
+    created = _create(con, client, runner, by_action["create"])
+    runner.run(_updates(client, by_action["update"]))
+    tags = [(r[0], r[1], r[2], r[3], r[6]) for r in by_action["tag_add"] + by_action["tag_remove"]]
+    tags += _tags_of_created(con, created)
+    _tags(con, client, runner, tags)
+
+
+def _delete(client: Any, r: tuple) -> Write:
+    live_id = r[3]
+
+    def call() -> str:
+        client.delete_contact(live_id)
+        return live_id
+    return Write(r[0], "contacts", "delete", None, live_id, [], call)
+
+
+def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+            rows: list[tuple]) -> dict[str, str]:
+    """Recreate contacts; returns backup id -> new live id (this run's and earlier runs')."""
+    docs = values(con, "backup_all", [r[2] for r in rows], SPEC.fields)
+    writes = []
+    for change_id, _, backup_id, *_ in rows:
+        body = docs.get(backup_id)
+        if body is None:
+            continue
+
+        def call(body: dict = body, wid: str = change_id) -> str:
+            if runner.tried_before(wid):
+                twin = _made_by_lost_reply(con, body)
+                if twin:
+                    client.update_contact(twin, body, update_mask=sorted(body))
+                    return twin
+            return str(client.create_contact(body)["id"])
+        writes.append(Write(change_id, "contacts", "create", backup_id, None,
+                            sorted(body), call))
+    results = runner.run(writes)
+    return {w.backup_id: results[w.write_id] for w in writes
+            if results.get(w.write_id) and w.backup_id}
+
+
+def _made_by_lost_reply(con: duckdb.DuckDBPyConnection, body: dict) -> str | None:
+    emails = [e.get("email", "").lower() for e in body.get("email_addresses") or []]
+    if not emails:
+        return None
+    row = con.execute("""
+        SELECT l.id FROM live_all l
+        WHERE lower(l.primary_email) = ? AND l.id NOT IN (SELECT live_id FROM twin)
+        ORDER BY TRY_CAST(l.id AS BIGINT) DESC LIMIT 1""", [emails[0]]).fetchone()
+    return row[0] if row else None
+
+
+def _updates(client: Any, rows: list[tuple]) -> list[Write]:
+    grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for r in rows:
+        grouped[(r[2], r[3])].append(r)
+    writes = []
+    for (backup_id, live_id), items in grouped.items():
+        body: dict[str, Any] = {}
+        for _, _, _, _, name, new_value, _ in items:
+            value = _parse(new_value)
+            body[name] = [] if value is None and name in KEAP_ARRAYS else value
+        mask = sorted(body)
+
+        def call(body: dict = body, mask: list = mask, live_id: str = live_id) -> str:
+            client.update_contact(live_id, body, update_mask=mask)
+            return live_id
+        wid = write_id("update", *sorted(i[0] for i in items))
+        writes.append(Write(wid, "contacts", "update", backup_id, live_id, mask, call))
+    return writes
+
+
+def _parse(text: str | None) -> Any:
+    import json
+
+    from assets.backups.restore_apply import clean
+
+    return None if text is None else clean(json.loads(text))
+
+
+def _tags_of_created(con: duckdb.DuckDBPyConnection, created: dict[str, str]
+                     ) -> list[tuple]:
+    if not created:
+        return []
+    rows = con.execute(f"SELECT id, {SPEC.tags_sql} FROM backup_all "
+                       "WHERE id IN (SELECT unnest(?))", [sorted(created)]).fetchall()
+    return [(write_id("create-tag", b, t), "tag_add", b, created[b], t)
+            for b, tags in rows for t in tags]
+
+
+def _tags(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+          rows: list[tuple]) -> None:
+    """Tag adds/removes batched per tag; one ledger row per contact and tag."""
+    pending = [r for r in rows if r[0] not in runner.done]
+    runner.skipped += len(rows) - len(pending)
+    if not pending:
+        return
+    tag_ids = _ensure_tags(con, client, sorted({r[4] for r in pending if r[1] == "tag_add"}))
+    groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
+    for r in pending:
+        groups[(r[1], r[4])].append(r)
+    for (action, tag), items in sorted(groups.items()):
+        writes = {r[3]: Write(r[0], "contacts", action, r[2], r[3], [], lambda: None, tag=tag)
+                  for r in items}
+        live_tag = tag_ids.get(tag, tag)
+        try:
+            if action == "tag_add":
+                results = client.apply_tags(live_tag, sorted(writes))
+            else:
+                client.remove_tags(live_tag, sorted(writes))
+                results = {cid: "SUCCESS" for cid in writes}
+        except ApiError as e:
+            status = RETRYABLE if e.retryable else PERMANENT
+            for w in writes.values():
+                runner.record_outcome(w, status, f"HTTP {e.status} on tag {tag}", e.status)
+            continue
+        for cid, w in writes.items():
+            result = results.get(cid, "SUCCESS")
+            if result in ("SUCCESS", "DUPLICATE"):
+                runner.record_outcome(w, SUCCEEDED)
+            else:
+                runner.record_outcome(w, PERMANENT, f"Keap answered {result} for tag {tag}")
+
+
+def _ensure_tags(con: duckdb.DuckDBPyConnection, client: Any, wanted: list[str]
+                 ) -> dict[str, str]:
+    """Tag id in the backup -> tag id in Keap: the same, or a tag created again by name."""
+    if not wanted:
+        return {}
+    live = {str(t["id"]) for page in client.tag_pages() for t in page}
+    missing = [t for t in wanted if t not in live]
+    out = {t: t for t in wanted if t in live}
+    if missing:
+        try:
+            names = dict(con.execute(
+                "SELECT id, arg_max(name, _source_updated_at) FROM keap.tags_history "
+                "WHERE id IN (SELECT unnest(?)) GROUP BY id", [missing]).fetchall())
+        except duckdb.CatalogException:
+            names = {}
+        for tag in missing:
+            if tag in names:
+                out[tag] = str(client.create_tag(names[tag])["id"])
+    return out

@@ -1,0 +1,82 @@
+"""Command-line entry points of the Keap sync (wired into `talentvault` by orchestration/cli.py):
+
+    talentvault mapping check [FILE]    validate a mapping document (and against the backup)
+    talentvault sync ...                the sync's commands (preview: assets/sync/preview.py)
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+# -- mapping (owner: the mapping document, assets/sync/mapping.py) -------------------------------
+mapping_app = typer.Typer(
+    help="The Keap sync's mapping document: which ATS events, fields and tags reach Keap.",
+    no_args_is_help=True,
+)
+
+
+@mapping_app.callback()
+def _mapping() -> None:
+    """The Keap sync's mapping document."""
+
+
+@mapping_app.command("check")
+def mapping_check(
+    file: Annotated[Path | None, typer.Argument(
+        help="Mapping YAML (default: $TALENTVAULT_SYNC_MAPPING, else the shipped default).")
+    ] = None,
+    date: Annotated[str | None, typer.Option(
+        "--date", help="Backup day to check against (default: the latest).")] = None,
+    offline: Annotated[bool, typer.Option(
+        help="Only validate the file; do not compare it with the backup.")] = False,
+) -> None:
+    """Validate a mapping document, then compare it with the latest snapshots: ATS fields
+    missing from the backup, stage names and statuses nothing maps. Exit code 1 on problems."""
+    from assets.sync.mapping import MappingError, check_mapping, load_mapping
+    from orchestration.config import data_root
+
+    try:
+        mapping = load_mapping(file)
+    except MappingError as e:
+        for p in e.problems:
+            typer.echo(str(p))
+        typer.echo(f"{len(e.problems)} problem(s)", err=True)
+        raise typer.Exit(1) from None
+    problems = [] if offline else check_mapping(mapping, data_root(), date)
+    for p in problems:
+        typer.echo(str(p))
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        typer.echo(f"{len(errors)} problem(s), {len(problems) - len(errors)} warning(s)",
+                   err=True)
+        raise typer.Exit(1)
+    where = "" if offline else f" and matches the backup in {data_root()}"
+    typer.echo(f"{mapping.path}: valid{where} ({len(mapping.fields)} fields, "
+               f"{len(mapping.cross)} crossing events)")
+
+
+# =================================================================================================
+# -- sync (owner: the CHANGESET helper adds `preview` here; keep the mapping commands above) -----
+sync_app = typer.Typer(
+    help="The Keap sync: preview the changeset before anything is written.",
+    no_args_is_help=True,
+)
+
+
+@sync_app.callback()
+def _sync() -> None:
+    """The Keap sync."""
+
+
+def _register_sync_commands() -> None:
+    from assets.sync.preview import preview_command
+
+    sync_app.command("preview")(preview_command)
+
+
+_register_sync_commands()
+
+
+if __name__ == "__main__":
+    mapping_app()
