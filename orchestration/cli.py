@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from assets.backups.cli import retention_command, verify_command
+from assets.backups.cli_forget import forget_command
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 
@@ -27,6 +28,7 @@ app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
 app.command("verify")(verify_command)
 app.command("retention")(retention_command)
+app.command("forget")(forget_command)
 
 DataDir = Annotated[
     Path | None,

@@ -1,0 +1,197 @@
+"""The Keap sync over ten simulated days, end to end against the sandbox over sockets.
+
+Each day: `sandbox tick` (a day of recruiting life, including humans editing Keap), then one real
+Dagster run of the day's backups, identity, desired state, changeset and push. After each push
+the sandbox's Keap is compared with an independent model of what the mapping implies
+(tests/e2e/sync_expected.py: plain Python over the sandbox's own ATS records):
+  - one contact per person (never a new duplicate for an email),
+  - the fields the ATS owns hold the model's values, the managed tags are exactly the model's,
+  - what humans put in Keap survives: their emails, phones, custom field values and tags,
+  - a re-run with no ATS change makes zero write calls (the sandbox request log).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+import httpx
+import pytest
+
+from assets.greenhouse.extract import greenhouse_assets
+from assets.identity.assets import identity_profiles
+from assets.identity.emails import reference_email
+from assets.keap.extract import keap_assets
+from assets.sync.changeset import keap_changeset
+from assets.sync.desired import keap_desired
+from assets.sync.mapping import DEFAULT_PATH, load_mapping
+from assets.sync.push import keap_push
+from orchestration.resources import build_resources
+from orchestration.sandbox import process, world
+from orchestration.sandbox.store import Store
+from tests.e2e.conftest import World
+from tests.e2e.sync_expected import Expected, expected_contacts
+
+DAYS = 10
+# custom fields the mapping writes (every other one is a human's and must survive)
+OURS = set(load_mapping(DEFAULT_PATH).custom_fields())
+SYNC = [keap_desired, keap_changeset, keap_push]
+ASSETS = [*greenhouse_assets, *keap_assets, identity_profiles, *SYNC]
+
+
+@dataclass
+class Day:
+    day: str
+    expected: Expected
+    keap_before: dict[str, dict[str, Any]]
+    keap_after: dict[str, dict[str, Any]]
+    tag_names: dict[str, str]
+    field_labels: dict[str, str]
+    push: dict[str, Any]
+
+
+@dataclass
+class Run:
+    world: World
+    days: list[Day] = field(default_factory=list)
+    rerun_writes: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _keap_docs(store: Store) -> dict[str, dict[str, Any]]:
+    return {str(d["id"]): d for d in store.iter_docs("keap", "contacts")}
+
+
+def _writes(w: World, since: int) -> list[dict[str, Any]]:
+    r = httpx.get(f"{w.base_url}/_sandbox/requests", params={"source": "keap", "since": since},
+                  timeout=60)
+    return [e for e in r.json()["requests"] if e["method"] != "GET"]
+
+
+def _seq(w: World) -> int:
+    return httpx.get(f"{w.base_url}/_sandbox/requests", params={"since": 10**12},
+                     timeout=60).json()["seq"]
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    base = tmp_path_factory.mktemp("sync_days")
+    folder = base / "sandbox"
+    world.generate(folder, candidates=120, seed=11)
+    proc = process.start(folder, rate_limits=False)
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TALENTVAULT_DATA_DIR", str(base / "data"))
+    mp.setenv("TALENTVAULT_SANDBOX_URL", proc.base_url)
+    store = Store(folder)
+    w = World(proc.base_url, base / "data", store, proc)
+    mapping = load_mapping(DEFAULT_PATH)
+    instance = dg.DagsterInstance.ephemeral()
+    out = Run(w)
+    try:
+        for i in range(DAYS):
+            if i:
+                w.tick(1)
+            day = w.day().isoformat()
+            before = _keap_docs(store)
+            result = dg.materialize(ASSETS, partition_key=day, resources=build_resources(),
+                                    instance=instance, raise_on_error=False)
+            assert result.success, f"day {day}: the run failed"
+            push = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
+            out.days.append(Day(
+                day, expected_contacts(store, mapping), before, _keap_docs(store),
+                {str(t["id"]): t["name"] for t in store.iter_docs("keap", "tags")},
+                {str(f["id"]): f.get("label") or f.get("name")
+                 for f in store.iter_docs("keap", "custom_fields")},
+                {k: v.value for k, v in push.asset_materialization.metadata.items()}))
+        # the same day again, nothing changed in the ATS: the sync must not write
+        seq = _seq(w)
+        again = dg.materialize(SYNC, partition_key=out.days[-1].day,
+                               resources=build_resources(), instance=instance)
+        assert again.success
+        out.rerun_writes = _writes(w, seq)
+        yield out
+    finally:
+        mp.undo()
+        proc.stop()
+        store.close()
+
+
+def _emails(doc: dict[str, Any]) -> set[str]:
+    out = set()
+    for e in doc.get("email_addresses") or []:
+        norm = reference_email(e.get("email"))
+        if norm:
+            out.add(norm)
+    return out
+
+
+def _holders(keap: dict[str, dict[str, Any]], email: str) -> list[str]:
+    return sorted((i for i, d in keap.items() if email in _emails(d)), key=int)
+
+
+def _value(doc: dict[str, Any], key: str, labels: dict[str, str]) -> Any:
+    if key == "email":
+        return _emails(doc)
+    if key == "phone":
+        return {p.get("number") for p in doc.get("phone_numbers") or []}
+    if key.startswith("custom:"):
+        label = key.split(":", 1)[1]
+        for f in doc.get("custom_fields") or []:
+            if labels.get(str(f.get("id"))) == label:
+                return f.get("content")
+        return None
+    return doc.get(key)
+
+
+def test_every_day_keap_holds_what_the_mapping_implies(run: Run):
+    assert len(run.days) == DAYS
+    for d in run.days:
+        created = 0
+        for email, c in d.expected.contacts.items():
+            before, after = _holders(d.keap_before, email), _holders(d.keap_after, email)
+            # one contact per person: a new one only when Keap had none for the email
+            assert len(after) == max(1, len(before)), (d.day, c.profile_id, before, after)
+            created += not before
+            doc = d.keap_after[after[0]]  # several: the oldest is the one kept in sync
+            for key in c.ats_wins:
+                want, got = c.fields.get(key), _value(doc, key, d.field_labels)
+                if key in ("email", "phone"):
+                    assert want is None or want in got, (d.day, c.profile_id, key)
+                else:
+                    assert got == want, (d.day, c.profile_id, key, after[0])
+            managed = {d.tag_names[t] for t in doc.get("tag_ids") or []
+                       if d.tag_names.get(t) in d.expected.managed_tags}
+            assert managed == c.tags, (d.day, c.profile_id, sorted(managed ^ c.tags))
+        assert d.push["succeeded"] >= created or created == 0
+
+
+def test_what_humans_put_in_keap_survives(run: Run):
+    for d in run.days:
+        for cid, old in d.keap_before.items():
+            new = d.keap_after.get(cid)
+            assert new is not None, (d.day, cid, "a contact the sync must never delete")
+            assert _emails(old) <= _emails(new), (d.day, cid)
+            old_phones = {p.get("number") for p in old.get("phone_numbers") or []}
+            assert old_phones <= {p.get("number") for p in new.get("phone_numbers") or []}, cid
+            human_tags = {t for t in old.get("tag_ids") or []
+                          if d.tag_names.get(t) not in d.expected.managed_tags}
+            assert human_tags <= set(new.get("tag_ids") or []), (d.day, cid)
+            kept = {str(f["id"]): f.get("content") for f in old.get("custom_fields") or []
+                    if d.field_labels.get(str(f["id"])) not in OURS}
+            now = {str(f["id"]): f.get("content") for f in new.get("custom_fields") or []}
+            assert all(now.get(k) == v for k, v in kept.items()), (d.day, cid)
+
+
+def test_the_sync_did_real_work_every_day(run: Run):
+    first = run.days[0].push
+    assert first["succeeded"] > 0 and first["failed"] == 0
+    # later days carry the day's ATS changes only: far fewer writes than the first sync
+    for d in run.days[1:]:
+        assert d.push["failed"] == 0, d.day
+        assert d.push["succeeded"] < first["succeeded"], d.day
+    assert sum(d.push["succeeded"] for d in run.days[1:]) > 0
+
+
+def test_a_rerun_without_ats_changes_writes_nothing(run: Run):
+    assert run.rerun_writes == []
