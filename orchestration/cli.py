@@ -10,6 +10,7 @@ import typer
 
 from assets.backups.cli import retention_command, verify_command
 from assets.backups.cli_forget import forget_command
+from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 
@@ -29,6 +30,7 @@ app.add_typer(sync_app, name="sync")
 app.command("verify")(verify_command)
 app.command("retention")(retention_command)
 app.command("forget")(forget_command)
+app.add_typer(restore_app, name="restore")
 
 DataDir = Annotated[
     Path | None,

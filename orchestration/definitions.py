@@ -3,6 +3,7 @@
 import dagster as dg
 
 from assets.backups.assets import catalog
+from assets.backups.restore import restore_apply_job, restore_preview_job
 from assets.backups.retention import retention, retention_job, retention_schedule
 from assets.backups.verify import backup_files_match_manifests, verify_job, verify_schedule
 from assets.greenhouse.extract import greenhouse_assets
@@ -19,7 +20,7 @@ defs = dg.Definitions(
     assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
             retention, keap_desired, keap_push],
     asset_checks=[backup_files_match_manifests],
-    jobs=[backup_job, verify_job, retention_job],
+    jobs=[backup_job, verify_job, retention_job, restore_preview_job, restore_apply_job],
     schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
                retention_schedule],
     resources=build_resources(),

@@ -58,7 +58,7 @@ class Write:
     backup_id: str | None
     live_id: str | None
     fields: list[str]
-    run: Callable[[], str | None]        # performs the call; returns the resulting live id
+    run: Callable[[], Any]    # performs the call; returns the live id (or (live id, remark))
     tag: str | None = None
 
 
@@ -253,7 +253,10 @@ class Runner:
             self.ledger.record(**common, live_id=w.live_id, status=PERMANENT,
                                error=f"{type(e).__name__}: {e}")
             return False
-        self.ledger.record(**common, live_id=live_id or w.live_id, status=SUCCEEDED)
+        note = None
+        if isinstance(live_id, tuple):   # succeeded with a remark (e.g. a field left out)
+            live_id, note = live_id
+        self.ledger.record(**common, live_id=live_id or w.live_id, status=SUCCEEDED, error=note)
         return live_id or w.live_id
 
     def record_outcome(self, w: Write, status: str, error: str | None = None,

@@ -8,8 +8,11 @@ to update.
 
 Creates are not idempotent. HighLevel refuses a second contact with the same email/phone and a
 second opportunity of a contact in one pipeline; when such a refusal answers a create this plan
-already tried (its reply was lost), the existing record is adopted and updated; otherwise the
-refusal is a permanent failure naming the live contact that holds the email/phone.
+already tried (its reply was lost), the existing record is adopted and updated. Otherwise
+another live contact holds that email/phone (a duplicate the location kept from before its
+no-duplicates rule, or one created since): the contact is recreated without that field and the
+ledger row says which field was left out and which live contact holds it (the next preview
+still lists the field; updating it fails the same way until a person resolves the duplicate).
 """
 
 from __future__ import annotations
@@ -65,29 +68,39 @@ def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner
         if body is None:
             continue
 
-        def call(body: dict = body, wid: str = r[0]) -> str:
-            try:
-                return client.create_contact(body)["id"]
-            except ApiError as e:
-                other = _duplicate_of(e)
-                if other and runner.tried_before(wid):
-                    client.update_contact(other, body)
-                    return other
-                raise
+        def call(body: dict = body, wid: str = r[0]) -> str | tuple[str, str]:
+            dropped: list[str] = []
+            while True:
+                try:
+                    new_id = client.create_contact(body)["id"]
+                    break
+                except ApiError as e:
+                    other, field = _duplicate_of(e)
+                    if other and runner.tried_before(wid) and not dropped:
+                        client.update_contact(other, body)
+                        return other
+                    if not other or field not in body or len(dropped) >= 2:
+                        raise
+                    # another live contact holds this email/phone (duplicates the location
+                    # kept from before its no-duplicates rule): bring the contact back without it
+                    dropped.append(f"{field} not restored: held by live contact {other}")
+                    body = {k: v for k, v in body.items() if k != field}
+            return (new_id, "; ".join(dropped)) if dropped else new_id
         writes.append(Write(r[0], "contacts", "create", r[3], None, sorted(body), call))
     results = runner.run(writes)
     return {w.backup_id: results[w.write_id] for w in writes
             if results.get(w.write_id) and w.backup_id}
 
 
-def _duplicate_of(e: ApiError) -> str | None:
+def _duplicate_of(e: ApiError) -> tuple[str | None, str | None]:
+    """(live contact holding the email/phone, which field) of a duplicate refusal."""
     if e.status != 400 or not e.body:
-        return None
+        return None, None
     try:
         meta = json.loads(e.body).get("meta") or {}
     except (ValueError, AttributeError):
-        return None
-    return meta.get("contactId") or meta.get("id")
+        return None, None
+    return meta.get("contactId") or meta.get("id"), meta.get("matchingField")
 
 
 def _updates(client: Any, entity: str, rows: list[tuple]) -> list[Write]:

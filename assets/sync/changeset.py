@@ -549,8 +549,9 @@ DEPS = [DESIRED_KEY, dg.AssetKey(["identity", "candidate_profiles"]),
     "ones that differ; values people added in Keap are kept), tags to add and tags to remove "
     "(only tags the mapping controls). One row per change, with the Keap contact id and the "
     "names of the fields. Keap duplicates and fields kept because someone set them in Keap "
-    "(fields the mapping marks keap_wins) are noted in `conflict`. Read it with `talentvault sync preview` or "
-    "`SELECT * FROM sync.keap_changeset`. Runs only when the identity checks passed.",
+    "(fields the mapping marks keap_wins) are noted in `conflict`. Read it with "
+    "`talentvault sync preview` or `SELECT * FROM sync.keap_changeset`. Runs only when the "
+    "identity checks passed.",
 )
 def keap_changeset(context: dg.AssetExecutionContext,
                    storage: SnapshotStorage) -> dg.MaterializeResult:

@@ -10,7 +10,6 @@ from collections import Counter
 from datetime import date
 
 import duckdb
-import pytest
 
 from assets.identity.build import build_identity
 from assets.identity.config import IdentityConfig
@@ -18,8 +17,6 @@ from assets.sync.changeset import build_changeset
 from assets.sync.desired import write_desired
 from assets.sync.mapping import load_mapping
 from assets.sync.push import run_push
-
-pytestmark = pytest.mark.slow
 
 
 def _day_pipeline(w, day: str, run: str) -> dict:
