@@ -10,6 +10,7 @@ from assets.greenhouse.extract import greenhouse_assets
 from assets.highlevel.extract import highlevel_assets
 from assets.identity.assets import identity_assets
 from assets.keap.extract import keap_assets
+from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
 from orchestration.jobs import backup_job
@@ -18,7 +19,7 @@ from orchestration.schedules import daily_backup_schedule, weekly_full_backup_sc
 
 defs = dg.Definitions(
     assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
-            retention, keap_desired, keap_push],
+            retention, keap_desired, keap_changeset, keap_push],
     asset_checks=[backup_files_match_manifests],
     jobs=[backup_job, verify_job, retention_job, restore_preview_job, restore_apply_job],
     schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
