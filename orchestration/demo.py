@@ -1,8 +1,10 @@
 """`talentvault demo`: the whole product against the sandbox, in one command.
 
-Starts the sandbox if none is running, materializes every backup asset and the catalog for the
-sandbox's current day through Dagster (a persistent instance, so the run shows in `dagster dev`),
-and prints what landed with SQL to try next.
+Starts the sandbox if none is running, materializes the day's whole pipeline for the sandbox's
+current day through Dagster (a persistent instance, so the run shows in `dagster dev`): every
+backup with its checks, the catalog, identity (profiles, quarantine, duplicates, field audit) and
+the Keap sync (desired state, changeset, push), then prints what landed, what the checks found,
+what the sync did, and SQL to try next.
 """
 
 from __future__ import annotations
@@ -30,7 +32,40 @@ EXAMPLE_QUERIES = [
     "SELECT id, _op, _source_updated_at FROM keap.contacts_history ORDER BY "
     "_source_updated_at DESC LIMIT 5",
     "SELECT count(*) AS candidates FROM greenhouse.candidates_as_of('{as_of}')",
+    "SELECT action, status, count(*) FROM sync.ledger GROUP BY ALL ORDER BY ALL",
 ]
+
+
+LAUNCHED_BY, PID = "talentvault/launched_by", "talentvault/pid"
+
+
+def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
+    """Earlier demo runs whose process died (killed, Ctrl-C'd, machine restarted) stay STARTED
+    in the run storage and keep holding their concurrency-pool slots, so the next run would wait
+    for them forever. Mark them failed and free their slots; returns their run ids."""
+    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
+
+    freed = []
+    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED],
+                                        tags={LAUNCHED_BY: "talentvault demo"}))
+    for run in runs:
+        pid = run.tags.get(PID)
+        if pid and pid.isdigit() and _alive(int(pid)):
+            continue
+        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
+        instance.report_run_failed(run, "abandoned: the process that ran it is gone")
+        freed.append(run.run_id)
+    return freed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def use_project_instance() -> dg.DagsterInstance:
@@ -64,17 +99,25 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
     partition = day or sandbox_day(base).isoformat()
     instance = use_project_instance()
+    abandoned = release_abandoned_runs(instance)
+    if abandoned:
+        console.print(f"released {len(abandoned)} abandoned earlier run(s) and their "
+                      "concurrency slots")
     console.print(f"[bold]backing up[/] partition {partition} into {data_root()}")
 
     graph = defs.resolve_asset_graph()
-    keys = sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
+    # the day's pipeline: backups, checks, identity, the Keap sync (retention is a maintenance
+    # job on its own schedule, not part of a day's run)
+    keys = sorted((k for k in graph.get_all_asset_keys()
+                   if graph.get(k).group_name != "maintenance"),
+                  key=lambda k: k.to_user_string())
     job = defs.resolve_implicit_global_asset_job_def()
     result_box: dict[str, Any] = {}
 
     def run() -> None:
         result_box["result"] = job.execute_in_process(
             instance=instance, partition_key=partition, raise_on_error=False,
-            asset_selection=keys, tags={"talentvault/launched_by": "talentvault demo"},
+            asset_selection=keys, tags={LAUNCHED_BY: "talentvault demo", PID: str(os.getpid())},
             run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
         )
 
@@ -95,6 +138,7 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     summary["success"] = bool(result and result.success)
     summary["checks"] = check_summary(result)
     summary["identity"] = identity_summary(instance, partition)
+    summary["sync"] = sync_summary(instance, partition, result.run_id if result else None)
     _print_summary(summary, partition, console)
     return summary
 
@@ -156,6 +200,33 @@ def identity_summary(instance: dg.DagsterInstance, partition: str) -> dict[str, 
             "possible_duplicates": duplicates.get("dagster/row_count")}
 
 
+def sync_summary(instance: dg.DagsterInstance, partition: str,
+                 run_id: str | None) -> dict[str, Any]:
+    """What this run's Keap push did: contacts created and updated, tags applied and removed
+    (from the ledger: succeeded writes of this run), failures and dead letters."""
+    import duckdb
+
+    from assets.sync.ledger import ledger_relation
+
+    push = _metadata(instance, ["sync", "keap_push"], partition)
+    changeset = _metadata(instance, ["sync", "keap_changeset"], partition)
+    done: dict[str, int] = {}
+    if run_id and push:
+        con = duckdb.connect()
+        try:
+            ledger_relation(con, data_root())
+            done = dict(con.execute(
+                "SELECT action, count(*) FROM ledger WHERE run_id = ? AND status = 'succeeded' "
+                "GROUP BY action", [run_id]).fetchall())
+        finally:
+            con.close()
+    return {"changes": changeset.get("dagster/row_count"), "pushed": bool(push),
+            "created": done.get("create", 0), "updated": done.get("update", 0),
+            "tags_added": done.get("tag_add", 0), "tags_removed": done.get("tag_remove", 0),
+            "failed": push.get("failed", 0), "dead_letters": push.get("dead_letters_total", 0),
+            "api_calls": push.get("api_calls", 0)}
+
+
 def check_summary(result: Any) -> dict[str, Any]:
     """Counts of the run's data-quality check results, and the failing ones by name."""
     evaluations = result.get_asset_check_evaluations() if result is not None else []
@@ -192,6 +263,16 @@ def _print_summary(summary: dict[str, Any], partition: str, console: Console) ->
                       f"{i['possible_duplicates'] or 0:,} possible duplicates to review")
         for reason, n in i["quarantine_by_reason"].items():
             console.print(f"  quarantine {reason}: {n:,}")
+    k = summary.get("sync") or {}
+    if k.get("pushed"):
+        console.print(f"keap sync: {k['created']:,} contacts created, {k['updated']:,} updated, "
+                      f"{k['tags_added']:,} tags applied, {k['tags_removed']:,} removed "
+                      f"({k['api_calls']:,} API calls); {k['failed']:,} failed, "
+                      f"{k['dead_letters']:,} in the dead letter "
+                      "(`talentvault sql \"SELECT * FROM sync.dead_letter\"`)")
+    elif k.get("changes") is not None:
+        console.print(f"keap sync: {k['changes']:,} changes computed, not pushed "
+                      "(a blocking check failed, or the push was not selected)")
     console.print("\nTry SQL over every snapshot:")
     as_of = f"{partition}T12:00:00Z"
     for q in EXAMPLE_QUERIES:

@@ -1,8 +1,8 @@
 """Applying the day's Keap changeset: the `sync/keap_push` asset.
 
 Order of work for changeset partition D:
-  1. skip changes already written (`succeeded` in the ledger) and dead letters (`failed_permanent`
-     whose input has not changed: same change_id);
+  1. skip changes already written for this day's changeset (`succeeded` in the ledger) and
+     dead letters (`failed_permanent` whose input has not changed: same change_id);
   2. make sure the tags (and their categories) and the custom fields the changes use exist in
      Keap, by name (created when missing; custom fields per the mapping's `on_missing`);
   3. creates (upsert with duplicate_option=Email, safe to resend) and updates (PATCH with an
@@ -307,12 +307,18 @@ class _Push:
         ledger_relation(con, self.root)
         latest = dict(con.execute(
             f"SELECT change_id, status FROM ({latest_status_sql()})").fetchall())
+        # "Already written" means written for this day's changeset (a re-run, or the rest of a
+        # killed run). A change id is a hash of what to do, so the same id can come back on a
+        # later day (a tag removed on day 1, put back by a human, to be removed again on day 9):
+        # that is a new write, not a duplicate.
         succeeded = {c for (c,) in con.execute(
-            "SELECT DISTINCT change_id FROM ledger WHERE status = 'succeeded'").fetchall()}
+            "SELECT DISTINCT change_id FROM ledger WHERE status = 'succeeded' "
+            "AND changeset_date = CAST(? AS DATE)", [self.day]).fetchall()}
         self.attempts = attempts_so_far(con, self.root)
         self.contact_of_create = dict(con.execute(
             "SELECT change_id, any_value(contact_id) FROM ledger WHERE action = 'create' "
-            "AND status = 'succeeded' AND contact_id IS NOT NULL GROUP BY change_id").fetchall())
+            "AND status = 'succeeded' AND contact_id IS NOT NULL "
+            "AND changeset_date = CAST(? AS DATE) GROUP BY change_id", [self.day]).fetchall())
         seen: set[str] = set()
         pending = []
         for row in changes:
