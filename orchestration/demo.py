@@ -36,6 +36,12 @@ EXAMPLE_QUERIES = [
 ]
 
 
+# The world the demo generates when there is none yet. The first sync writes every person into
+# the sandbox's Keap under Keap's real API-key rate limit (240 calls a minute), so the world is
+# kept to a size whose first push takes minutes, not a quarter of an hour; later days push only
+# the day's changes. `talentvault sandbox init --candidates N` makes a bigger one.
+DEMO_CANDIDATES = 1000
+
 LAUNCHED_BY, PID = "talentvault/launched_by", "talentvault/pid"
 
 
@@ -95,7 +101,7 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
         if not console.is_terminal:  # piped or CI: do not squeeze the table to 80 columns
             console = Console(width=120)
     started = time.monotonic()
-    base, launched = ensure_running(sandbox_dir(), sandbox_url())
+    base, launched = ensure_running(sandbox_dir(), sandbox_url(), candidates=DEMO_CANDIDATES)
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
     partition = day or sandbox_day(base).isoformat()
     instance = use_project_instance()
