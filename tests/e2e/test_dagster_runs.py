@@ -24,7 +24,10 @@ def _materialization(instance: dg.DagsterInstance, key: str) -> dg.AssetMaterial
 def test_materialize_every_backup_asset_then_an_incremental_day(sandbox_world: World):
     w = sandbox_world
     instance = dg.DagsterInstance.ephemeral()
-    assets = list(defs.assets)
+    # the backups only: the day's Keap sync would write to Keap after its backup
+    assets = [a for a in defs.assets
+              if {g for g in a.group_names_by_key.values()} & {"greenhouse", "keap",
+                                                                 "highlevel", "backups"}]
     day = w.day().isoformat()
     result = dg.materialize(assets, partition_key=day, resources=build_resources(),
                             instance=instance)

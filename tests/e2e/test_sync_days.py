@@ -1,4 +1,5 @@
-"""The Keap sync over ten simulated days, end to end against the sandbox over sockets.
+"""The Keap sync over ten (in CI: three) simulated days, end to end against the sandbox over
+sockets.
 
 Each day: `sandbox tick` (a day of recruiting life, including humans editing Keap), then one real
 Dagster run of the day's backups, identity, desired state, changeset and push. After each push
@@ -79,8 +80,13 @@ def _seq(w: World) -> int:
                      timeout=60).json()["seq"]
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+# CI runs three days; the ten-day sequence of the issue runs with the slow tests
+# (`uv run pytest -m slow tests/e2e/test_sync_days.py`, about 5 minutes)
+@pytest.fixture(scope="module", params=[
+    pytest.param(3, id="3-days"), pytest.param(DAYS, id="10-days", marks=pytest.mark.slow)])
+def run(request: pytest.FixtureRequest,
+        tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
+    days = request.param
     base = tmp_path_factory.mktemp("sync_days")
     folder = base / "sandbox"
     world.generate(folder, candidates=120, seed=11)
@@ -94,7 +100,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     instance = dg.DagsterInstance.ephemeral()
     out = Run(w)
     try:
-        for i in range(DAYS):
+        for i in range(days):
             if i:
                 w.tick(1)
             day = w.day().isoformat()
@@ -158,7 +164,7 @@ def _value(doc: dict[str, Any], key: str, labels: dict[str, str]) -> Any:
 
 
 def test_every_day_keap_holds_what_the_mapping_implies(run: Run):
-    assert len(run.days) == DAYS
+    assert len(run.days) in (3, DAYS)
     for d in run.days:
         created = 0
         holders_before, holders_after = _by_email(d.keap_before), _by_email(d.keap_after)
