@@ -16,16 +16,22 @@ VIEWS = ("candidate_profiles", "quarantine", "keap_contacts", "possible_duplicat
 
 
 def identity_statements(root: Path) -> list[str]:
-    stmts = ["CREATE SCHEMA IF NOT EXISTS identity"]
-    for name in VIEWS:
-        folder = root / SOURCE / name
+    return ["CREATE SCHEMA IF NOT EXISTS identity"] + daily_output_views(root, SOURCE, VIEWS)
+
+
+def daily_output_views(root: Path, source: str, names: tuple[str, ...]) -> list[str]:
+    """`<source>.<name>_by_day` (every partition) and `<source>.<name>` (the latest) for each
+    derived output with at least one landed partition (identity, sync)."""
+    stmts: list[str] = []
+    for name in names:
+        folder = root / source / name
         if not any(folder.glob("snapshot_date=*/*.parquet")):
             continue
         files = folder / "snapshot_date=*" / "*.parquet"
         stmts += [
-            f"CREATE OR REPLACE VIEW identity.{name}_by_day AS SELECT * FROM read_parquet("
+            f"CREATE OR REPLACE VIEW {source}.{name}_by_day AS SELECT * FROM read_parquet("
             f"'{files}', hive_partitioning = true, hive_types = {{'snapshot_date': DATE}})",
-            f"CREATE OR REPLACE VIEW identity.{name} AS SELECT * FROM identity.{name}_by_day "
-            f"WHERE snapshot_date = (SELECT max(snapshot_date) FROM identity.{name}_by_day)",
+            f"CREATE OR REPLACE VIEW {source}.{name} AS SELECT * FROM {source}.{name}_by_day "
+            f"WHERE snapshot_date = (SELECT max(snapshot_date) FROM {source}.{name}_by_day)",
         ]
     return stmts

@@ -15,6 +15,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from assets.identity.catalog import daily_output_views
+
 SOURCE = "sync"
 PARTITIONED = ("keap_desired", "keap_changeset")
 # as assets/sync/ledger.py (not imported: keeps `talentvault sql` light)
@@ -26,18 +28,8 @@ LEDGER_COLUMNS = ("change_id", "changeset_date", "profile_id", "contact_id", "ac
 
 def catalog_statements(root: Path) -> list[str]:
     root = Path(root)
-    stmts = [f"CREATE SCHEMA IF NOT EXISTS {SOURCE}"]
-    for name in PARTITIONED:
-        folder = root / SOURCE / name
-        if not any(folder.glob("snapshot_date=*/*.parquet")):
-            continue
-        files = folder / "snapshot_date=*" / "*.parquet"
-        stmts += [
-            f"CREATE OR REPLACE VIEW {SOURCE}.{name}_by_day AS SELECT * FROM read_parquet("
-            f"'{files}', hive_partitioning = true, hive_types = {{'snapshot_date': DATE}})",
-            f"CREATE OR REPLACE VIEW {SOURCE}.{name} AS SELECT * FROM {SOURCE}.{name}_by_day "
-            f"WHERE snapshot_date = (SELECT max(snapshot_date) FROM {SOURCE}.{name}_by_day)",
-        ]
+    stmts = [f"CREATE SCHEMA IF NOT EXISTS {SOURCE}",
+             *daily_output_views(root, SOURCE, PARTITIONED)]
     ledger = root / SOURCE / Path(*LEDGER_FILES)
     if any(ledger.parent.parent.glob("run_id=*/part-00000.parquet")):
         cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)

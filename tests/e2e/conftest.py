@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -83,11 +84,12 @@ def strip(source: str, entity: str, docs: dict[str, dict]) -> dict[str, dict]:
     return {i: {k: v for k, v in d.items() if k not in drop} for i, d in docs.items()}
 
 
-@pytest.fixture(scope="module")
-def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
-    base = tmp_path_factory.mktemp("world")
+@contextlib.contextmanager
+def served_world(base: Path, candidates: int, seed: int) -> Iterator[World]:
+    """A generated world served over a real socket (no rate limits), with the data root
+    `base/data` and the sandbox in `base/sandbox` (outside the data root)."""
     folder = base / "sandbox"
-    world.generate(folder, candidates=150, seed=7)
+    world.generate(folder, candidates=candidates, seed=seed)
     proc = process.start(folder, rate_limits=False)
     mp = pytest.MonkeyPatch()
     mp.setenv("TALENTVAULT_DATA_DIR", str(base / "data"))
@@ -99,3 +101,9 @@ def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         mp.undo()
         proc.stop()
         store.close()
+
+
+@pytest.fixture(scope="module")
+def sandbox_world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
+    with served_world(tmp_path_factory.mktemp("world"), candidates=150, seed=7) as w:
+        yield w

@@ -32,9 +32,8 @@ from assets.sync.desired import keap_desired
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from assets.sync.push import keap_push
 from orchestration.resources import build_resources
-from orchestration.sandbox import process, world
 from orchestration.sandbox.store import Store
-from tests.e2e.conftest import World
+from tests.e2e.conftest import World, served_world
 from tests.e2e.sync_expected import Expected, expected_contacts
 
 DAYS = 10
@@ -87,45 +86,37 @@ def _seq(w: World) -> int:
 def run(request: pytest.FixtureRequest,
         tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     days = request.param
-    base = tmp_path_factory.mktemp("sync_days")
-    folder = base / "sandbox"
-    world.generate(folder, candidates=120, seed=11)
-    proc = process.start(folder, rate_limits=False)
-    mp = pytest.MonkeyPatch()
-    mp.setenv("TALENTVAULT_DATA_DIR", str(base / "data"))
-    mp.setenv("TALENTVAULT_SANDBOX_URL", proc.base_url)
-    store = Store(folder)
-    w = World(proc.base_url, base / "data", store, proc)
+    with served_world(tmp_path_factory.mktemp("sync_days"), candidates=120, seed=11) as w:
+        yield _days(w, days)
+
+
+def _days(w: World, days: int) -> Run:
+    store = w.store
     mapping = load_mapping(DEFAULT_PATH)
     instance = dg.DagsterInstance.ephemeral()
     out = Run(w)
-    try:
-        for i in range(days):
-            if i:
-                w.tick(1)
-            day = w.day().isoformat()
-            before = _keap_docs(store)
-            result = dg.materialize(ASSETS, partition_key=day, resources=build_resources(),
-                                    instance=instance, raise_on_error=False)
-            assert result.success, f"day {day}: the run failed"
-            push = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
-            out.days.append(Day(
-                day, expected_contacts(store, mapping), before, _keap_docs(store),
-                {str(t["id"]): t["name"] for t in store.iter_docs("keap", "tags")},
-                {str(f["id"]): f.get("label") or f.get("name")
-                 for f in store.iter_docs("keap", "custom_fields")},
-                {k: v.value for k, v in push.asset_materialization.metadata.items()}))
-        # the same day again, nothing changed in the ATS: the sync must not write
-        seq = _seq(w)
-        again = dg.materialize(SYNC, partition_key=out.days[-1].day,
-                               resources=build_resources(), instance=instance)
-        assert again.success
-        out.rerun_writes = _writes(w, seq)
-        yield out
-    finally:
-        mp.undo()
-        proc.stop()
-        store.close()
+    for i in range(days):
+        if i:
+            w.tick(1)
+        day = w.day().isoformat()
+        before = _keap_docs(store)
+        result = dg.materialize(ASSETS, partition_key=day, resources=build_resources(),
+                                instance=instance, raise_on_error=False)
+        assert result.success, f"day {day}: the run failed"
+        push = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
+        out.days.append(Day(
+            day, expected_contacts(store, mapping), before, _keap_docs(store),
+            {str(t["id"]): t["name"] for t in store.iter_docs("keap", "tags")},
+            {str(f["id"]): f.get("label") or f.get("name")
+             for f in store.iter_docs("keap", "custom_fields")},
+            {k: v.value for k, v in push.asset_materialization.metadata.items()}))
+    # the same day again, nothing changed in the ATS: the sync must not write
+    seq = _seq(w)
+    again = dg.materialize(SYNC, partition_key=out.days[-1].day,
+                           resources=build_resources(), instance=instance)
+    assert again.success
+    out.rerun_writes = _writes(w, seq)
+    return out
 
 
 _reference_email = functools.lru_cache(maxsize=None)(reference_email)
