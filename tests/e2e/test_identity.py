@@ -25,6 +25,9 @@ from assets.identity.assets import (
     identity_profiles,
     possible_duplicates,
 )
+from assets.sync.changeset import keap_changeset
+from assets.sync.desired import keap_desired
+from assets.sync.push import keap_push
 from checks import identity as checks
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
@@ -164,7 +167,8 @@ def test_a_failing_blocking_check_stops_the_downstream_asset(messy: Messy, tmp_p
     for source in ("greenhouse", "keap"):
         shutil.copytree(messy.world.root / source, tmp_path / source)
     result = dg.materialize(
-        [identity_profiles, possible_duplicates], partition_key=messy.day,
+        [identity_profiles, possible_duplicates, keap_desired, keap_changeset, keap_push],
+        partition_key=messy.day,
         resources={**build_resources(), "storage": SnapshotStorage(root=str(tmp_path))},
         run_config={"ops": {"identity_profiles": {"config": {"on_conflict": "separate"}}}},
         raise_on_error=False)
@@ -174,6 +178,9 @@ def test_a_failing_blocking_check_stops_the_downstream_asset(messy: Messy, tmp_p
     assert sorted(_md(ev)["sample_failing_ids"]) == [10000006, 10000007]
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert PROFILES_KEY in materialized and DUPLICATES_KEY not in materialized
+    # nothing reaches Keap: the sync's desired state, changeset and push never ran
+    assert not materialized & {keap_desired.key, keap_changeset.key, keap_push.key}
+    assert not (tmp_path / "sync").exists()
 
 
 def test_next_day_honours_a_greenhouse_merge_and_flags_drift(messy: Messy):
