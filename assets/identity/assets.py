@@ -5,6 +5,7 @@ from typing import Any
 
 import dagster as dg
 
+from assets.backups import suppression
 from assets.identity.build import (
     CANDIDATE_PROFILES,
     KEAP_CONTACTS,
@@ -136,7 +137,10 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
 )
 def identity_profiles(context: dg.AssetExecutionContext, config: IdentityConfig,
                       storage: SnapshotStorage):
-    b = build_identity(storage.path(), context.partition_key, config, context.run_id)
+    # an erasure waits for this build (and the build for an erasure): no profile is landed
+    # from data read before the person was erased
+    with suppression.writing(storage.path()):
+        b = build_identity(storage.path(), context.partition_key, config, context.run_id)
     try:
         q = b.counts["quarantined"]
         context.log.info(

@@ -27,6 +27,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
+from assets.backups import suppression
 from assets.identity.storage import partition_dir, partition_glob, write_partition
 from assets.sync import changeset_state as state
 from orchestration.partitions import daily_snapshots
@@ -558,7 +559,8 @@ def keap_changeset(context: dg.AssetExecutionContext,
     from assets.sync import preview
 
     root, day = storage.path(), context.partition_key
-    b = build_changeset(root, day, context.run_id)
+    with suppression.writing(root):  # an erasure waits for this build, and vice versa
+        b = build_changeset(root, day, context.run_id)
     try:
         counts = b.manifest["counts"]
         context.log.info("%s: %s (%s)", day, {a: counts[a] for a in ACTIONS}, b.timings)

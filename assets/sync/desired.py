@@ -465,7 +465,8 @@ def keap_desired(context: dg.AssetExecutionContext, config: KeapDesiredConfig,
                  storage: SnapshotStorage) -> dg.MaterializeResult:
     root, day = storage.path(), context.partition_key
     mapping = load_mapping(config.mapping_path)
-    out = write_desired(root, day, mapping, context.run_id)
+    with suppression.writing(root):  # an erasure waits for this build, and vice versa
+        out = write_desired(root, day, mapping, context.run_id)
     manifest = out["manifest"]
     context.log.info("%s: %d profiles to sync of %d; excluded %s; %d managed tags", day,
                      manifest["rows"], out["profiles_read"], out["excluded"],
