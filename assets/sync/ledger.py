@@ -29,7 +29,7 @@ import json
 import os
 import threading
 import uuid
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -101,7 +101,13 @@ def _row(raw: dict[str, Any]) -> dict[str, Any]:
 
 def read_wal(path: Path) -> list[dict[str, Any]]:
     """The complete lines of a WAL (a line cut short by a kill is not an outcome: dropped)."""
-    rows = []
+    return [row for chunk in iter_wal(path) for row in chunk]
+
+
+def iter_wal(path: Path, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+    """The complete lines of a WAL, `chunk` rows at a time (compaction of a big run never holds
+    the whole run in Python)."""
+    rows: list[dict[str, Any]] = []
     with open(path, "rb") as f:
         for line in f:
             if not line.endswith(b"\n"):
@@ -110,7 +116,11 @@ def read_wal(path: Path) -> list[dict[str, Any]]:
                 rows.append(_row(json.loads(line)))
             except (json.JSONDecodeError, ValueError):
                 continue
-    return rows
+            if len(rows) >= chunk:
+                yield rows
+                rows = []
+    if rows:
+        yield rows
 
 
 def _table(rows: Iterable[dict[str, Any]]) -> pa.Table:
@@ -190,13 +200,19 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
     if final.exists():  # a compaction that crashed after the rename: the Parquet is complete
         wal.unlink(missing_ok=True)
         return final
-    rows = read_wal(wal)
-    if not rows:
-        wal.unlink(missing_ok=True)
-        return None
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".part-00000.{uuid.uuid4().hex[:8]}.tmp"
-    pq.write_table(_table(rows), tmp, compression="zstd")
+    written = 0
+    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as out:
+        for rows in iter_wal(wal):
+            out.write_table(_table(rows))
+            written += len(rows)
+    if not written:  # nothing complete in it: no Parquet file, no empty run folder
+        tmp.unlink(missing_ok=True)
+        if not any(final.parent.iterdir()):
+            final.parent.rmdir()
+        wal.unlink(missing_ok=True)
+        return None
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.chmod(tmp, 0o444)

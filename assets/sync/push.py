@@ -11,30 +11,36 @@ Order of work for changeset partition D:
      created in step 3 too (their new ids come from this run or from the ledger).
 Every outcome is one fsynced ledger line before the next is reported (assets/sync/ledger.py), so
 a push killed at any point and run again sends only what is left.
+
+The changeset stays in DuckDB (skips, tag grouping and the ids of contacts created are joins);
+Python holds one page of `batch_rows` changes at a time, so memory does not grow with the day.
 """
 
 import json
 import logging
 import re
+import shutil
 import threading
 import time
+import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
+import pyarrow as pa
 
 from assets.backups import audit
 from assets.identity.storage import partition_dir, read_manifest
 from assets.sync.ledger import (
     LedgerWriter,
     PushLock,
-    attempts_so_far,
     compact_abandoned,
     latest_status_sql,
     ledger_relation,
@@ -89,6 +95,7 @@ class PushResult:
     failures: list[dict[str, Any]] = field(default_factory=list)
     ledger_file: str | None = None
     aborted: str | None = None
+    max_rows_in_python: int = 0  # largest page of changes held as Python objects at once
 
     @property
     def failed(self) -> int:
@@ -188,36 +195,115 @@ def classify(e: BaseException) -> str:
 
 
 # -- reading the changeset -----------------------------------------------------------------------
-def load_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> list[dict[str, Any]]:
+# The changeset stays in DuckDB (spilling to the data root); Python holds at most `batch_rows`
+# changes at a time (one page of contact writes, or of tag rows), so a first sync of 10^6 changes
+# costs a few MB of Python objects, not gigabytes.
+BATCH_ROWS = 5000          # changes fetched into Python at once
+FAILURE_SAMPLES = 100      # failures kept for the summary (every failure is in the ledger)
+MEMORY_LIMIT = "1GB"       # DuckDB's share; the rest spills to <root>/sync/.spill-push-*
+CHANGE_COLUMNS = {"change_id": "VARCHAR", "action": "VARCHAR", "profile_id": "BIGINT",
+                  "contact_id": "VARCHAR", "fields": "VARCHAR[]", "body": "VARCHAR",
+                  "update_mask": "VARCHAR[]", "tag": "VARCHAR", "tag_id": "VARCHAR",
+                  "depends_on": "VARCHAR"}
+ACTION_RANK = ("CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1 "
+               "WHEN 'tag_remove' THEN 2 ELSE 3 END")
+
+
+def changeset_glob(root: Path, day: str) -> str:
+    """The Parquet files of changeset partition `day` (a clear error when it was never built)."""
     folder = partition_dir(root, CHANGESET, day, SOURCE)
     if not (folder / "_manifest.json").exists():
         raise FileNotFoundError(
             f"no Keap changeset for {day} at {folder}: materialize sync/keap_changeset for that "
             "day first")
-    rows = con.sql(f"""
-        SELECT * FROM read_parquet('{folder}/*.parquet', hive_partitioning = false)
-        ORDER BY CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1
-                             WHEN 'tag_remove' THEN 2 ELSE 3 END, change_id""").to_arrow_table()
-    return rows.to_pylist()
+    return f"{folder}/*.parquet"
 
 
-def _group(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for i in range(0, len(items), max(1, size)):
-        yield items[i:i + size]
+def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[str, int]:
+    """Stage changeset partition `day` in `con` (set-based, nothing in Python):
+
+    - table `pending`: the changes still to write, one row per change id, `ord` = order of work
+      (creates, updates, tag removals, tag additions; then change id), `prior_attempts` = the
+      highest attempt number the ledger holds for it;
+    - table `created`: create change id -> Keap contact id, from earlier runs of this day's
+      changeset (the push adds this run's creates).
+
+    Skipped: changes already `succeeded` for this day's changeset (a re-run, or the rest of a
+    killed run) and dead letters (latest attempt `failed_permanent`). A change id is a hash of
+    what to do, so the same id can come back on a later day (a tag removed on day 1, put back by
+    a human, to be removed again on day 9): that is a new write, not a duplicate.
+    Returns the counts `changes`, `skipped_succeeded`, `skipped_dead_letter`, `pending`."""
+    files = changeset_glob(root, day)
+    source = f"read_parquet('{files}', hive_partitioning = false)"
+    present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    cols = ", ".join(f'CAST({"p." + c if c in present else "NULL"} AS {t}) AS {c}'
+                     for c, t in CHANGE_COLUMNS.items())
+    ledger_relation(con, root)
+    # the order of work, the skip rules and the attempt numbers on narrow rows (change id,
+    # action, position in its file); the wide columns (bodies) are read once, for pending rows
+    con.execute(f"""
+        CREATE OR REPLACE TABLE staged AS
+        WITH raw AS (SELECT CAST(change_id AS VARCHAR) AS change_id, filename AS _file,
+                            file_row_number AS _row, {ACTION_RANK} AS _rank
+                     FROM read_parquet('{files}', hive_partitioning = false, filename = true,
+                                       file_row_number = true)),
+        numbered AS (SELECT *, row_number() OVER (ORDER BY _rank, change_id) AS ord FROM raw),
+        dist AS (SELECT * FROM numbered
+                 QUALIFY row_number() OVER (PARTITION BY change_id ORDER BY ord) = 1),
+        done AS (SELECT DISTINCT change_id FROM ledger
+                 WHERE status = 'succeeded' AND changeset_date = CAST($day AS DATE)),
+        latest AS (SELECT change_id, status FROM ({latest_status_sql()})),
+        prior AS (SELECT change_id, max(attempt) AS attempts FROM ledger GROUP BY change_id)
+        SELECT d._file, d._row, d.ord,
+               CASE WHEN done.change_id IS NOT NULL THEN 'succeeded'
+                    WHEN latest.status = 'failed_permanent' THEN 'dead_letter' END AS skip,
+               coalesce(prior.attempts, 0) AS prior_attempts
+        FROM dist d
+        LEFT JOIN done ON done.change_id = d.change_id
+        LEFT JOIN latest ON latest.change_id = d.change_id
+        LEFT JOIN prior ON prior.change_id = d.change_id""", {"day": day})
+    counts = dict(con.execute(
+        "SELECT coalesce(skip, 'pending'), count(*) FROM staged GROUP BY 1").fetchall())
+    con.execute(f"""
+        CREATE OR REPLACE TABLE pending AS
+        SELECT {cols}, s.ord, s.prior_attempts
+        FROM read_parquet('{files}', hive_partitioning = false, filename = true,
+                          file_row_number = true) p
+        JOIN staged s ON s._file = p.filename AND s._row = p.file_row_number
+        WHERE s.skip IS NULL""")
+    con.execute("DROP TABLE staged")
+    con.execute("""
+        CREATE OR REPLACE TABLE created AS
+        SELECT change_id, any_value(contact_id) AS contact_id, 0 AS seq FROM ledger
+        WHERE action = 'create' AND status = 'succeeded' AND contact_id IS NOT NULL
+          AND changeset_date = CAST(? AS DATE) GROUP BY change_id""", [day])
+    return {"changes": int(con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]),
+            "skipped_succeeded": int(counts.get("succeeded", 0)),
+            "skipped_dead_letter": int(counts.get("dead_letter", 0)),
+            "pending": int(counts.get("pending", 0))}
+
+
+def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
+    names = [d[0] for d in cur.description]
+    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
 
 
 # -- the push ------------------------------------------------------------------------------------
 class _Push:
     def __init__(self, client: Any, root: Path, day: str, run_id: str, *, dry_run: bool,
-                 concurrency: int, tag_batch: int, logger: logging.Logger | Any):
+                 concurrency: int, tag_batch: int, logger: logging.Logger | Any,
+                 batch_rows: int = BATCH_ROWS):
         self.client, self.root, self.day, self.run_id = client, Path(root), day, run_id
         self.dry_run, self.concurrency = dry_run, max(1, concurrency)
         self.tag_batch = max(1, min(1000, tag_batch))
+        self.batch_rows = max(1, batch_rows)
         self.log = logger
         self.result = PushResult(day=day, run_id=run_id, dry_run=dry_run)
         self.writer = LedgerWriter(self.root, run_id)
-        self.attempts: dict[str, int] = {}
-        self.contact_of_create: dict[str, str] = {}  # create change_id -> Keap contact id
+        self.con: duckdb.DuckDBPyConnection | None = None
+        self.created_now: list[tuple[str, str]] = []  # this page's creates (change id, contact)
+        self.failed_tag_names: set[str] = set()       # tags that could not be made this run
+        self.max_rows_fetched = 0                       # largest page held in Python
         self.abort = threading.Event()
         self._lock = threading.Lock()
         desired = read_manifest(self.root, DESIRED, day, SOURCE) or {}
@@ -234,7 +320,7 @@ class _Push:
             contact_id=contact_id or row.get("contact_id"), action=row["action"],
             fields=list(row.get("fields") or []), tag=row.get("tag"),
             tag_id=tag_id or row.get("tag_id"), status=status, http_status=http_status,
-            error=error, attempt=self.attempts.get(cid, 0) + 1, run_id=self.run_id,
+            error=error, attempt=int(row.get("prior_attempts") or 0) + 1, run_id=self.run_id,
             keap_update_time=keap_update_time)
         with self._lock:
             r = self.result
@@ -246,7 +332,7 @@ class _Push:
                 r.failed_retryable += 1
             else:
                 r.failed_permanent += 1
-            if status != "succeeded":
+            if status != "succeeded" and len(r.failures) < FAILURE_SAMPLES:
                 r.failures.append({"change_id": cid, "action": row["action"],
                                    "contact_id": contact_id or row.get("contact_id"),
                                    "status": status, "error": error})
@@ -264,85 +350,75 @@ class _Push:
                                    "next run.")
         self.record(row, classify(e), http_status=status, error=reason, **kw)
 
+    # -- paging ------------------------------------------------------------------------------
+    def _pages(self, table: str, where: str, params: list[Any] | None = None
+               ) -> Iterator[list[dict[str, Any]]]:
+        """Rows of `table` matching `where`, in order of work, `batch_rows` at a time (keyset
+        paging on `ord`: each page is one small indexed query, nothing else is held)."""
+        last = 0
+        while True:
+            page = _dicts(self.con.execute(
+                f"SELECT * FROM {table} WHERE ({where}) AND ord > ? ORDER BY ord LIMIT ?",
+                [*(params or []), last, self.batch_rows]))
+            if not page:
+                return
+            self.max_rows_fetched = max(self.max_rows_fetched, len(page))
+            yield page
+            last = page[-1]["ord"]
+
     # -- main --------------------------------------------------------------------------------
     def run(self) -> PushResult:
         started = time.monotonic()
         calls_before = self.client.calls if self.client is not None else 0
         r = self.result
-        con = duckdb.connect(config={"threads": 2})
+        spill = self.root / SOURCE / f".spill-push-{uuid.uuid4().hex[:8]}"
+        self.con = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
+                                          "temp_directory": str(spill)})
         try:
             if not self.dry_run:
                 r.compacted_runs = compact_abandoned(self.root)
-            changes = load_changes(con, self.root, self.day)
-            r.changes = len(changes)
-            pending = self._pending(con, changes)
-        finally:
-            con.close()
-        for row in pending:
-            r.by_action[row["action"]]["pending"] += 1
-        if self.dry_run:
-            r.not_attempted = len(pending)
-            r.duration_seconds = time.monotonic() - started
+            staged = stage_changes(self.con, self.root, self.day)
+            r.changes = staged["changes"]
+            r.skipped_succeeded = staged["skipped_succeeded"]
+            r.skipped_dead_letter = staged["skipped_dead_letter"]
+            pending = staged["pending"]
+            for action, n in self.con.execute(
+                    "SELECT action, count(*) FROM pending GROUP BY action").fetchall():
+                r.by_action[action]["pending"] += n
+            if self.dry_run:
+                r.not_attempted = pending
+                r.duration_seconds = time.monotonic() - started
+                return r
+            try:
+                fields_by_label = self._ensure_custom_fields()
+                tag_ids = self._ensure_tags()
+                self._contacts(fields_by_label)
+                self._tags(tag_ids)
+            finally:
+                path = self.writer.compact()
+                r.ledger_file = str(path) if path else None
+                r.api_calls = (self.client.calls - calls_before)
+                r.duration_seconds = time.monotonic() - started
+            r.not_attempted = pending - r.sent
             return r
-        try:
-            contacts = [c for c in pending if c["action"] in CONTACT_ACTIONS]
-            tags = [c for c in pending if c["action"] in TAG_ACTIONS]
-            fields_by_label = self._ensure_custom_fields(contacts)
-            tag_ids = self._ensure_tags(tags)
-            self._contacts(contacts, fields_by_label)
-            self._tags(tags, tag_ids)
         finally:
-            path = self.writer.compact()
-            r.ledger_file = str(path) if path else None
-            r.api_calls = (self.client.calls - calls_before)
-            r.duration_seconds = time.monotonic() - started
-        r.not_attempted = len(pending) - r.sent
-        return r
-
-    def _pending(self, con: duckdb.DuckDBPyConnection,
-                 changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Changes not yet written; loads attempt numbers and the ids of contacts created by
-        earlier runs (for tag rows waiting on a create)."""
-        r = self.result
-        ledger_relation(con, self.root)
-        latest = dict(con.execute(
-            f"SELECT change_id, status FROM ({latest_status_sql()})").fetchall())
-        # "Already written" means written for this day's changeset (a re-run, or the rest of a
-        # killed run). A change id is a hash of what to do, so the same id can come back on a
-        # later day (a tag removed on day 1, put back by a human, to be removed again on day 9):
-        # that is a new write, not a duplicate.
-        succeeded = {c for (c,) in con.execute(
-            "SELECT DISTINCT change_id FROM ledger WHERE status = 'succeeded' "
-            "AND changeset_date = CAST(? AS DATE)", [self.day]).fetchall()}
-        self.attempts = attempts_so_far(con, self.root)
-        self.contact_of_create = dict(con.execute(
-            "SELECT change_id, any_value(contact_id) FROM ledger WHERE action = 'create' "
-            "AND status = 'succeeded' AND contact_id IS NOT NULL "
-            "AND changeset_date = CAST(? AS DATE) GROUP BY change_id", [self.day]).fetchall())
-        seen: set[str] = set()
-        pending = []
-        for row in changes:
-            cid = row["change_id"]
-            if cid in seen:
-                continue  # one change id is one write, however often it is listed
-            seen.add(cid)
-            if cid in succeeded:
-                r.skipped_succeeded += 1
-            elif latest.get(cid) == "failed_permanent":
-                r.skipped_dead_letter += 1
-            else:
-                pending.append(row)
-        return pending
+            r.max_rows_in_python = self.max_rows_fetched
+            self.con.close()
+            shutil.rmtree(spill, ignore_errors=True)
 
     # -- step 2: tags, categories, custom fields ---------------------------------------------
-    def _ensure_tags(self, rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    def _ensure_tags(self) -> dict[str, str | None]:
         """Tag name (lower case) -> Keap tag id, for tag rows without a known id. Tags to add are
         created when missing (in their category); a tag to remove that Keap lacks maps to None.
         Rows whose tag cannot be made are recorded as failed here."""
-        names = {r["tag"] for r in rows if not r.get("tag_id") and r.get("tag")}
+        wanted = self.con.execute(f"""
+            SELECT tag, bool_or(action = 'tag_add') FROM pending
+            WHERE action IN {TAG_ACTIONS} AND coalesce(tag_id, '') = '' AND coalesce(tag, '') <> ''
+            GROUP BY tag""").fetchall()
+        names = {name for name, _ in wanted}
         if not names:
             return {}
-        adds = {r["tag"] for r in rows if r["action"] == "tag_add" and not r.get("tag_id")}
+        adds = {name for name, add in wanted if add}
         existing: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for page in self.client.tag_pages():
             for tag in page:
@@ -377,8 +453,10 @@ class _Push:
                 out[key] = str(tag["id"])
                 self.result.created_tags.append(name)
             except ApiError as e:
-                for row in rows:
-                    if row.get("tag") == name and not row.get("tag_id"):
+                self.failed_tag_names.add(name)
+                for page in self._pages("pending", f"action IN {TAG_ACTIONS} AND tag = ? "
+                                        "AND coalesce(tag_id, '') = ''", [name]):
+                    for row in page:
                         self.record_error(row, e)
         return out
 
@@ -395,15 +473,29 @@ class _Push:
                     return tag
         return found[0]
 
-    def _ensure_custom_fields(self, rows: list[dict[str, Any]]) -> dict[str, str | None]:
+    def _custom_labels(self) -> set[str]:
+        """Labels of custom-field body items without an id, over every pending contact write
+        (found in SQL; only the distinct (label, id) pairs come to Python)."""
+        pairs = self.con.execute(f"""
+            SELECT DISTINCT CAST(json_array(item -> 'label', item -> 'id') AS VARCHAR) FROM (
+                SELECT unnest(CASE WHEN json_valid(body) THEN
+                    CASE WHEN json_type(body) = 'OBJECT'
+                              AND json_type(body, '$.custom_fields') = 'ARRAY'
+                         THEN json_extract(body, '$.custom_fields[*]') END END) AS item
+                FROM pending WHERE action IN {CONTACT_ACTIONS} AND coalesce(body, '') <> '')
+            WHERE json_type(item) = 'OBJECT'""").fetchall()
+        labels: set[str] = set()
+        for (pair,) in pairs:
+            label, fid = json.loads(pair)
+            if not fid and label:
+                labels.add(str(label))
+        return labels
+
+    def _ensure_custom_fields(self) -> dict[str, str | None]:
         """Custom field label (lower case) -> Keap id, for body items that name a field by label
         (`{"label": ..., "content": ...}` without an id). Missing fields are created when the
         mapping says `on_missing: create`, else reported (and left out of the write)."""
-        labels: set[str] = set()
-        for row in rows:
-            for item in _custom_items(row):
-                if not item.get("id") and item.get("label"):
-                    labels.add(str(item["label"]))
+        labels = self._custom_labels()
         if not labels:
             return {}
         model = self.client.contact_model().get("custom_fields") or []
@@ -432,13 +524,29 @@ class _Push:
         return out
 
     # -- step 3: contacts --------------------------------------------------------------------
-    def _contacts(self, rows: list[dict[str, Any]], fields_by_label: dict[str, str | None]
-                  ) -> None:
-        if not rows:
-            return
+    def _contacts(self, fields_by_label: dict[str, str | None]) -> None:
+        """Creates and updates, a page at a time through the bounded pool; the contact ids of
+        each page's creates go to the `created` table before the next page is fetched."""
         with ThreadPoolExecutor(max_workers=self.concurrency,
                                 thread_name_prefix="keap-push") as pool:
-            list(pool.map(lambda row: self._contact(row, fields_by_label), rows))
+            for page in self._pages("pending", f"action IN {CONTACT_ACTIONS}"):
+                if self.abort.is_set():
+                    return
+                list(pool.map(lambda row: self._contact(row, fields_by_label), page))
+                self._save_created()
+
+    def _save_created(self) -> None:
+        with self._lock:
+            done, self.created_now = self.created_now, []
+        if not done:
+            return
+        table = pa.table({"change_id": [c for c, _ in done], "contact_id": [k for _, k in done]})
+        self.con.register("_created_page", table)
+        try:
+            self.con.execute("INSERT INTO created SELECT change_id, contact_id, 1 "
+                             "FROM _created_page")
+        finally:
+            self.con.unregister("_created_page")
 
     def _contact(self, row: dict[str, Any], fields_by_label: dict[str, str | None]) -> None:
         if self.abort.is_set():
@@ -464,52 +572,100 @@ class _Push:
         contact_id = str(contact.get("id")) if contact.get("id") is not None else None
         if row["action"] == "create" and contact_id:
             with self._lock:
-                self.contact_of_create[row["change_id"]] = contact_id
+                self.created_now.append((row["change_id"], contact_id))
         self.record(row, "succeeded", contact_id=contact_id, error=note,
                     keap_update_time=contact.get("update_time"))
 
     # -- step 4: tags ------------------------------------------------------------------------
-    def _tags(self, rows: list[dict[str, Any]], tag_ids: dict[str, str | None]) -> None:
-        if not rows or self.abort.is_set():
+    def _resolve_tags(self, tag_ids: dict[str, str | None]) -> None:
+        """Table `tag_rows`: the pending tag rows (but those whose tag could not be made, already
+        recorded) with the tag id and contact id to use, resolved in SQL: the row's own ids, else
+        the tag by name and the contact made by the create the row depends on (this run's reply
+        or an earlier run's ledger row). `chunk` numbers the calls: per action and tag,
+        `tag_batch` rows a call, in order of work."""
+        names = [t for (t,) in self.con.execute(
+            f"SELECT DISTINCT tag FROM pending WHERE action IN {TAG_ACTIONS} "
+            "AND coalesce(tag_id, '') = ''").fetchall()]
+        self.con.register("_tag_map", pa.table({
+            "tag": pa.array(names, pa.string()),
+            "resolved": pa.array([tag_ids.get(str(t or "").lower()) for t in names],
+                                 pa.string()),
+            "failed": pa.array([t in self.failed_tag_names for t in names], pa.bool_())}))
+        try:
+            self.con.execute(f"""
+                CREATE OR REPLACE TABLE tag_rows AS
+                WITH made AS (SELECT change_id, arg_max(contact_id, seq) AS contact_id
+                              FROM created GROUP BY change_id),
+                resolved AS (
+                    SELECT p.*,
+                           CASE WHEN coalesce(p.tag_id, '') <> '' THEN p.tag_id
+                                ELSE m.resolved END AS use_tag_id,
+                           CASE WHEN coalesce(p.contact_id, '') <> '' THEN p.contact_id
+                                ELSE made.contact_id END AS use_contact_id
+                    FROM pending p
+                    LEFT JOIN _tag_map m ON coalesce(p.tag_id, '') = ''
+                         AND m.tag IS NOT DISTINCT FROM p.tag
+                    LEFT JOIN made ON made.change_id = p.depends_on
+                    WHERE p.action IN {TAG_ACTIONS} AND NOT coalesce(m.failed, false))
+                SELECT *, CASE WHEN use_tag_id IS NULL OR use_contact_id IS NULL THEN NULL
+                          ELSE (row_number() OVER (
+                                    PARTITION BY action, use_tag_id,
+                                                 use_tag_id IS NULL OR use_contact_id IS NULL
+                                    ORDER BY ord) - 1) // {self.tag_batch} END AS chunk
+                FROM resolved ORDER BY ord""")
+        finally:
+            self.con.unregister("_tag_map")
+        # one call = (action, tag, chunk), numbered per action in order of tag id then chunk
+        self.con.execute("""
+            CREATE OR REPLACE TABLE tag_work AS
+            SELECT *, dense_rank() OVER (PARTITION BY action ORDER BY use_tag_id, chunk)
+                      AS call
+            FROM tag_rows WHERE chunk IS NOT NULL ORDER BY action, call, ord""")
+
+    def _tags(self, tag_ids: dict[str, str | None]) -> None:
+        if self.abort.is_set() or not self.con.execute(
+                f"SELECT count(*) FROM pending WHERE action IN {TAG_ACTIONS}").fetchone()[0]:
             return
-        recorded = self._recorded_ids()
-        jobs: list[tuple[str, str, list[tuple[dict[str, Any], str]]]] = []
+        self._resolve_tags(tag_ids)
+        # rows no call can carry: recorded first (as a whole, before any tag call)
         for action in TAG_ACTIONS:
-            by_tag: dict[str, list[tuple[dict[str, Any], str]]] = defaultdict(list)
-            for row in rows:
-                if row["action"] != action or row["change_id"] in recorded:
-                    continue
-                tag_id = row.get("tag_id") or tag_ids.get(str(row.get("tag") or "").lower())
-                if not tag_id:
-                    if action == "tag_remove":  # Keap has no such tag: no contact carries it
-                        self.record(row, "succeeded", error="tag not in Keap: nothing to remove")
+            for page in self._pages("tag_rows", "action = ? AND chunk IS NULL", [action]):
+                for row in page:
+                    if not row["use_tag_id"]:
+                        if action == "tag_remove":  # Keap has no such tag: no contact has it
+                            self.record(row, "succeeded",
+                                        error="tag not in Keap: nothing to remove")
+                        else:
+                            self.record(row, "failed_permanent",
+                                        error="tag has no id and no name")
                     else:
-                        self.record(row, "failed_permanent", error="tag has no id and no name")
-                    continue
-                contact_id = row.get("contact_id") or self.contact_of_create.get(
-                    row.get("depends_on") or "")
-                if not contact_id:
-                    self.record(row, "failed_retryable",
-                                error="depends on failed create" if row.get("depends_on")
-                                else "no contact id (changeset defect)")
-                    continue
-                by_tag[str(tag_id)].append((row, str(contact_id)))
-            for tag_id, items in sorted(by_tag.items()):
-                jobs += [(action, tag_id, chunk) for chunk in _group(items, self.tag_batch)]
+                        self.record(row, "failed_retryable",
+                                    error="depends on failed create" if row.get("depends_on")
+                                    else "no contact id (changeset defect)")
         # removals first, so an exclusive group never shows two of its tags at once; the calls
-        # of one phase run in parallel under the pacer
+        # of one phase run in parallel under the pacer, a page of calls at a time
+        calls_per_page = max(1, self.batch_rows // self.tag_batch)
         for action in TAG_ACTIONS:
-            phase = [j for j in jobs if j[0] == action]
-            if not phase or self.abort.is_set():
+            if self.abort.is_set():
                 continue
             with ThreadPoolExecutor(max_workers=self.concurrency,
                                     thread_name_prefix="keap-tags") as pool:
-                list(pool.map(lambda j: self._tag_call(*j), phase))
+                last = 0
+                while not self.abort.is_set():
+                    page = _dicts(self.con.execute(
+                        "SELECT * FROM tag_work WHERE action = ? AND call > ? AND call <= ? "
+                        "ORDER BY call, ord", [action, last, last + calls_per_page]))
+                    if not page:
+                        break
+                    self.max_rows_fetched = max(self.max_rows_fetched, len(page))
+                    last += calls_per_page
+                    jobs: dict[int, list[tuple[dict[str, Any], str]]] = defaultdict(list)
+                    for row in page:
+                        jobs[row["call"]].append((row, str(row["use_contact_id"])))
+                    list(pool.map(partial(self._tag_job, action), jobs.values()))
 
-    def _recorded_ids(self) -> set[str]:
-        """Change ids given a ledger line in this run already (e.g. a tag whose creation
-        failed)."""
-        return {f["change_id"] for f in self.result.failures}
+    def _tag_job(self, action: str, items: list[tuple[dict[str, Any], str]]) -> None:
+        self._tag_call(action, str(items[0][0]["use_tag_id"]), items)
 
     def _tag_call(self, action: str, tag_id: str,
                   items: list[tuple[dict[str, Any], str]]) -> None:
@@ -581,7 +737,8 @@ def _prepared(row: dict[str, Any], fields_by_label: dict[str, str | None]
 
 def run_push(client: Any, root: Path | str, day: str | date, run_id: str, *,
              dry_run: bool = False, concurrency: int = 4, tag_batch: int = 1000,
-             logger: logging.Logger | Any = None, record_audit: bool = True) -> PushResult:
+             logger: logging.Logger | Any = None, record_audit: bool = True,
+             batch_rows: int = BATCH_ROWS) -> PushResult:
     """Apply changeset partition `day` to Keap (see the module docstring). Holds the push lock
     for its whole duration; records an audit event `sync_push`."""
     root = Path(root)
@@ -589,7 +746,7 @@ def run_push(client: Any, root: Path | str, day: str | date, run_id: str, *,
     lg = logger or log
     with PushLock(root):
         push = _Push(client, root, day, run_id, dry_run=dry_run, concurrency=concurrency,
-                     tag_batch=tag_batch, logger=lg)
+                     tag_batch=tag_batch, logger=lg, batch_rows=batch_rows)
         try:
             result = push.run()
         except BaseException as e:
