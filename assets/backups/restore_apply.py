@@ -11,6 +11,11 @@
    records, recreations (new ids recorded in the ledger), field updates, tags, then HighLevel
    opportunities, which need their contact's live id. Every outcome goes to the ledger first;
    a re-run of the plan skips what succeeded.
+4. Killed mid-way (SIGKILL, power loss): each write has a `started` ledger row before it is
+   sent, so a write whose answer never reached the ledger is known. The next run does not take
+   its record's new update time for someone else's edit, looks a create up before sending it
+   again (no duplicate contact), and records a write whose effect the fresh diff already shows
+   as succeeded ("confirmed") instead of sending it again.
 """
 
 from __future__ import annotations
@@ -36,7 +41,9 @@ from assets.backups.restore_ledger import (
     SUCCEEDED,
     Ledger,
     compact_orphans,
+    ledger_relation,
     succeeded_write_ids,
+    unresolved_started,
 )
 from assets.backups.restore_plan import Selection, compute, load_plan, open_client, plan_dir
 from orchestration.http import ApiError
@@ -118,7 +125,10 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any) 
     con.execute(f"CREATE OR REPLACE TEMP TABLE planned AS SELECT * FROM read_parquet('{path}')")
     done = succeeded_write_ids(con, plan.plan_id)
     con.execute("CREATE OR REPLACE TEMP TABLE ours (live_id VARCHAR)")
-    ours = sorted({v for v in done.values() if v})
+    # records this plan wrote: succeeded writes, and writes a killed run had sent without
+    # recording the answer (they may have landed)
+    ours = sorted({v for v in done.values() if v}
+                  | {r[4] for r in unresolved_started(con, plan.plan_id) if r[4]})
     if ours:
         con.execute("INSERT INTO ours SELECT unnest(?)", [ours])
     opp_live = ("UNION ALL SELECT 'opportunities', id, _source_updated_at FROM opp_live_all"
@@ -159,6 +169,16 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any) 
                AND c.live_id IN (SELECT live_id FROM restore_ledger WHERE plan_id = ?
                                  AND action = 'create' AND status = 'succeeded'))""",
                 [plan.plan_id])
+    # a HighLevel `replace` whose delete half was done before a run stopped: the fresh diff
+    # sees a missing opportunity (`create`); it finishes the planned replace, under its id
+    # (live id NULL: nothing left to delete)
+    con.execute("""
+        INSERT INTO todo
+        SELECT c.* REPLACE (p.change_id AS change_id, 'replace' AS action)
+        FROM changes c JOIN planned p
+          ON p.entity = 'opportunities' AND p.action = 'replace' AND p.backup_id = c.backup_id
+        WHERE c.entity = 'opportunities' AND c.action = 'create'
+          AND c.change_id NOT IN (SELECT change_id FROM planned)""")
 
 
 def values(con: duckdb.DuckDBPyConnection, rel: str, ids: list[str], fields: tuple
@@ -186,10 +206,12 @@ def clean(value: Any) -> Any:
 def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, run: str,
             concurrency: int) -> dict[str, int]:
     done = succeeded_write_ids(con, plan.plan_id)
-    attempts = dict(con.execute("SELECT write_id, count(*) FROM restore_ledger "
+    # attempt numbers: the highest so far (a `started` row and its outcome share one)
+    attempts = dict(con.execute("SELECT write_id, max(attempt) FROM restore_ledger "
                                 "WHERE plan_id = ? GROUP BY ALL", [plan.plan_id]).fetchall())
     ledger = Ledger(root, plan.plan_id, run, plan.source)
     runner = Runner(ledger, done, attempts, concurrency)
+    confirmed = 0
     try:
         if plan.source == "keap":
             from assets.backups.restore_keap import apply_keap
@@ -199,13 +221,46 @@ def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, 
             from assets.backups.restore_highlevel import apply_highlevel
 
             apply_highlevel(con, client, runner)
+        confirmed = _confirm_landed(con, root, plan.plan_id, run, ledger)
     finally:
         ledger.close()
     planned = con.execute("SELECT count(*) FROM planned").fetchone()[0]
     needed = con.execute("SELECT count(*) FROM todo").fetchone()[0]
     return {**{k: v for k, v in ledger.counts.items()}, "planned_changes": planned,
             "changes_still_needed": needed, "skipped_already_done": runner.skipped,
-            "api_calls": client.calls}
+            "confirmed_after_crash": confirmed, "api_calls": client.calls}
+
+
+def _confirm_landed(con: duckdb.DuckDBPyConnection, root: Path, plan_id: str, run: str,
+                    ledger: Ledger) -> int:
+    """Writes an earlier, killed run sent without recording the answer, whose effect the fresh
+    diff shows (nothing left to change for that record, field or tag): recorded as succeeded
+    ("confirmed"), so each write of the plan ends with exactly one succeeded row."""
+    ledger_relation(con, root)        # again: this run's write-ahead log exists now
+    n = 0
+    for wid, entity, action, backup_id, live_id, tag, fields, attempt in unresolved_started(
+            con, plan_id):
+        still_needed = con.execute("""
+            SELECT count(*) FROM changes c WHERE c.entity = $entity AND (
+                ($action = 'create' AND c.action IN ('create', 'replace')
+                 AND c.backup_id = $backup_id)
+             OR ($action = 'delete' AND c.action IN ('delete', 'replace')
+                 AND c.live_id = $live_id)
+             OR ($action = 'update' AND c.action = 'update' AND c.live_id = $live_id
+                 AND list_contains($fields, c.field))
+             OR ($action IN ('tag_add', 'tag_remove') AND c.action = $action
+                 AND c.live_id = $live_id AND c.tag = $tag))""",
+            {"entity": entity, "action": action, "backup_id": backup_id, "live_id": live_id,
+             "fields": list(fields or []), "tag": tag}).fetchone()[0]
+        if still_needed:
+            continue
+        ledger.record(write_id=wid, entity=entity, action=action, backup_id=backup_id,
+                      live_id=live_id, tag=tag, fields=list(fields or []) or None,
+                      status=SUCCEEDED, attempt=attempt,
+                      error="confirmed: the live record already shows this write (an earlier "
+                            "run stopped before recording the answer)")
+        n += 1
+    return n
 
 
 class Runner:
@@ -237,11 +292,19 @@ class Runner:
                     results[w.write_id] = live_id
         return results
 
+    def start(self, writes: list[Write]) -> None:
+        """`started` rows, before the calls are sent (see the module docstring, 4.)."""
+        self.ledger.record_started([
+            {"write_id": w.write_id, "entity": w.entity, "action": w.action,
+             "backup_id": w.backup_id, "live_id": w.live_id, "tag": w.tag, "fields": w.fields,
+             "attempt": self.attempts.get(w.write_id, 0) + 1} for w in writes])
+
     def _one(self, w: Write) -> str | None | bool:
         attempt = self.attempts.get(w.write_id, 0) + 1
         common = {"write_id": w.write_id, "entity": w.entity, "action": w.action,
                   "backup_id": w.backup_id, "tag": w.tag, "fields": w.fields or None,
                   "attempt": attempt}
+        self.start([w])
         try:
             live_id = w.run()
         except ApiError as e:

@@ -38,7 +38,8 @@ def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner)
     for r in rows:
         group[(r[1], r[2])].append(r)
     opp_deletes = group[("opportunities", "delete")] + group[("opportunities", "replace")]
-    runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes])
+    runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes
+                if r[4] is not None])    # a replace whose delete half an earlier run did
     runner.run([_delete(client, "contacts", r, "delete") for r in group[("contacts", "delete")]])
     created = _create_contacts(con, client, runner, group[("contacts", "create")])
     runner.run(_updates(client, "contacts", group[("contacts", "update")]))

@@ -4,12 +4,14 @@ A recreated contact is created without a duplicate option: Keap accounts hold du
 contacts with one address), and matching by e-mail would overwrite the surviving twin instead of
 bringing back the deleted one. A create tried before whose reply was lost is looked for first
 (a live contact with its primary address that the backup does not know) and adopted instead of
-created twice. Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000
+created twice (a write tried before includes one a killed run had only started: see
+restore_apply). Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000
 contacts a call). A tag that no longer exists in Keap is created again under its backed-up name.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -33,8 +35,12 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> N
     runner.run([_delete(client, r) for r in by_action["delete"]])
     created = _create(con, client, runner, by_action["create"])
     runner.run(_updates(client, by_action["update"]))
-    tags = [(r[0], r[1], r[2], r[3], r[6]) for r in by_action["tag_add"] + by_action["tag_remove"]]
-    tags += _tags_of_created(con, created)
+    of_created = _tags_of_created(con, created)
+    # the diff also lists tags of contacts an earlier run recreated: one write per contact/tag
+    known = {(a, live, t) for _, a, _, live, t in of_created}
+    tags = [(r[0], r[1], r[2], r[3], r[6]) for r in by_action["tag_add"] + by_action["tag_remove"]
+            if (r[1], r[3], r[6]) not in known]
+    tags += of_created
     _tags(con, client, runner, tags)
 
 
@@ -51,6 +57,7 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
             rows: list[tuple]) -> dict[str, str]:
     """Recreate contacts; returns backup id -> new live id (this run's and earlier runs')."""
     docs = values(con, "backup_all", [r[2] for r in rows], SPEC.fields)
+    lookup, adopted = threading.Lock(), set()
     writes = []
     for change_id, _, backup_id, *_ in rows:
         body = docs.get(backup_id)
@@ -59,7 +66,10 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
 
         def call(body: dict = body, wid: str = change_id) -> str:
             if runner.tried_before(wid):
-                twin = _made_by_lost_reply(con, body)
+                with lookup:
+                    twin = _made_by_lost_reply(con, body, adopted)
+                    if twin:
+                        adopted.add(twin)
                 if twin:
                     client.update_contact(twin, body, update_mask=sorted(body))
                     return twin
@@ -71,14 +81,19 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
             if results.get(w.write_id) and w.backup_id}
 
 
-def _made_by_lost_reply(con: duckdb.DuckDBPyConnection, body: dict) -> str | None:
+def _made_by_lost_reply(con: duckdb.DuckDBPyConnection, body: dict, adopted: set[str]
+                        ) -> str | None:
+    """A live contact with the body's primary address that no backup record is matched to
+    and that this run has not adopted already (two backed-up twins share one address)."""
     emails = [e.get("email", "").lower() for e in body.get("email_addresses") or []]
     if not emails:
         return None
     row = con.execute("""
         SELECT l.id FROM live_all l
         WHERE lower(l.primary_email) = ? AND l.id NOT IN (SELECT live_id FROM twin)
-        ORDER BY TRY_CAST(l.id AS BIGINT) DESC LIMIT 1""", [emails[0]]).fetchone()
+          AND l.id NOT IN (SELECT unnest(?::VARCHAR[]))
+        ORDER BY TRY_CAST(l.id AS BIGINT) DESC LIMIT 1""", [emails[0], sorted(adopted)]
+    ).fetchone()
     return row[0] if row else None
 
 
@@ -135,6 +150,7 @@ def _tags(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
         writes = {r[3]: Write(r[0], "contacts", action, r[2], r[3], [], lambda: None, tag=tag)
                   for r in items}
         live_tag = tag_ids.get(tag, tag)
+        runner.start(list(writes.values()))
         try:
             if action == "tag_add":
                 results = client.apply_tags(live_tag, sorted(writes))

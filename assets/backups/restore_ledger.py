@@ -6,6 +6,12 @@
                                                                end of the run (and, for a run
                                                                that was killed, by the next one)
 
+Each write gets a `started` row before it is sent and an outcome row after. A run killed in
+between leaves the `started` row only: the next run then treats the write as possibly done
+(a create is looked up before it is sent again; the record's new update time is not taken for
+someone else's edit; a write whose effect the fresh diff shows is recorded as succeeded,
+"confirmed").
+
 It makes `apply` resumable (a re-run of a plan skips what succeeded) and it is where recreated
 records' new ids live: a record recreated from the backup gets a new id from the vendor, and
 the `restore_idmap` view (backup id -> live id, latest restore wins, chains followed) lets the
@@ -32,6 +38,9 @@ COLUMNS = {
     "attempt": "INTEGER", "run_id": "VARCHAR", "at": "TIMESTAMPTZ",
 }
 SUCCEEDED, RETRYABLE, PERMANENT = "succeeded", "failed_retryable", "failed_permanent"
+# written (and fsynced) before a write is sent: a run killed between the vendor's answer and the
+# outcome row leaves only this row, which tells the next run that the write may have happened
+STARTED = "started"
 
 
 def ledger_dir(root: Path) -> Path:
@@ -119,17 +128,47 @@ class Ledger:
             "tag": tag, "fields": fields, "status": status, "http_status": http_status,
             "error": (error or "")[:500] or None, "attempt": attempt, "run_id": self.run_id,
             "at": datetime.now(UTC).isoformat()}
-        line = json.dumps(row, separators=(",", ":")) + "\n"
+        self._write([row])
+
+    def record_started(self, writes: list[dict[str, Any]]) -> None:
+        """`started` rows for writes about to be sent (one fsync for a batch)."""
+        now = datetime.now(UTC).isoformat()
+        self._write([{"write_id": w["write_id"], "plan_id": self.plan_id, "source": self.source,
+                      "entity": w["entity"], "action": w["action"],
+                      "backup_id": w.get("backup_id"), "live_id": w.get("live_id"),
+                      "tag": w.get("tag"), "fields": w.get("fields") or None,
+                      "status": STARTED, "http_status": None, "error": None,
+                      "attempt": w.get("attempt", 1), "run_id": self.run_id, "at": now}
+                     for w in writes])
+
+    def _write(self, rows: list[dict[str, Any]]) -> None:
+        text = "".join(json.dumps(r, separators=(",", ":")) + "\n" for r in rows)
         with self._lock:
-            self._file.write(line)
+            self._file.write(text)
             self._file.flush()
             os.fsync(self._file.fileno())
-            self.counts[status] = self.counts.get(status, 0) + 1
+            for r in rows:
+                if r["status"] != STARTED:
+                    self.counts[r["status"]] = self.counts.get(r["status"], 0) + 1
 
     def close(self) -> None:
         with self._lock:
             self._file.close()
         compact(self.root, self.run_id)
+
+
+def unresolved_started(con: duckdb.DuckDBPyConnection, plan_id: str) -> list[tuple]:
+    """Writes of the plan that were started and never got an outcome in that run, and never
+    succeeded since: (write_id, entity, action, backup_id, live_id, tag, fields, attempt)."""
+    return con.execute("""
+        SELECT s.write_id, any_value(s.entity), any_value(s.action), any_value(s.backup_id),
+               any_value(s.live_id), any_value(s.tag), any_value(s.fields), max(s.attempt)
+        FROM restore_ledger s
+        WHERE s.plan_id = ? AND s.status = 'started'
+          AND NOT EXISTS (SELECT 1 FROM restore_ledger o WHERE o.plan_id = s.plan_id
+                          AND o.write_id = s.write_id AND o.status <> 'started'
+                          AND (o.run_id = s.run_id OR o.status = 'succeeded'))
+        GROUP BY s.write_id ORDER BY 1""", [plan_id]).fetchall()
 
 
 def compact(root: Path, run_id: str) -> Path | None:

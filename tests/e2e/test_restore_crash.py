@@ -1,0 +1,280 @@
+"""Crash safety of restore apply: the apply runs in a child process that is SIGKILLed mid-way,
+then the same plan is applied again in-process. The live system ends equal to the backup as of
+T (the drill's independent oracle), no contact exists twice (contacts per e-mail as in the
+backup), and every planned write is in the restore ledger exactly once as succeeded. A write
+the killed run had sent without recording the answer has a `started` row; the re-run finishes
+it once: a create is looked up and adopted instead of made twice, a write whose effect the
+fresh diff shows is recorded as succeeded with the note "confirmed".
+
+How the child dies: `external` — the test SIGKILLs it once the ledger holds 8 succeeded writes
+(whatever is in flight is lost); `lost_create` / `lost_update` — it SIGKILLs itself right after
+the vendor answered the Nth create / update, before the outcome reached the ledger (the worst
+moment, made deterministic)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pytest
+
+from assets.backups.catalog import open_catalog
+from assets.backups.restore import apply as apply_plan
+from assets.backups.restore import preview
+from assets.backups.restore_apply import write_id
+from assets.backups.restore_ledger import ledger_dir, ledger_relation
+from assets.backups.restore_plan import plan_dir
+from assets.highlevel.extract import SPECS as HIGHLEVEL
+from assets.keap.extract import SPECS as KEAP
+from orchestration.resources import HighLevelResource, KeapResource
+from orchestration.times import iso
+from tests.e2e.conftest import World, backed_up_docs, served_world
+from tests.e2e.test_restore_drill import (
+    CHANGE_KEYS,
+    assert_highlevel_matches,
+    assert_keap_matches,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+MODES = ["create-missing", "update-existing", "delete-new"]
+# the sandbox runs without rate limits: pace the clients faster than the vendors' published
+# limits so the test stays short (the child uses the same)
+FAST = {"keap": {"requests_per_second": 60, "requests_per_minute": 3000},
+        "highlevel": {"requests_per_window": 600}}
+# the child: imports (slow: ~5 s), then reads the plan id from stdin and applies it; in mode
+# `lost_<action>` it dies (SIGKILL, no cleanup) when the vendor has answered the Nth write of
+# that action (create, update), before the outcome is written to the ledger
+CHILD = """
+import json, os, signal, sys
+from pathlib import Path
+from assets.backups import restore_ledger
+from assets.backups.restore import apply
+from orchestration.resources import HighLevelResource, KeapResource
+
+root, mode, nth, run_id, source = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:6]
+resource = {"keap": KeapResource, "highlevel": HighLevelResource}[source]
+client = resource(**json.loads(sys.argv[6])).open()
+if mode.startswith("lost_"):
+    record, seen, action = restore_ledger.Ledger.record, [], mode.removeprefix("lost_")
+    def dying_record(self, **row):
+        if row["action"] == action and row["status"] == "succeeded":
+            seen.append(row["write_id"])
+            if len(seen) == nth:
+                os.kill(os.getpid(), signal.SIGKILL)
+        return record(self, **row)
+    restore_ledger.Ledger.record = dying_record
+plan_id = sys.stdin.readline().strip()
+apply(Path(root), plan_id, run_id=run_id, concurrency=2, client=client)
+print("finished")
+"""
+
+
+def wal_rows(root: Path) -> list[dict[str, Any]]:
+    rows = []
+    for p in (ledger_dir(root) / "_wal").glob("*.jsonl"):
+        rows += [json.loads(line) for line in p.read_text().splitlines() if line.endswith("}")]
+    return rows
+
+
+def start_child(w: World, source: str, mode: str, kill_after: int, run_id: str
+                ) -> subprocess.Popen:
+    """The apply's child process, started early so that its imports overlap the preview."""
+    return subprocess.Popen([sys.executable, "-c", CHILD, str(w.root), mode, str(kill_after),
+                             run_id, source, json.dumps(FAST[source])], cwd=REPO,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def apply_until_killed(w: World, proc: subprocess.Popen, plan_id: str, mode: str,
+                       kill_after: int, run_id: str) -> list[dict]:
+    """Let the child apply the plan and SIGKILL it mid-way; returns the ledger rows it left."""
+    assert proc.stdin is not None
+    proc.stdin.write(plan_id + "\n")
+    proc.stdin.flush()
+    deadline = time.monotonic() + 60
+    try:
+        while time.monotonic() < deadline:
+            if mode == "external" and sum(
+                    r["status"] == "succeeded" for r in wal_rows(w.root)) >= kill_after:
+                proc.send_signal(signal.SIGKILL)
+                break
+            if proc.poll() is not None:
+                break
+            time.sleep(0.005)
+        else:
+            raise AssertionError("the apply wrote too few ledger rows in 60 s")
+    finally:
+        proc.wait(timeout=30)
+    out, err = proc.communicate()
+    assert proc.returncode == -signal.SIGKILL, (out, err[-3000:])
+    left = wal_rows(w.root)
+    assert left and not (ledger_dir(w.root) / f"run_id={run_id}").exists()  # not compacted
+    return left
+
+
+def damage(w: World, source: str) -> None:
+    """Keap: 30 contacts deleted, 10 edited badly, tags stripped. HighLevel: contacts with
+    opportunities deleted, a few edited."""
+    c = w.clients(**FAST)
+    try:
+        keap, hl = c["keap"], c["highlevel"]
+        if source == "highlevel":
+            opps = w.sandbox_docs("highlevel", "opportunities")
+            with_opp = sorted({o["contactId"] for o in opps.values()})
+            for cid in with_opp[:6]:
+                hl.delete_contact(cid)
+            for cid in with_opp[6:10]:
+                hl.update_contact(cid, {"companyName": "Wrong Co"})
+            return
+        ids = sorted(w.sandbox_docs("keap", "contacts"), key=int)
+        for cid in ids[:30]:
+            keap.delete_contact(cid)
+        for cid in ids[30:40]:
+            keap.update_contact(cid, {"given_name": "Import", "job_title": "??"})
+        docs = w.sandbox_docs("keap", "contacts")
+        for cid, d in [(i, d) for i, d in docs.items() if d.get("tag_ids")][:3]:
+            keap.remove_tags(d["tag_ids"][0], [cid])
+    finally:
+        for client in c.values():
+            client.close()
+
+
+# (source, how the apply dies, after how many succeeded writes / answered creates)
+CASES = [("keap", "external", 8), ("keap", "lost_create", 5), ("highlevel", "lost_update", 2)]
+
+
+@pytest.fixture(scope="module")
+def crash_world(tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[tuple[World, dict[tuple[str, str], subprocess.Popen]]]:
+    """A small world, Keap and HighLevel backed up once (Greenhouse is not needed here), and
+    every case's child process, started first: their imports (~5 s) overlap the backup."""
+    with served_world(tmp_path_factory.mktemp("crash"), candidates=150, seed=7) as w:
+        procs = {(source, mode): start_child(w, source, mode, n, f"crash-{source}-{mode}")
+                 for source, mode, n in CASES}
+        try:
+            w.backup(w.day(), specs=[*KEAP, *HIGHLEVEL])
+            yield w, procs
+        finally:
+            for proc in procs.values():
+                if proc.poll() is None:      # a case that failed before its child was used
+                    proc.kill()
+                proc.communicate(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def as_of(crash_world) -> str:
+    w, _ = crash_world
+    t = iso(w.store.now() - timedelta(milliseconds=1))
+    w.admin("POST", "/clock", json={"advance_seconds": 600})
+    return t
+
+
+def client(source: str) -> Any:
+    resource = {"keap": KeapResource, "highlevel": HighLevelResource}[source]
+    return resource(**FAST[source]).open()
+
+
+def contacts_per_email(docs: Any, source: str) -> Counter:
+    if source == "keap":
+        keys = [(d.get("email_addresses") or [{}])[0].get("email", "").lower() for d in docs]
+    else:
+        keys = [(d.get("email") or "").lower() for d in docs]
+    return Counter(k for k in keys if k)
+
+
+def ledger_of(root: Path, plan_id: str) -> list[tuple]:
+    """(write_id, status, run_id, error) of every ledger row of the plan."""
+    con = open_catalog(root)
+    try:
+        ledger_relation(con, root)
+        return con.execute("SELECT write_id, status, run_id, error FROM restore_ledger "
+                           "WHERE plan_id = ? ORDER BY \"at\"", [plan_id]).fetchall()
+    finally:
+        con.close()
+
+
+def planned_writes(root: Path, plan_id: str) -> set[str]:
+    """The write ids the plan's changes become (restore_keap / restore_highlevel): one per
+    create, delete and tag change, one per updated record, two per `replace`."""
+    con = duckdb.connect()
+    try:
+        rows = con.execute("SELECT change_id, action, backup_id, live_id FROM read_parquet(?)",
+                           [str(plan_dir(root, plan_id) / "changes.parquet")]).fetchall()
+    finally:
+        con.close()
+    out, updates = set(), defaultdict(list)
+    for change_id, action, backup_id, live_id in rows:
+        if action == "update":
+            updates[(backup_id, live_id)].append(change_id)
+        elif action == "replace":
+            out |= {write_id(change_id, "delete"), write_id(change_id, "create")}
+        else:
+            out.add(change_id)
+    return out | {write_id("update", *sorted(ids)) for ids in updates.values()}
+
+
+@pytest.mark.parametrize(("source", "mode", "kill_after"), CASES)
+def test_sigkill_mid_apply_then_rerun(crash_world, as_of: str, source: str, mode: str,
+                                      kill_after: int) -> None:
+    (w, children), api = crash_world, client(source)
+    crash, rerun = f"crash-{source}-{mode}", f"rerun-{source}-{mode}"
+    child = children[(source, mode)]
+    damage(w, source)
+    plan = preview(w.root, source, as_of, modes=MODES, client=api)
+    assert plan.counts["create"] >= (30 if source == "keap" else 6)
+
+    killed = apply_until_killed(w, child, plan.plan_id, mode, kill_after, crash)
+    done_before = {r["write_id"] for r in killed if r["status"] == "succeeded"}
+    assert len(done_before) >= kill_after - mode.startswith("lost_")
+    in_flight = {r["write_id"] for r in killed if r["status"] == "started"} - {
+        r["write_id"] for r in killed if r["status"] != "started"}
+    if mode.startswith("lost_"):  # the write the vendor made but the ledger never heard of
+        assert in_flight
+
+    counts = apply_plan(w.root, plan.plan_id, run_id=rerun, client=api)
+    assert counts["failed_retryable"] == counts["failed_permanent"] == 0, counts
+    # the killed run's WAL was compacted by the re-run; nothing is left in the WAL folder
+    assert (ledger_dir(w.root) / f"run_id={crash}" / "part-00000.parquet").exists()
+    assert not list((ledger_dir(w.root) / "_wal").glob("*.jsonl"))
+
+    if source == "keap":
+        assert_keap_matches(w, as_of)
+    else:
+        assert_highlevel_matches(w, as_of)
+    # nothing created twice: as many contacts per e-mail as the backup had (Keap accounts
+    # hold duplicates from before)
+    backed_up = backed_up_docs(w.root, source, "contacts", as_of).values()
+    live = w.sandbox_docs(source, "contacts").values()
+    assert contacts_per_email(live, source) == contacts_per_email(backed_up, source)
+    again = preview(w.root, source, as_of, modes=MODES, client=api)
+    assert not {k: v for k, v in again.counts.items() if k in CHANGE_KEYS and v}, again.counts
+
+    rows = ledger_of(w.root, plan.plan_id)
+    succeeded = Counter(wid for wid, status, _, _ in rows if status == "succeeded")
+    assert set(succeeded.values()) == {1}, [wid for wid, n in succeeded.items() if n > 1]
+    assert planned_writes(w.root, plan.plan_id) <= set(succeeded)
+    assert {status for _, status, _, _ in rows} == {"started", "succeeded"}
+    # what the killed run recorded as done was not sent again
+    assert not {wid for wid, status, run, _ in rows if status == "succeeded" and run == rerun
+                } & done_before
+    # every write ever started (those in flight at the kill too) ended succeeded
+    assert {wid for wid, status, _, _ in rows if status == "started"} <= set(succeeded)
+    confirmed = {wid for wid, status, _, error in rows
+                 if status == "succeeded" and (error or "").startswith("confirmed")}
+    assert confirmed <= in_flight and len(confirmed) == counts["confirmed_after_crash"]
+    if mode == "lost_update":     # the update had landed: recorded, not sent again
+        assert confirmed
+    # a finished plan applied again changes nothing
+    assert apply_plan(w.root, plan.plan_id, client=api)["succeeded"] == 0
+    w.admin("POST", "/clock", json={"advance_seconds": 60})
