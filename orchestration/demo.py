@@ -176,8 +176,7 @@ def _print_progress(instance, keys, partition, seen, console, since: float) -> N
 def summarize(instance, keys, partition) -> dict[str, Any]:
     rows = []
     for key in keys:
-        mat = _latest(instance, key, partition)
-        md = {k: v.value for k, v in (mat.metadata if mat else {}).items()}
+        md = _metadata(instance, key, partition)
         rows.append({"asset": key.to_user_string(), "rows": md.get("dagster/row_count"),
                      "upserts": md.get("upserts"), "deletes": md.get("deletes"),
                      "mode": md.get("mode"), "api_calls": md.get("api_calls"),
@@ -186,8 +185,10 @@ def summarize(instance, keys, partition) -> dict[str, Any]:
             "api_calls": sum(r["api_calls"] or 0 for r in rows)}
 
 
-def _metadata(instance: dg.DagsterInstance, key: list[str], partition: str) -> dict[str, Any]:
-    mat = _latest(instance, dg.AssetKey(key), partition)
+def _metadata(instance: dg.DagsterInstance, key: dg.AssetKey | list[str],
+              partition: str) -> dict[str, Any]:
+    """The values of an asset's latest materialization of `partition` (empty when none)."""
+    mat = _latest(instance, dg.AssetKey(key) if isinstance(key, list) else key, partition)
     return {k: v.value for k, v in (mat.metadata if mat else {}).items()}
 
 
