@@ -1,14 +1,20 @@
 """Catalog views over the Keap sync (added to the SQL catalog by `assets/backups/catalog.py`):
 
-  sync.ledger                   every write attempt of every compacted push run
+  sync.ledger                   every write attempt of every push run: the compacted runs and
+                                the write-ahead logs not compacted yet (a run in progress, or one
+                                killed before the next push compacts its log)
   sync.dead_letter              changes whose latest attempt Keap refused for good, with the
                                 reason (not retried until their input changes)
   sync.keap_desired(_by_day)    what each synced profile should hold in Keap (latest / every day)
   sync.keap_changeset(_by_day)  the changes planned for Keap (latest / every day)
+  sync.keap_rejects(_by_day)    changes the changeset would not send (a value longer than Keap
+                                allows, an address Keap refuses): profile, field, reason
 
-The ledger view reads the compacted Parquet files; the attempts of a run still going (or of one
-killed, until the next push compacts its write-ahead log) are not in it yet. In Python,
-`assets.sync.ledger.ledger_relation` includes those too.
+`sync.ledger` is what `assets.sync.ledger.ledger_relation` shows in Python: Parquet files plus the
+complete lines of the write-ahead logs (`_wal/*.jsonl`, read with `read_json`, same columns and
+types) whose run has no Parquet file yet. A line cut short by a kill is not an outcome (DuckDB
+reads it as an empty row, dropped). The log folder keeps an empty placeholder file, so the glob
+always matches a file while logs come and go.
 """
 
 from __future__ import annotations
@@ -18,12 +24,34 @@ from pathlib import Path
 from assets.identity.catalog import daily_output_views
 
 SOURCE = "sync"
-PARTITIONED = ("keap_desired", "keap_changeset")
+PARTITIONED = ("keap_desired", "keap_changeset", "keap_rejects")
 # as assets/sync/ledger.py (not imported: keeps `talentvault sql` light)
 LEDGER_FILES = ("ledger", "run_id=*", "part-00000.parquet")
-LEDGER_COLUMNS = ("change_id", "changeset_date", "profile_id", "contact_id", "action", "fields",
-                  "tag", "tag_id", "status", "http_status", "error", "attempt", "run_id", "at",
-                  "keap_update_time")
+WAL_DIR = ("ledger", "_wal")
+WAL_PLACEHOLDER = ".empty.jsonl"
+STATUSES = ("succeeded", "failed_retryable", "failed_permanent")
+LEDGER_TYPES = {
+    "change_id": "VARCHAR", "changeset_date": "DATE", "profile_id": "BIGINT",
+    "contact_id": "VARCHAR", "action": "VARCHAR", "fields": "VARCHAR[]", "tag": "VARCHAR",
+    "tag_id": "VARCHAR", "status": "VARCHAR", "http_status": "INTEGER", "error": "VARCHAR",
+    "attempt": "INTEGER", "run_id": "VARCHAR", "at": "TIMESTAMPTZ",
+    "keap_update_time": "TIMESTAMPTZ",
+}
+LEDGER_COLUMNS = tuple(LEDGER_TYPES)
+
+
+def _wal_sql(wal_glob: str) -> str:
+    """The complete WAL lines, typed like the compacted Parquet (every column read as text,
+    then cast, so a line Python would read never fails the view)."""
+    read_cols = ", ".join(
+        f"'{c}': '{'VARCHAR[]' if t == 'VARCHAR[]' else 'VARCHAR'}'"
+        for c, t in LEDGER_TYPES.items())
+    cols = ", ".join(f'"{c}"' if t in ("VARCHAR", "VARCHAR[]")
+                     else f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in LEDGER_TYPES.items())
+    statuses = ", ".join(f"'{s}'" for s in STATUSES)
+    return (f"SELECT {cols} FROM read_json('{wal_glob}', format = 'newline_delimited', "
+            f"ignore_errors = true, columns = {{{read_cols}}}) "
+            f"WHERE change_id IS NOT NULL AND status IN ({statuses})")
 
 
 def catalog_statements(root: Path) -> list[str]:
@@ -31,15 +59,31 @@ def catalog_statements(root: Path) -> list[str]:
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {SOURCE}",
              *daily_output_views(root, SOURCE, PARTITIONED)]
     ledger = root / SOURCE / Path(*LEDGER_FILES)
-    if any(ledger.parent.parent.glob("run_id=*/part-00000.parquet")):
-        cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
-        stmts += [
-            f"CREATE OR REPLACE VIEW {SOURCE}.ledger AS SELECT {cols} FROM read_parquet("
-            f"'{ledger}', hive_partitioning = false, union_by_name = true)",
-            f"CREATE OR REPLACE VIEW {SOURCE}.dead_letter AS SELECT * FROM ("
-            f"SELECT * FROM {SOURCE}.ledger QUALIFY row_number() OVER (PARTITION BY change_id "
-            "ORDER BY attempt DESC, \"at\" DESC) = 1) WHERE status = 'failed_permanent' AND "
-            f"change_id NOT IN (SELECT change_id FROM {SOURCE}.ledger "
-            "WHERE status = 'succeeded')",
-        ]
+    wal = root / SOURCE / Path(*WAL_DIR)
+    has_parquet = any(ledger.parent.parent.glob("run_id=*/part-00000.parquet"))
+    # the placeholder makes the glob safe whatever the logs do later; without it (a data root
+    # no push has written to since), the logs present now
+    has_wal = (wal / WAL_PLACEHOLDER).exists() or any(
+        p for p in wal.glob("*.jsonl") if not p.name.startswith("."))
+    if not (has_parquet or has_wal):
+        return stmts
+    cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
+    parts = []
+    if has_parquet:
+        parts.append(f"SELECT {cols} FROM read_parquet('{ledger}', hive_partitioning = false, "
+                     "union_by_name = true)")
+    if has_wal:
+        wal_rows = _wal_sql(str(wal / "*.jsonl"))
+        if has_parquet:  # a log whose Parquet exists is a leftover of a crashed compaction
+            wal_rows = (f"SELECT * FROM ({wal_rows}) WHERE run_id NOT IN (SELECT DISTINCT "
+                        f"run_id FROM read_parquet('{ledger}', hive_partitioning = false))")
+        parts.append(f"SELECT {cols} FROM ({wal_rows})")
+    stmts += [
+        f"CREATE OR REPLACE VIEW {SOURCE}.ledger AS " + " UNION ALL ".join(parts),
+        f"CREATE OR REPLACE VIEW {SOURCE}.dead_letter AS SELECT * FROM ("
+        f"SELECT * FROM {SOURCE}.ledger QUALIFY row_number() OVER (PARTITION BY change_id "
+        "ORDER BY attempt DESC, \"at\" DESC) = 1) WHERE status = 'failed_permanent' AND "
+        f"change_id NOT IN (SELECT change_id FROM {SOURCE}.ledger "
+        "WHERE status = 'succeeded')",
+    ]
     return stmts

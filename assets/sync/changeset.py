@@ -35,12 +35,30 @@ from orchestration.resources.storage import SnapshotStorage
 
 NAME = state.CHANGESET
 SOURCE = state.SOURCE
+REJECTS = "keap_rejects"
 ACTIONS = ("create", "update", "tag_add", "tag_remove")
 ORDER = ("profile_id, CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1 "
          "WHEN 'tag_remove' THEN 2 ELSE 3 END, tag, change_id")
 COLUMNS = ("change_id, action, profile_id, contact_id, match_email, fields, body, update_mask, "
            "tag, tag_id, depends_on, conflict, field_values")
 MEMORY_LIMIT = "2GB"
+
+# Keap's length limits (characters) for the contact values the sync sends, from the Keap v2 spec
+# (/work/shared/specs/keap/keap-rest-v2.openapi.yml, schema CreateUpdateContactRequest: the
+# `maxLength` of the name fields, job_title, website ...; EMAIL1 75 / EMAIL2-3 100 in the
+# description of email_addresses[].email, PHONE1-3 40 / PHONE4-5 20 in phone_numbers[].number).
+# Keap refuses a longer value with a 400 for the whole write, so the changeset does not send it:
+# the change goes to the reject list (sync/keap_rejects) instead. Custom field contents are not
+# checked here (their limit is each field's own `maximum_characters` option).
+KEAP_MAX_LENGTH = {
+    "given_name": 40, "family_name": 40, "middle_name": 100, "job_title": 255,
+    "preferred_name": 100, "spouse_name": 100, "website": 100, "assistant_name": 20,
+    "assistant_phone": 15, "billing_information": 100,
+    "EMAIL1": 75, "EMAIL2": 100, "EMAIL3": 100,
+    "PHONE1": 40, "PHONE2": 40, "PHONE3": 40, "PHONE4": 20, "PHONE5": 20,
+}
+REJECT_COLUMNS = ("profile_id, contact_id, action, field, keap_field, length, max_length, scope, "
+                  "reason")
 
 # JSON of one email / phone array item as Keap's request takes it (nulls left out)
 ITEM_MACROS = [
@@ -71,6 +89,7 @@ class ChangesetBuild:
     con: duckdb.DuckDBPyConnection
     spill: Path
     manifest: dict[str, Any] = field(default_factory=dict)
+    rejects_manifest: dict[str, Any] = field(default_factory=dict)
     counts: dict[str, Any] = field(default_factory=dict)
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -132,10 +151,16 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
     t = _phase(b, "match", t)
     policies(con, desired_m)
     field_diffs(con)
+    limits(con)
+    update_rejects(con)
     t = _phase(b, "diff", t)
     changes(con, desired_m)
     t = _phase(b, "rows", t)
     b.counts["archived_applied_rows"] = state.archive_applied(con, root, day, run_id)
+    b.rejects_manifest = write_partition(
+        con, root, REJECTS, day, f"SELECT {REJECT_COLUMNS} FROM rejects",
+        "profile_id, action, keap_field, field", run_id=run_id, source=SOURCE,
+        extra={"limits": KEAP_MAX_LENGTH})
     b.manifest = write_partition(
         con, root, NAME, day, f"SELECT {COLUMNS} FROM changeset", ORDER, run_id=run_id,
         source=SOURCE, extra={
@@ -311,6 +336,151 @@ def field_diffs(con: duckdb.DuckDBPyConnection) -> None:
     """)
 
 
+# -- Keap's limits: the reject list ------------------------------------------------------------
+def limits(con: duckdb.DuckDBPyConnection) -> None:
+    """`keap_limits(keap_field, max_len)` from KEAP_MAX_LENGTH and the empty `rejects` table:
+    one row per change the changeset does not send (profile, contact, the desired key `field`,
+    the Keap field or slot, the value's length and Keap's limit, `scope` = field (the rest of the
+    contact still syncs) or contact (nothing is sent for the profile), a readable reason)."""
+    con.execute("CREATE OR REPLACE TEMP TABLE keap_limits (keap_field VARCHAR, max_len INTEGER)")
+    con.executemany("INSERT INTO keap_limits VALUES (?, ?)", sorted(KEAP_MAX_LENGTH.items()))
+    con.execute("""CREATE OR REPLACE TEMP TABLE rejects (
+                       profile_id BIGINT, contact_id VARCHAR, action VARCHAR, field VARCHAR,
+                       keap_field VARCHAR, length INTEGER, max_length INTEGER, scope VARCHAR,
+                       reason VARCHAR)""")
+
+
+def update_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """Updates Keap would refuse, caught before they are sent (each one is in `rejects`, and
+    left out of the PATCH: `diff.apply` false, with a note; the contact's other fields still
+    go):
+
+    - a value longer than Keap allows for its field, or for the EMAIL/PHONE slot it would take;
+    - our email when the contact's email list holds an address Keap itself refuses (a bad
+      address a person typed into Keap, or one longer than its slot): Keap replaces the list
+      whole, so adding ours means sending theirs back, and the whole PATCH would fail. Their
+      address is never dropped either (arrays never lose a value): the email waits until the
+      address is fixed in Keap. The same for a phone list holding a number too long for its
+      slot."""
+    con.execute("""
+        INSERT INTO rejects
+        SELECT d.profile_id, d.contact_id, 'update', d.key, l.keap_field, length(v.value),
+               l.max_len, 'field',
+               'profile ' || d.profile_id || ': ' || d.key || ' is ' || length(v.value)
+               || ' characters, Keap allows ' || l.max_len
+               || CASE WHEN d.kind = 'scalar' THEN '' ELSE ' in ' || l.keap_field END
+               || '; not sent to contact ' || d.contact_id
+               || ' (its other fields still sync): shorten it in Greenhouse'
+        FROM diff d
+        JOIN keap_limits l ON l.keap_field = CASE d.kind WHEN 'scalar' THEN d.key
+                                                         ELSE d.free_slot END
+        CROSS JOIN LATERAL (SELECT CASE WHEN d.kind = 'scalar' THEN d.value
+                                        ELSE trim(d.value) END AS value) v
+        WHERE d.apply AND d.kind IN ('scalar', 'email', 'phone') AND v.value IS NOT NULL
+          AND length(v.value) > l.max_len
+    """)
+    # the addresses Keap holds on contacts we would send an email list to
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE held_emails AS
+        SELECT h.profile_id, h.contact_id, h.s.field AS slot, h.s.email AS raw
+        FROM (SELECT profile_id, contact_id, unnest(email_slots) AS s FROM diff d
+              WHERE apply AND kind = 'email' AND NOT EXISTS (
+                  SELECT 1 FROM rejects r WHERE r.contact_id = d.contact_id
+                  AND r.field = 'email')) h
+    """)
+    if con.execute("SELECT count(*) FROM held_emails").fetchall()[0][0]:
+        from assets.identity import emails
+        from assets.identity.config import NormalizationConfig
+
+        emails.register(con)
+        emails.normalize_emails(con, "SELECT DISTINCT raw FROM held_emails WHERE raw IS NOT NULL",
+                                "held_norm", NormalizationConfig())
+        valid = "SELECT raw FROM held_norm WHERE email IS NOT NULL"
+    else:
+        valid = "SELECT NULL::VARCHAR AS raw LIMIT 0"
+    con.execute(f"""
+        INSERT INTO rejects
+        SELECT profile_id, contact_id, 'update', 'email', slot, len, max_len, 'field',
+               'profile ' || profile_id || ': Keap contact ' || contact_id
+               || ' holds an address Keap refuses in ' || coalesce(slot, '?') || ' ('
+               || CASE WHEN too_long THEN len || ' characters, Keap allows ' || max_len
+                       ELSE 'not a valid email address' END
+               || '); the profile''s email was not added, since that would send the list back'
+               || ' with it (its other fields still sync): fix or remove that address in Keap'
+        FROM (SELECT h.*, length(trim(coalesce(h.raw, ''))) AS len, l.max_len,
+                     length(trim(coalesce(h.raw, ''))) > coalesce(l.max_len, 100) AS too_long,
+                     coalesce(trim(h.raw), '') = '' OR h.raw NOT IN ({valid}) AS invalid
+              FROM held_emails h LEFT JOIN keap_limits l ON l.keap_field = h.slot)
+        WHERE too_long OR invalid
+        QUALIFY row_number() OVER (PARTITION BY contact_id ORDER BY slot) = 1
+    """)
+    con.execute("""
+        INSERT INTO rejects
+        SELECT profile_id, contact_id, 'update', 'phone', slot, len, max_len, 'field',
+               'profile ' || profile_id || ': Keap contact ' || contact_id
+               || ' holds a phone number Keap refuses in ' || slot || ' (' || len
+               || ' characters, Keap allows ' || max_len || '); the profile''s phone was not '
+               || 'added, since that would send the list back with it (its other fields still '
+               || 'sync): fix or remove that number in Keap'
+        FROM (SELECT d.profile_id, d.contact_id, p.field AS slot,
+                     length(coalesce(p.number, '')) AS len, l.max_len
+              FROM (SELECT profile_id, contact_id, unnest(phone_slots) AS p FROM diff d
+                    WHERE apply AND kind = 'phone' AND NOT EXISTS (
+                        SELECT 1 FROM rejects r WHERE r.contact_id = d.contact_id
+                        AND r.field = 'phone')) d
+              JOIN keap_limits l ON l.keap_field = d.p.field)
+        WHERE len > max_len OR len = 0
+        QUALIFY row_number() OVER (PARTITION BY contact_id ORDER BY slot) = 1
+    """)
+    con.execute("""
+        UPDATE diff SET apply = false,
+               note = key || ' not sent: Keap would refuse it (see sync.keap_rejects)'
+        WHERE EXISTS (SELECT 1 FROM rejects r WHERE r.action = 'update'
+                      AND r.contact_id = diff.contact_id AND r.field = diff.key)
+    """)
+
+
+def create_rejects(con: duckdb.DuckDBPyConnection) -> None:
+    """Creates Keap would refuse, caught before they are sent: a profile whose email is longer
+    than EMAIL1 allows cannot be created (nor matched later), so nothing is sent for it (scope
+    contact, and it leaves `unmatched`); a field longer than Keap allows is left out of the
+    create body (scope field), the rest of the contact is created."""
+    con.execute("""
+        INSERT INTO rejects
+        WITH e AS (
+            SELECT u.profile_id,
+                   trim(coalesce((SELECT w.value FROM want w WHERE w.profile_id = u.profile_id
+                                  AND w.key = 'email'), u.email)) AS value
+            FROM unmatched u)
+        SELECT e.profile_id, NULL, 'create', 'email', 'EMAIL1', length(e.value), l.max_len,
+               'contact',
+               'profile ' || e.profile_id || ': email is ' || length(e.value)
+               || ' characters, Keap allows ' || l.max_len || ' in EMAIL1; the contact is not '
+               || 'created (nothing is sent for this profile): shorten or replace the email in '
+               || 'Greenhouse'
+        FROM e JOIN keap_limits l ON l.keap_field = 'EMAIL1'
+        WHERE length(e.value) > l.max_len
+    """)
+    con.execute("""
+        DELETE FROM unmatched WHERE profile_id IN
+            (SELECT profile_id FROM rejects WHERE action = 'create' AND scope = 'contact')
+    """)
+    con.execute("""
+        INSERT INTO rejects
+        SELECT w.profile_id, NULL, 'create', w.key, l.keap_field, length(w.value), l.max_len,
+               'field',
+               'profile ' || w.profile_id || ': ' || w.key || ' is ' || length(w.value)
+               || ' characters, Keap allows ' || l.max_len
+               || CASE WHEN w.kind = 'phone' THEN ' in PHONE1' ELSE '' END
+               || '; left out of the new contact (its other fields are sent): shorten it in '
+               || 'Greenhouse'
+        FROM want w JOIN unmatched u USING (profile_id)
+        JOIN keap_limits l ON l.keap_field = CASE w.kind WHEN 'scalar' THEN w.key
+                                                         WHEN 'phone' THEN 'PHONE1' END
+        WHERE w.value IS NOT NULL AND length(w.value) > l.max_len
+    """)
+
+
 # -- rows -----------------------------------------------------------------------------------------
 def changes(con: duckdb.DuckDBPyConnection, desired_m: dict[str, Any]) -> None:
     """`changeset`: create, update, tag_add and tag_remove rows with change ids; dead-lettered
@@ -425,6 +595,7 @@ def _creates(con: duckdb.DuckDBPyConnection) -> None:
         CREATE OR REPLACE TEMP TABLE unmatched AS
         SELECT * FROM desired WHERE profile_id NOT IN (SELECT profile_id FROM pick)
     """)
+    create_rejects(con)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE cre AS
         WITH w AS (
@@ -432,6 +603,8 @@ def _creates(con: duckdb.DuckDBPyConnection) -> None:
                    CASE WHEN w.key = 'email' THEN coalesce(w.value, u.email) ELSE w.value END
                        AS value
             FROM want w JOIN unmatched u USING (profile_id)
+            WHERE NOT EXISTS (SELECT 1 FROM rejects r WHERE r.action = 'create'
+                              AND r.profile_id = w.profile_id AND r.field = w.key)
             UNION ALL  -- the match email even when the mapping does not name it
             SELECT profile_id, 'email', 'email', NULL, email FROM unmatched
             WHERE NOT map_contains(fields, 'email')),
@@ -509,6 +682,9 @@ def summary_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     kept, no_slot = con.execute("""
         SELECT count(*) FILTER (WHERE note LIKE '%(keap_wins)'),
                count(*) FILTER (WHERE note LIKE '%slot') FROM diff""").fetchone()
+    rejected, rejected_contacts, rejected_profiles = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE scope = 'contact'), count(DISTINCT profile_id)
+        FROM rejects""").fetchone()
     skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
     shared = con.execute("SELECT count(*) FROM shared").fetchone()[0]
     return {
@@ -522,6 +698,9 @@ def summary_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
         "fields_without_free_slot": int(no_slot),
         "skipped_dead_letter": int(skipped),
         "skipped_shared_contact": int(shared),
+        "rejected": int(rejected),
+        "rejected_contacts": int(rejected_contacts),
+        "rejected_profiles": int(rejected_profiles),
     }
 
 
@@ -551,8 +730,10 @@ DEPS = [DESIRED_KEY, dg.AssetKey(["identity", "candidate_profiles"]),
     "(only tags the mapping controls). One row per change, with the Keap contact id and the "
     "names of the fields. Keap duplicates and fields kept because someone set them in Keap "
     "(fields the mapping marks keap_wins) are noted in `conflict`. Read it with "
-    "`talentvault sync preview` or `SELECT * FROM sync.keap_changeset`. Runs only when the "
-    "identity checks passed.",
+    "`talentvault sync preview` or `SELECT * FROM sync.keap_changeset`. Values Keap would "
+    "refuse (longer than Keap allows, e.g. a first name over 40 characters, or a bad address "
+    "someone typed into Keap) are not sent: they are listed with the reason and the fix in "
+    "`sync.keap_rejects` and the preview. Runs only when the identity checks passed.",
 )
 def keap_changeset(context: dg.AssetExecutionContext,
                    storage: SnapshotStorage) -> dg.MaterializeResult:
@@ -564,7 +745,7 @@ def keap_changeset(context: dg.AssetExecutionContext,
     try:
         counts = b.manifest["counts"]
         context.log.info("%s: %s (%s)", day, {a: counts[a] for a in ACTIONS}, b.timings)
-        p = preview.from_connection(b.con, day, limit=10)
+        p = preview.from_connection(b.con, day, limit=10, rejects="rejects")
     finally:
         b.close()
     return dg.MaterializeResult(metadata={
@@ -580,6 +761,9 @@ def keap_changeset(context: dg.AssetExecutionContext,
         "skipped": counts["skipped_dead_letter"] + counts["skipped_shared_contact"],
         "skipped_dead_letter": counts["skipped_dead_letter"],
         "skipped_shared_contact": counts["skipped_shared_contact"],
+        "rejected": counts["rejected"],
+        "rejected_contacts": counts["rejected_contacts"],
+        "rejects_path": dg.MetadataValue.path(str(partition_dir(root, REJECTS, day, SOURCE))),
         "keap_contacts": b.counts["keap_contacts"],
         "ledger_writes_overlaid": b.counts["ledger_writes_overlaid"],
         "seconds": dg.MetadataValue.json(b.timings),

@@ -70,6 +70,34 @@ def parquet_glob(root: Path) -> str:
     return str(ledger_dir(root) / "run_id=*" / "*.parquet")
 
 
+# An empty file kept in the WAL folder so that the SQL catalog's `sync.ledger` view can read
+# `_wal/*.jsonl` with a glob that always matches something (DuckDB refuses a glob matching no
+# file, and WALs come and go). It is not a run's WAL: skipped by compaction and by readers.
+WAL_PLACEHOLDER = ".empty.jsonl"
+
+
+def wal_placeholder(root: Path) -> Path:
+    return wal_dir(root) / WAL_PLACEHOLDER
+
+
+def ensure_wal_dir(root: Path) -> Path:
+    """The WAL folder, with its placeholder (see `WAL_PLACEHOLDER`)."""
+    folder = wal_dir(root)
+    folder.mkdir(parents=True, exist_ok=True)
+    placeholder = folder / WAL_PLACEHOLDER
+    if not placeholder.exists():
+        placeholder.touch()
+    return folder
+
+
+def run_wals(root: Path) -> list[Path]:
+    """The write-ahead logs of runs (not the placeholder), sorted by name."""
+    folder = wal_dir(root)
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.glob("*.jsonl") if not p.name.startswith("."))
+
+
 def _safe_run_id(run_id: str) -> str:
     if not run_id or any(c in run_id for c in "/\\\0") or run_id.startswith("."):
         raise ValueError(f"run id {run_id!r} cannot name a ledger file: use letters, digits, -")
@@ -144,7 +172,7 @@ class LedgerWriter:
         if parquet_path(self.root, self.run_id).exists():
             raise ValueError(f"run {self.run_id} already has a compacted ledger; a push run id "
                              "is used once")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        ensure_wal_dir(self.root)
         self._file = open(self.path, "ab")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         _fsync_dir(self.path.parent)
@@ -226,11 +254,8 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
 def compact_abandoned(root: Path) -> list[str]:
     """Compact the WALs of runs that are no longer running (killed or crashed); returns their
     run ids. A WAL still locked by its writer is left alone."""
-    folder = wal_dir(root)
     done: list[str] = []
-    if not folder.is_dir():
-        return done
-    for wal in sorted(folder.glob("*.jsonl")):
+    for wal in run_wals(root):
         try:
             f = open(wal, "rb")
         except FileNotFoundError:
@@ -279,7 +304,7 @@ def ledger_relation(con: duckdb.DuckDBPyConnection, root: Path,
     compacted = {p.parent.name.split("=", 1)[1]
                  for p in ledger_dir(root).glob("run_id=*/part-00000.parquet")}
     wal_rows: list[dict[str, Any]] = []
-    for wal in sorted(wal_dir(root).glob("*.jsonl")) if wal_dir(root).is_dir() else []:
+    for wal in run_wals(root):
         if wal.stem not in compacted:
             try:
                 wal_rows += read_wal(wal)

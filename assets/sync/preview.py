@@ -20,6 +20,8 @@ import typer
 from assets.identity.storage import partition_dir, partition_glob, read_manifest
 from assets.sync.changeset_state import CHANGESET, SOURCE
 
+REJECTS = "keap_rejects"
+
 ACTIONS = ("create", "update", "tag_add", "tag_remove")
 MASK = ("CASE WHEN e.value IS NULL THEN '∅ (cleared)' "
         "ELSE left(e.value, 1) || '…(' || length(e.value) || ')' END")
@@ -33,6 +35,9 @@ class Preview:
     tags_touched: list[tuple[str, str, int]] = field(default_factory=list)
     sample: list[dict[str, Any]] = field(default_factory=list)
     conflicts: list[tuple[int, str | None, str]] = field(default_factory=list)
+    # changes not sent because Keap would refuse them: (profile, contact, action, Keap field,
+    # scope, reason); `counts["rejected"]` has the total
+    rejects: list[tuple[int, str | None, str, str, str, str]] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -41,11 +46,31 @@ class Preview:
 
 
 def from_connection(con: duckdb.DuckDBPyConnection, day: str, limit: int = 10,
-                    relation: str = "changeset", extra: dict[str, Any] | None = None) -> Preview:
-    """The preview of the changeset rows in `relation` (a table or a subquery)."""
+                    relation: str = "changeset", extra: dict[str, Any] | None = None,
+                    rejects: str | None = None) -> Preview:
+    """The preview of the changeset rows in `relation` (a table or a subquery), and of the
+    reject list in `rejects` (same; None: no reject list)."""
     rel = relation if relation.isidentifier() else f"({relation})"
     p = Preview(day, extra=dict(extra or {}))
-    p.counts = {a: 0 for a in ACTIONS} | dict(con.execute(
+    _rejects(con, p, rejects, limit)
+    return _changes(con, p, rel, limit)
+
+
+def _rejects(con: duckdb.DuckDBPyConnection, p: Preview, relation: str | None,
+             limit: int) -> None:
+    if relation is None:
+        p.counts["rejected"] = 0
+        return
+    rel = relation if relation.isidentifier() else f"({relation})"
+    p.counts["rejected"] = con.execute(f"SELECT count(*) FROM {rel}").fetchone()[0]
+    p.rejects = con.execute(f"""
+        SELECT profile_id, contact_id, action, keap_field, scope, reason FROM {rel}
+        ORDER BY scope = 'field', profile_id, keap_field
+        LIMIT {max(int(limit), 10)}""").fetchall()
+
+
+def _changes(con: duckdb.DuckDBPyConnection, p: Preview, rel: str, limit: int) -> Preview:
+    p.counts |= {a: 0 for a in ACTIONS} | dict(con.execute(
         f"SELECT action, count(*) FROM {rel} GROUP BY action").fetchall())
     p.fields_touched = dict(con.execute(f"""
         SELECT f, count(*) FROM (SELECT unnest(fields) AS f FROM {rel}
@@ -85,13 +110,18 @@ def load(root: Path, day: str | None = None, limit: int = 20) -> Preview:
         raise FileNotFoundError(f"sync/keap_changeset has no {what} under {root}: materialize "
                                 "sync/keap_changeset for that day first")
     manifest = read_manifest(root, CHANGESET, day, SOURCE) or {}
+    rejects = (f"SELECT * FROM read_parquet('{partition_glob(root, REJECTS, day, SOURCE)}')"
+               if read_manifest(root, REJECTS, day, SOURCE) is not None else None)
     con = duckdb.connect()
     try:
         if manifest.get("rows", 0):
             rel = f"SELECT * FROM read_parquet('{partition_glob(root, CHANGESET, day, SOURCE)}')"
-            return from_connection(con, day, limit, rel, extra=manifest.get("counts"))
-        return Preview(day, counts={a: 0 for a in ACTIONS} | {"conflicts": 0},
-                       extra=manifest.get("counts") or {})
+            return from_connection(con, day, limit, rel, extra=manifest.get("counts"),
+                                   rejects=rejects)
+        p = Preview(day, counts={a: 0 for a in ACTIONS} | {"conflicts": 0},
+                    extra=manifest.get("counts") or {})
+        _rejects(con, p, rejects, limit)
+        return p
     finally:
         con.close()
 
@@ -115,7 +145,7 @@ def _skipped(p: Preview) -> str:
 def markdown(p: Preview) -> str:
     """For the Dagster UI: ids, field and tag names, counts; no values."""
     if p.total == 0:
-        return f"**{p.day}: nothing to change in Keap.**\n\n{_skipped(p)}"
+        return f"**{p.day}: nothing to change in Keap.**\n\n{_skipped(p)}" + _rejects_md(p)
     lines = [f"**{p.day}: {p.total} change(s)**", "",
              "| create | update | tag add | tag remove | with a conflict note |",
              "|---|---|---|---|---|",
@@ -133,6 +163,20 @@ def markdown(p: Preview) -> str:
         contact = r["contact_id"] or ("(new)" if r["action"] == "create" else "(being created)")
         note = (r["conflict"] or "").replace("|", "/")
         lines.append(f"| {r['action']} | {r['profile_id']} | {contact} | {what} | {note} |")
+    return "\n".join(lines) + _rejects_md(p)
+
+
+def _rejects_md(p: Preview) -> str:
+    if not p.counts.get("rejected"):
+        return ""
+    lines = ["", "", f"**{p.counts['rejected']} change(s) not sent: Keap would refuse them** "
+             "(all in `sync.keap_rejects`)", "",
+             "| profile | contact | action | Keap field | not sent | reason |",
+             "|---|---|---|---|---|---|"]
+    for profile_id, contact_id, action, keap_field, scope, reason in p.rejects:
+        what = "the whole contact" if scope == "contact" else "this field"
+        lines.append(f"| {profile_id} | {contact_id or '(new)'} | {action} | {keap_field} | "
+                     f"{what} | {reason.replace('|', '/')} |")
     return "\n".join(lines)
 
 
@@ -174,6 +218,14 @@ def render(p: Preview) -> None:
         for profile_id, contact_id, note in p.conflicts:
             t.add_row(str(profile_id), contact_id or "(new)", note)
         console.print(t)
+    if p.rejects:
+        t = Table("profile", "contact", "action", "Keap field", "not sent", "reason",
+                  title=f"not sent, Keap would refuse them ({p.counts['rejected']}; "
+                        "all in sync.keap_rejects)")
+        for profile_id, contact_id, action, keap_field, scope, reason in p.rejects:
+            t.add_row(str(profile_id), contact_id or "(new)", action, keap_field,
+                      "the whole contact" if scope == "contact" else "this field", reason)
+        console.print(t)
 
 
 def preview_command(
@@ -196,7 +248,11 @@ def preview_command(
         sample = [{k: v for k, v in r.items() if k != "fields"} for r in p.sample]
         typer.echo(json.dumps({"day": p.day, "counts": p.counts,
                                "fields_touched": p.fields_touched, "skipped": p.extra,
-                               "sample": sample}, indent=2, default=str))
+                               "sample": sample,
+                               "rejects": [dict(zip(("profile_id", "contact_id", "action",
+                                                     "keap_field", "scope", "reason"), r,
+                                                    strict=True)) for r in p.rejects]},
+                              indent=2, default=str))
     elif as_markdown:
         typer.echo(markdown(p))
     else:

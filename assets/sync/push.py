@@ -36,7 +36,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import audit
+from assets.backups import audit, suppression
 from assets.identity.storage import partition_dir, read_manifest
 from assets.sync.ledger import (
     LedgerWriter,
@@ -82,6 +82,7 @@ class PushResult:
     failed_permanent: int = 0
     skipped_succeeded: int = 0
     skipped_dead_letter: int = 0
+    skipped_suppressed: int = 0  # about a person erased since the changeset was built
     not_attempted: int = 0
     api_calls: int = 0
     write_calls: int = 0
@@ -103,7 +104,8 @@ class PushResult:
 
     @property
     def skipped(self) -> int:
-        return self.skipped_succeeded + self.skipped_dead_letter + self.not_attempted
+        return (self.skipped_succeeded + self.skipped_dead_letter + self.skipped_suppressed
+                + self.not_attempted)
 
     def counts(self) -> dict[str, int | float]:
         return {"changes": self.changes, "sent": self.sent, "succeeded": self.succeeded,
@@ -111,6 +113,7 @@ class PushResult:
                 "failed_permanent": self.failed_permanent, "skipped": self.skipped,
                 "skipped_already_succeeded": self.skipped_succeeded,
                 "skipped_dead_letter": self.skipped_dead_letter,
+                "skipped_suppressed": self.skipped_suppressed,
                 "not_attempted": self.not_attempted, "api_calls": self.api_calls,
                 "write_calls": self.write_calls,
                 "duration_seconds": round(self.duration_seconds, 3)}
@@ -121,6 +124,9 @@ class PushResult:
                  f"succeeded, {self.failed_retryable} to retry next run, {self.failed_permanent} "
                  f"dead-lettered, {self.skipped} skipped; {self.api_calls} API calls "
                  f"({self.write_calls} writes) in {self.duration_seconds:.1f}s.", "",
+                 *([f"{self.skipped_suppressed} change(s) left out: about a person erased "
+                    "(`talentvault forget`) after the changeset was built.", ""]
+                   if self.skipped_suppressed else []),
                  "| action | pending | succeeded | retry next run | dead letter |",
                  "|---|---|---|---|---|"]
         for action in (*CONTACT_ACTIONS, *TAG_ACTIONS):
@@ -202,7 +208,8 @@ BATCH_ROWS = 5000          # changes fetched into Python at once
 FAILURE_SAMPLES = 100      # failures kept for the summary (every failure is in the ledger)
 MEMORY_LIMIT = "1GB"       # DuckDB's share; the rest spills to <root>/sync/.spill-push-*
 CHANGE_COLUMNS = {"change_id": "VARCHAR", "action": "VARCHAR", "profile_id": "BIGINT",
-                  "contact_id": "VARCHAR", "fields": "VARCHAR[]", "body": "VARCHAR",
+                  "contact_id": "VARCHAR", "match_email": "VARCHAR", "fields": "VARCHAR[]",
+                  "body": "VARCHAR",
                   "update_mask": "VARCHAR[]", "tag": "VARCHAR", "tag_id": "VARCHAR",
                   "depends_on": "VARCHAR"}
 ACTION_RANK = ("CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1 "
@@ -232,7 +239,9 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
     killed run) and dead letters (latest attempt `failed_permanent`). A change id is a hash of
     what to do, so the same id can come back on a later day (a tag removed on day 1, put back by
     a human, to be removed again on day 9): that is a new write, not a duplicate.
-    Returns the counts `changes`, `skipped_succeeded`, `skipped_dead_letter`, `pending`."""
+    Then changes about a person on the suppression list are dropped (`drop_suppressed`).
+    Returns the counts `changes`, `skipped_succeeded`, `skipped_dead_letter`,
+    `skipped_suppressed`, `pending`."""
     files = changeset_glob(root, day)
     source = f"read_parquet('{files}', hive_partitioning = false)"
     present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
@@ -272,6 +281,8 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
         JOIN staged s ON s._file = p.filename AND s._row = p.file_row_number
         WHERE s.skip IS NULL""")
     con.execute("DROP TABLE staged")
+    counts["skipped_suppressed"] = drop_suppressed(con, root, day)
+    counts["pending"] = counts.get("pending", 0) - counts["skipped_suppressed"]
     con.execute("""
         CREATE OR REPLACE TABLE created AS
         SELECT change_id, any_value(contact_id) AS contact_id, 0 AS seq FROM ledger
@@ -280,7 +291,55 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
     return {"changes": int(con.execute(f"SELECT count(*) FROM {source}").fetchone()[0]),
             "skipped_succeeded": int(counts.get("succeeded", 0)),
             "skipped_dead_letter": int(counts.get("dead_letter", 0)),
+            "skipped_suppressed": int(counts["skipped_suppressed"]),
             "pending": int(counts.get("pending", 0))}
+
+
+def drop_suppressed(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> int:
+    """Remove from `pending` every change about a person on the suppression list (erased with
+    `talentvault forget` after the changeset was built): its match email, its Keap contact id,
+    or any email / Greenhouse candidate id of its profile (sync/keap_desired and
+    identity/candidate_profiles of `day`, when present). Nothing is sent and nothing is written
+    to the ledger for them (it would name the person again); returns how many were dropped."""
+    if not suppression.list_path(root).exists() or suppression.register(con, root) == 0:
+        return 0
+    hit = "IN (SELECT hash FROM suppressed_hashes)"
+    people = []
+    desired = partition_dir(root, DESIRED, day, SOURCE)
+    if any(desired.glob("*.parquet")):
+        src = f"read_parquet('{desired}/*.parquet')"
+        cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
+        every = "list_prepend(email, coalesce(emails, []))" if "emails" in cols else "[email]"
+        people.append(f"""
+            SELECT DISTINCT profile_id FROM (SELECT profile_id, unnest({every}) AS e FROM {src})
+            WHERE e IS NOT NULL AND tv_identity_hash('email', e) {hit}""")
+    profiles = partition_dir(root, "candidate_profiles", day)
+    if any(profiles.glob("*.parquet")):
+        people.append(f"""
+            SELECT DISTINCT profile_id FROM (
+                SELECT profile_id, unnest(list_concat(
+                    coalesce(candidate_ids, []), coalesce(merged_candidate_ids, []))) AS c
+                FROM read_parquet('{profiles}/*.parquet', union_by_name = true))
+            WHERE c IS NOT NULL AND tv_identity_hash('greenhouse_candidate', c) {hit}""")
+    by_profile = (f"OR profile_id IN ({' UNION '.join(people)})" if people else "")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE suppressed_changes AS
+        SELECT change_id FROM pending
+        WHERE (match_email IS NOT NULL AND tv_identity_hash('email', match_email) {hit})
+           OR (coalesce(contact_id, '') <> ''
+               AND tv_identity_hash('keap_contact', contact_id) {hit})
+           {by_profile}""")
+    # rows of a suppressed person's create that depend on it go with it
+    con.execute("""
+        INSERT INTO suppressed_changes SELECT change_id FROM pending
+        WHERE depends_on IN (SELECT change_id FROM suppressed_changes)
+          AND change_id NOT IN (SELECT change_id FROM suppressed_changes)""")
+    n = con.execute("SELECT count(*) FROM pending WHERE change_id IN "
+                    "(SELECT change_id FROM suppressed_changes)").fetchone()[0]
+    if n:
+        con.execute("DELETE FROM pending WHERE change_id IN "
+                    "(SELECT change_id FROM suppressed_changes)")
+    return int(n)
 
 
 def _dicts(cur: duckdb.DuckDBPyConnection) -> list[dict[str, Any]]:
@@ -381,6 +440,7 @@ class _Push:
             r.changes = staged["changes"]
             r.skipped_succeeded = staged["skipped_succeeded"]
             r.skipped_dead_letter = staged["skipped_dead_letter"]
+            r.skipped_suppressed = staged["skipped_suppressed"]
             pending = staged["pending"]
             for action, n in self.con.execute(
                     "SELECT action, count(*) FROM pending GROUP BY action").fetchall():
@@ -740,11 +800,13 @@ def run_push(client: Any, root: Path | str, day: str | date, run_id: str, *,
              logger: logging.Logger | Any = None, record_audit: bool = True,
              batch_rows: int = BATCH_ROWS) -> PushResult:
     """Apply changeset partition `day` to Keap (see the module docstring). Holds the push lock
-    for its whole duration; records an audit event `sync_push`."""
+    and then the erasure lock (shared: `suppression.writing`) for its whole duration, so a
+    `talentvault forget` waits for a running push and a push waits for a running erasure (which
+    never takes the push lock: no deadlock); records an audit event `sync_push`."""
     root = Path(root)
     day = day.isoformat() if isinstance(day, date) else str(day)
     lg = logger or log
-    with PushLock(root):
+    with PushLock(root), suppression.writing(root):
         push = _Push(client, root, day, run_id, dry_run=dry_run, concurrency=concurrency,
                      tag_batch=tag_batch, logger=lg, batch_rows=batch_rows)
         try:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from assets.sync.ledger import parquet_path, read_wal, wal_dir
+from assets.sync.ledger import parquet_path, read_wal, run_wals, wal_dir
 from assets.sync.push import run_push
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import (
@@ -98,4 +98,4 @@ def test_sigkill_mid_push_then_rerun(sandbox: Sandbox, tmp_path: Path, phase: st
     check_each_once(tmp_path, rows)
     runs = Counter(r["run_id"] for r in ledger_rows(tmp_path))
     assert runs == {"crash": killed, "final": final.sent}
-    assert list(wal_dir(tmp_path).glob("*.jsonl")) == []
+    assert run_wals(tmp_path) == []

@@ -18,8 +18,8 @@ from assets.sync.ledger import (
     dead_letter,
     ledger_relation,
     parquet_path,
+    run_wals,
     succeeded_change_ids,
-    wal_dir,
 )
 from assets.sync.push import classify, describe_error, scrub
 from orchestration.http import ApiError, MalformedResponseError
@@ -83,7 +83,7 @@ def test_a_live_writers_wal_is_not_compacted_by_another(tmp_path: Path) -> None:
     assert compact_abandoned(tmp_path) == []
     assert w.path.exists()
     w.compact()
-    assert list(wal_dir(tmp_path).glob("*.jsonl")) == []
+    assert run_wals(tmp_path) == []
 
 
 def test_attempts_succeeded_and_dead_letter(tmp_path: Path) -> None:
@@ -150,3 +150,47 @@ def test_malformed_reply_is_retryable_and_errors_carry_no_personal_values() -> N
                      "EMAIL1: bad"
     assert "ann" not in scrub("call ann@example.com or +1 (415) 555-0100 now")
     assert "555" not in scrub("call +1 (415) 555-0100 now")
+
+
+def test_the_sql_catalog_shows_the_lines_of_uncompacted_logs(tmp_path: Path) -> None:
+    """`sync.ledger` / `sync.dead_letter` in SQL see what `ledger_relation` sees in Python: a
+    killed run's log before the next push compacts it, without counting a leftover log twice,
+    with the compacted files' column types; and the view survives the logs being compacted."""
+    from assets.backups.catalog import open_catalog
+
+    r1 = LedgerWriter(tmp_path, "r1")
+    line(r1, "a", "succeeded")
+    line(r1, "b", "failed_permanent", http_status=400, error="HTTP 400 on given_name")
+    r1.close()
+    leftover = r1.path.read_bytes()
+    r1.compact()
+    r1.path.write_bytes(leftover)  # a compaction killed between its rename and the unlink
+    killed = LedgerWriter(tmp_path, "killed")
+    line(killed, "c", "failed_permanent", http_status=404, error="HTTP 404")
+    line(killed, "d", "succeeded", keap_update_time="2026-01-15T10:00:00.001Z")
+    killed.close()
+    with open(killed.path, "ab") as f:
+        f.write(b'{"change_id": "e", "sta')  # torn by the kill
+
+    def in_python() -> list[tuple]:
+        con = duckdb.connect()
+        con.execute("SET TimeZone = 'UTC'")
+        ledger_relation(con, tmp_path)
+        return con.execute("SELECT * FROM ledger ORDER BY change_id").fetchall()
+
+    con = open_catalog(tmp_path)
+    sql = "SELECT * FROM sync.ledger ORDER BY change_id"
+    assert [r[0] for r in con.execute(sql).fetchall()] == ["a", "b", "c", "d"]
+    assert con.execute(sql).fetchall() == in_python()
+    types = dict(con.execute("SELECT column_name, column_type FROM (DESCRIBE sync.ledger)")
+                 .fetchall())
+    assert types["at"] == types["keap_update_time"] == "TIMESTAMP WITH TIME ZONE"
+    assert (types["changeset_date"], types["http_status"], types["fields"]) == (
+        "DATE", "INTEGER", "VARCHAR[]")
+    assert con.execute("SELECT change_id, http_status FROM sync.dead_letter ORDER BY 1"
+                       ).fetchall() == [("b", 400), ("c", 404)]
+    # the next push compacts the logs: the same view, same rows, nothing twice
+    assert sorted(compact_abandoned(tmp_path)) == ["killed", "r1"]
+    assert run_wals(tmp_path) == []
+    assert [r[0] for r in con.execute(sql).fetchall()] == ["a", "b", "c", "d"]
+    assert open_catalog(tmp_path).execute(sql).fetchall() == in_python()
