@@ -220,7 +220,7 @@ def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, 
         else:
             from assets.backups.restore_highlevel import apply_highlevel
 
-            apply_highlevel(con, client, runner)
+            apply_highlevel(con, client, runner, since=plan.live_watermark or plan.as_of)
         confirmed = _confirm_landed(con, root, plan.plan_id, run, ledger)
     finally:
         ledger.close()

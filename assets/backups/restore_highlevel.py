@@ -8,7 +8,12 @@ to update.
 
 Creates are not idempotent. HighLevel refuses a second contact with the same email/phone and a
 second opportunity of a contact in one pipeline; when such a refusal answers a create this plan
-already tried (its reply was lost), the existing record is adopted and updated. Otherwise
+already tried (its reply was lost) and names a contact no backup record is matched to, the
+existing record is adopted and updated. A contact with neither email nor phone meets no such
+refusal: before it is sent again, the contacts added since the preview (the plan's
+`live_watermark`, the vendor's clock) with its first and last name, no email/phone and no backup
+record matched are searched (POST /contacts/search); exactly one is adopted, none means the
+create is sent, more than one stops that write with an error naming the plan row. Otherwise
 another live contact holds that email/phone (a duplicate the location kept from before its
 no-duplicates rule, or one created since): the contact is recreated without that field and the
 ledger row says which field was left out and which live contact holds it (the next preview
@@ -18,6 +23,7 @@ still lists the field; updating it fails the same way until a person resolves th
 from __future__ import annotations
 
 import json
+import threading
 from collections import defaultdict
 from typing import Any
 
@@ -28,9 +34,13 @@ from assets.backups.restore_fields import OPPORTUNITY_FIELDS, SPECS
 from orchestration.http import ApiError
 
 SPEC = SPECS["highlevel"]
+LOST_CANDIDATES = 50   # contacts read when looking for a lost create by name
+SHOWN = 10
 
 
-def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> None:
+def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+                    since: str) -> None:
+    """`since`: a time (the vendor's clock) before this plan's first write (its preview)."""
     rows = con.execute("SELECT change_id, entity, action, backup_id, live_id, field, old_value, "
                        "new_value, parent_backup_id FROM todo ORDER BY entity, backup_id, "
                        "live_id, field").fetchall()
@@ -41,7 +51,7 @@ def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner)
     runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes
                 if r[4] is not None])    # a replace whose delete half an earlier run did
     runner.run([_delete(client, "contacts", r, "delete") for r in group[("contacts", "delete")]])
-    created = _create_contacts(con, client, runner, group[("contacts", "create")])
+    created = _create_contacts(con, client, runner, group[("contacts", "create")], since)
     runner.run(_updates(client, "contacts", group[("contacts", "update")]))
     parents = _parent_ids(con, created)
     _create_opportunities(con, client, runner, parents,
@@ -61,23 +71,42 @@ def _delete(client: Any, entity: str, r: tuple, action: str) -> Write:
 
 
 def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
-                     rows: list[tuple]) -> dict[str, str]:
+                     rows: list[tuple], since: str) -> dict[str, str]:
     docs = values(con, "backup_all", [r[3] for r in rows], SPEC.fields)
+    # live contacts a backup record is matched to (by id or through the ledger): never "ours"
+    mapped = {r[0] for r in con.execute("SELECT live_id FROM twin").fetchall()}
+    claimed: set[str] = set()            # adopted or created by this run
+    lock = threading.Lock()
     writes = []
     for r in rows:
         body = docs.get(r[3])
         if body is None:
             continue
 
-        def call(body: dict = body, wid: str = r[0]) -> str | tuple[str, str]:
+        def call(body: dict = body, wid: str = r[0], backup_id: str = r[3]
+                 ) -> str | tuple[str, str]:
             dropped: list[str] = []
             while True:
+                if runner.tried_before(wid) and not (body.get("email") or body.get("phone")):
+                    with lock:
+                        found = _lost_create_by_name(client, runner, body, wid, backup_id,
+                                                     since, mapped | claimed)
+                        if found:
+                            claimed.add(found)
+                    if found:
+                        client.update_contact(found, body)
+                        return (found, "; ".join(dropped)) if dropped else found
                 try:
                     new_id = client.create_contact(body)["id"]
                     break
                 except ApiError as e:
                     other, field = _duplicate_of(e)
-                    if other and runner.tried_before(wid) and not dropped:
+                    # the refusal names a contact no backup record is matched to: the create
+                    # this plan tried before (its reply was lost); adopt it
+                    if (other and runner.tried_before(wid) and not dropped
+                            and other not in mapped and other not in claimed):
+                        with lock:
+                            claimed.add(other)
                         client.update_contact(other, body)
                         return other
                     if not other or field not in body or len(dropped) >= 2:
@@ -86,11 +115,40 @@ def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner
                     # kept from before its no-duplicates rule): bring the contact back without it
                     dropped.append(f"{field} not restored: held by live contact {other}")
                     body = {k: v for k, v in body.items() if k != field}
+            with lock:
+                claimed.add(new_id)
             return (new_id, "; ".join(dropped)) if dropped else new_id
         writes.append(Write(r[0], "contacts", "create", r[3], None, sorted(body), call))
     results = runner.run(writes)
     return {w.backup_id: results[w.write_id] for w in writes
             if results.get(w.write_id) and w.backup_id}
+
+
+def _lost_create_by_name(client: Any, runner: Runner, body: dict, wid: str, backup_id: str,
+                         since: str, taken: set[str]) -> str | None:
+    """The contact an earlier, killed attempt of this create made, for a contact with neither
+    email nor phone (HighLevel's duplicate rule cannot find it): a contact added since the
+    preview (vendor clock) with the same first and last name and no email/phone, that no
+    backup record is matched to and this run has not claimed. None when there is none; an
+    error naming the plan row when more than one could be it."""
+    found = client.contacts_added_since(since, first_name=body.get("firstName"),
+                                        last_name=body.get("lastName"), limit=LOST_CANDIDATES)
+    first, last = ((body.get(k) or "").strip().lower() for k in ("firstName", "lastName"))
+    candidates = sorted(
+        str(c["id"]) for c in found
+        if str(c["id"]) not in taken and not (c.get("email") or c.get("phone"))
+        and (c.get("firstName") or "").strip().lower() == first
+        and (c.get("lastName") or "").strip().lower() == last)
+    if len(candidates) > 1:
+        shown = ", ".join(candidates[:SHOWN])
+        raise ValueError(
+            f"contact create {wid} (backup contact {backup_id}) of plan "
+            f"{runner.ledger.plan_id}: an earlier run sent it without recording the answer, "
+            f"and {len(candidates)} live contacts added since {since} could be the one it made "
+            f"(same name, no email or phone, no backup record matched: {shown}); nothing was "
+            f"sent. Delete the extra ones in HighLevel (or give them an email/phone), then run "
+            f"`talentvault restore apply {runner.ledger.plan_id}` again")
+    return candidates[0] if candidates else None
 
 
 def _duplicate_of(e: ApiError) -> tuple[str | None, str | None]:

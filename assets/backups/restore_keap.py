@@ -6,7 +6,11 @@ bringing back the deleted one. A create tried before whose reply was lost is loo
 (a live contact with its primary address that the backup does not know) and adopted instead of
 created twice (a write tried before includes one a killed run had only started: see
 restore_apply). Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000
-contacts a call). A tag that no longer exists in Keap is created again under its backed-up name.
+contacts a call), one write per contact and tag with an id derived from the backup id and the
+tag: a re-run after a run killed in the tag phase derives the same writes for every contact the
+plan recreated (in any run), skips the ones that succeeded and sends the rest again (applying a
+tag a contact has is answered DUPLICATE, a success). A tag that no longer exists in Keap is
+created again under its backed-up name.
 """
 
 from __future__ import annotations
@@ -35,7 +39,10 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> N
     runner.run([_delete(client, r) for r in by_action["delete"]])
     created = _create(con, client, runner, by_action["create"])
     runner.run(_updates(client, by_action["update"]))
-    of_created = _tags_of_created(con, created)
+    # contacts an earlier run of this plan recreated: their create is done (the fresh diff
+    # matches them), but a run killed in the tag phase left some of their tags unwritten; the
+    # same tag writes (same ids) are derived again, the ones that succeeded are skipped
+    of_created = _tags_of_created(con, {**_created_before(con, runner), **created})
     # the diff also lists tags of contacts an earlier run recreated: one write per contact/tag
     known = {(a, live, t) for _, a, _, live, t in of_created}
     tags = [(r[0], r[1], r[2], r[3], r[6]) for r in by_action["tag_add"] + by_action["tag_remove"]
@@ -123,6 +130,16 @@ def _parse(text: str | None) -> Any:
     from assets.backups.restore_apply import clean
 
     return None if text is None else clean(json.loads(text))
+
+
+def _created_before(con: duckdb.DuckDBPyConnection, runner: Runner) -> dict[str, str]:
+    """Backup id -> live id of contacts this plan recreated in an earlier run (still live)."""
+    return dict(con.execute("""
+        SELECT backup_id, arg_max(live_id, "at") FROM restore_ledger
+        WHERE plan_id = ? AND entity = 'contacts' AND action = 'create'
+          AND status = 'succeeded' AND backup_id IS NOT NULL AND live_id IS NOT NULL
+          AND live_id IN (SELECT id FROM live_all)
+        GROUP BY backup_id""", [runner.ledger.plan_id]).fetchall())
 
 
 def _tags_of_created(con: duckdb.DuckDBPyConnection, created: dict[str, str]

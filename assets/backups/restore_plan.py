@@ -69,6 +69,9 @@ class Plan:
     live_fingerprint: str
     created_at: str
     actor: str = ""
+    # the newest update time of the live records read (the vendor's clock): anything a later
+    # apply creates is stamped after it (HighLevel: finding a create whose reply was lost)
+    live_watermark: str = ""
     markdown: str = field(default="", repr=False)     # saved: personal values masked
     display: str = field(default="", repr=False)      # with values (--show-values): not saved
 
@@ -225,6 +228,14 @@ def live_fingerprint(con: duckdb.DuckDBPyConnection, source: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def live_watermark(con: duckdb.DuckDBPyConnection, source: str) -> str:
+    """The newest `_source_updated_at` of the live records read, ISO text ('' if none)."""
+    rels = ["live_all"] + (["opp_live_all"] if source == "highlevel" else [])
+    union = " UNION ALL ".join(f"SELECT _source_updated_at AS t FROM {r}" for r in rels)
+    newest = con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
+    return iso(newest) if newest is not None else ""
+
+
 # -- preview ---------------------------------------------------------------------------------
 def compute(con: duckdb.DuckDBPyConnection, root: Path, client: Any, source: str, as_of: str,
             selection: Selection, modes: list[str], fields: list[str] | None
@@ -278,7 +289,8 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
                     selection={k: v for k, v in asdict(selection).items() if v},
                     modes=modes, fields=fields, counts=counts,
                     live_fingerprint=live_fingerprint(con, source),
-                    created_at=iso(datetime.now(UTC)), actor=audit.actor(run_id))
+                    created_at=iso(datetime.now(UTC)), actor=audit.actor(run_id),
+                    live_watermark=live_watermark(con, source))
         plan.markdown = markdown(con, plan, False)
         save(con, root, plan)
         if show_values:  # shown to whoever asked, never saved

@@ -131,6 +131,28 @@ class HighLevelClient:
                 return None
             raise
 
+    def contacts_added_since(self, since: str, *, first_name: str | None,
+                             last_name: str | None, limit: int = 100) -> list[dict[str, Any]]:
+        """Contacts added at or after `since` (ISO-8601, the vendor's clock) with this first and
+        last name (case-insensitive; a missing name matches contacts without one), oldest
+        first, at most `limit`: POST /contacts/search with `dateAdded` range and
+        `firstNameLowerCase` / `lastNameLowerCase` filters. Read-only."""
+        filters: list[dict[str, Any]] = [
+            {"field": "dateAdded", "operator": "range", "value": {"gte": since}}]
+        for field, value in (("firstNameLowerCase", first_name),
+                             ("lastNameLowerCase", last_name)):
+            text = (value or "").strip().lower()
+            filters.append({"field": field, "operator": "eq", "value": text} if text
+                           else {"field": field, "operator": "not_exists"})
+        page = parsed_json(self.http.request(
+            "POST", "/contacts/search", idempotent=True, json_body={
+                "locationId": self.location_id, "pageLimit": min(limit, SEARCH_PAGE_LIMIT),
+                "filters": filters, "sort": [{"field": "dateAdded", "direction": "asc"}]}))
+        contacts = page.get("contacts") or []
+        for c in contacts:
+            c.pop("searchAfter", None)
+        return contacts
+
     def create_contact(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /contacts/ (tags sent here become the contact's whole tag list)."""
         return parsed_json(self.http.request(
