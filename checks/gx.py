@@ -7,13 +7,15 @@ read, and get back GX's own numbers per rule (`Outcome`). `check_results` turns 
 how many rows failed, what share, and a sample of failing record ids (never values: those may be
 personal data).
 
-GX is imported on first use only (it takes 10-20 s to import), with analytics and progress bars
-off, and one ephemeral context serves the whole process.
+GX is imported on first use only (it takes 7-16 s to import), with scipy.stats deferred
+(`LAZY_MODULES`) and progress bars off, and one ephemeral context serves the whole process.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
+import sys
 import threading
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
@@ -30,6 +32,7 @@ SAMPLE_SIZE = 20          # failing ids kept per check
 VALUES_SAMPLE = 10        # distinct unexpected values kept (only where values are codes)
 
 _lock = threading.Lock()
+_import_lock = threading.Lock()
 _context: Any = None
 _batches: Any = None      # the one pandas batch definition every frame is validated through
 
@@ -59,11 +62,50 @@ class Outcome:
     error: str | None = None
 
 
+# GX imports `from scipy import stats` at module scope for expectations talentvault never uses
+# (KL divergence, KS tests) and touches it only inside their functions. Loaded lazily, it costs
+# nothing unless something uses it, and then it loads in full, so no result can differ: a
+# quarter of GX's import (docs/checks.md, "Cost"). altair (charts, ~0.5 s) cannot be deferred
+# this way: on Python 3.11 `import altair` itself reads the module's `__spec__`, which loads it.
+LAZY_MODULES = ("scipy.stats",)
+
+
+def _lazy(name: str) -> None:
+    """Register `name` as a module that executes on its first attribute access (stdlib
+    `importlib.util.LazyLoader`). No-op when it is already imported or not installed."""
+    if name in sys.modules:
+        return
+    try:
+        spec = importlib.util.find_spec(name)
+    except (ImportError, ValueError):
+        return
+    if spec is None or spec.loader is None:
+        return
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    parent, _, child = name.rpartition(".")
+    if parent:
+        setattr(sys.modules[parent], child, module)
+
+
 def _gx():
-    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    if "great_expectations" not in sys.modules:
+        # GX 1.x sends no usage statistics (1.24 has no analytics code); kept for older 1.x
+        os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        with _import_lock:
+            for name in LAZY_MODULES:
+                _lazy(name)
     import great_expectations as gx
 
     return gx
+
+
+def preload() -> None:
+    """Import GX now (with `LAZY_MODULES` deferred): the forkserver of a run calls this once, so
+    the step processes it forks start with GX loaded (`orchestration/preload.py`)."""
+    _gx()
 
 
 def context() -> Any:
