@@ -13,6 +13,7 @@ from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
+from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
     help="talentvault: backups, data checks and Keap sync for recruiting data.",
@@ -31,6 +32,7 @@ app.command("verify")(verify_command)
 app.command("retention")(retention_command)
 app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
+app.add_typer(webhooks_app, name="webhooks")
 
 DataDir = Annotated[
     Path | None,

@@ -22,7 +22,7 @@ import pyarrow.parquet as pq
 
 AUDIT_DIR = ("audit", "events")
 ACTIONS = ("backup", "sync_push", "restore_preview", "restore_apply", "erasure",
-           "retention_prune", "verify")
+           "retention_prune", "verify", "webhook_register")
 SCHEMA = pa.schema([
     ("event_id", pa.string()), ("at", pa.timestamp("us", tz="UTC")), ("action", pa.string()),
     ("actor", pa.string()), ("run_id", pa.string()), ("target", pa.string()),

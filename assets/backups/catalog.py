@@ -71,7 +71,8 @@ def audit_statements(root: Path) -> list[str]:
 
 # Modules that add views of their own outputs: each has `catalog_statements(root) -> list[str]`
 # (imported lazily so `talentvault sql` stays light and a missing optional part never breaks it).
-EXTENSIONS = ("assets.sync.catalog", "assets.backups.extra_catalog")
+EXTENSIONS = ("assets.sync.catalog", "assets.backups.extra_catalog",
+              "orchestration.webhooks.catalog")
 
 
 def _extension_statements(root: Path) -> list[str]:

@@ -387,6 +387,58 @@ class KeapClient:
         raise last
 
 
+    # -- REST hooks (v1: Keap v2 has no hooks API) -------------------------------------------------
+    # Keap POSTs an `X-Hook-Secret` to the hook URL when a hook is created or verified; the
+    # receiver (orchestration/webhooks) must answer 200 echoing it, which makes the hook Verified.
+    HOOKS = "/rest/v1/hooks"
+
+    def hook_event_keys(self) -> list[str]:
+        """The event keys a hook can subscribe to (contact.add, contactGroup.applied, ...)."""
+        return [str(k) for k in self.http.get_json(f"{self.HOOKS}/event_keys") or []]
+
+    def list_hooks(self) -> list[dict[str, Any]]:
+        """Every hook subscription: {key, eventKey, hookUrl, status (Unverified|Verified|
+        Inactive)}."""
+        return list(self.http.get_json(self.HOOKS) or [])
+
+    def get_hook(self, key: str) -> dict[str, Any] | None:
+        """One hook subscription, or None when Keap has none with this key."""
+        try:
+            return self.http.get_json(f"{self.HOOKS}/{key}")
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def create_hook(self, event_key: str, hook_url: str) -> dict[str, Any]:
+        """Subscribe `hook_url` to `event_key`; Keap verifies it during the call. Not
+        idempotent: after an ambiguous failure the subscription is looked up (same event key
+        and URL) instead of created twice."""
+        def existing() -> dict[str, Any] | None:
+            return next((h for h in self.list_hooks() if h.get("eventKey") == event_key
+                         and h.get("hookUrl") == hook_url), None)
+
+        return self._create_once("POST", self.HOOKS,
+                                 {"eventKey": event_key, "hookUrl": hook_url}, existing,
+                                 f"hook {event_key!r}")
+
+    def verify_hook(self, key: str) -> dict[str, Any]:
+        """Ask Keap to verify (or reactivate) a hook now; returns the hook with its status."""
+        return parsed_json(self.http.request("POST", f"{self.HOOKS}/{key}/verify",
+                                             idempotent=True))
+
+    def delete_hook(self, key: str) -> bool:
+        """Delete a hook subscription; False when Keap had none with this key."""
+        try:
+            self.http.request("DELETE", f"{self.HOOKS}/{key}", idempotent=True,
+                              expect_json=False)
+        except ApiError as e:
+            if e.status == 404:
+                return False
+            raise
+        return True
+
+
 def _chunks(items: list[str], size: int) -> Iterator[list[str]]:
     size = max(1, int(size))
     for i in range(0, len(items), size):

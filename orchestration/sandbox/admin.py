@@ -17,6 +17,9 @@ POST   /_sandbox/tokens/expire             expire every access token now
 POST   /_sandbox/reset                     clear faults, request log and rate-limit windows
 GET    /_sandbox/records/{source}/{entity} every live record (JSON lines): the test oracle
 GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
+/_sandbox/webhooks...                      outbound webhooks: Greenhouse / HighLevel config,
+                                           HighLevel public key, delivery log, flush
+                                           (see webhooks.py; Keap hooks: keap_hooks.py)
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from orchestration.sandbox import webhooks
 from orchestration.sandbox.faults import FaultSpecError
 from orchestration.sandbox.store import iso, parse_ts
 
@@ -159,6 +163,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         Route("/tokens/expire", expire_tokens, methods=["POST"]),
         Route("/records/{source}/{entity}", records),
         Route("/tombstones/{source}/{entity}", tombstones),
+        *webhooks.admin_routes(state),
     ]
 
 

@@ -4,6 +4,7 @@
     /keap/crm/rest/v2/contacts...         contacts, upsert, custom field model (real:
                                           api.keap.com/crm/rest/v2/...)
     /keap/crm/rest/v2/tags...             tags, categories, applyTags / removeTags
+    /keap/crm/rest/v1/hooks...            REST hooks (v1 still owns them; keap_hooks.py)
 
 Auth: `X-Keap-API-Key: <Personal Access Token>` or `Authorization: Bearer <OAuth access token>`.
 Limits are Keap's published ones, enforced per key or per OAuth client: a PAT gets 10/s,
@@ -29,6 +30,7 @@ from orchestration.sandbox import credentials
 from orchestration.sandbox.keap_common import error_response
 from orchestration.sandbox.keap_contacts import OPTIONAL_PROPERTIES, Contacts, ensure_indexes
 from orchestration.sandbox.keap_fields import CustomFields
+from orchestration.sandbox.keap_hooks import KeapHooks
 from orchestration.sandbox.keap_oauth import TENANT, TOKEN_PATH, OAuth
 from orchestration.sandbox.keap_tags import Tags
 from orchestration.sandbox.ratelimit import Limiter, Verdict, Window
@@ -88,7 +90,8 @@ class Keap:
         return [*self.oauth.routes(),
                 *CustomFields(store, OPTIONAL_PROPERTIES).routes(),
                 *Tags(store).routes(),
-                *Contacts(store).routes()]
+                *Contacts(store).routes(),
+                *KeapHooks(self.state).routes()]
 
     # -- auth ----------------------------------------------------------------------------------
     def authenticate(self, request: Request) -> tuple[str | None, Response | None]:

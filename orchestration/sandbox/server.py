@@ -3,7 +3,9 @@
     <base>/greenhouse/...   Greenhouse Harvest v3 (token at <base>/greenhouse/auth/token)
     <base>/keap/...         Keap REST (v2 under /keap/crm/rest/v2, token at /keap/token)
     <base>/highlevel/...    HighLevel (LeadConnector) API v2
-    <base>/_sandbox/...     admin: state counts, clock, request log, faults, rate limits
+    <base>/_sandbox/...     admin: state counts, clock, request log, faults, rate limits,
+                            outbound webhooks (webhooks.py: a delivery thread with its own
+                            SQLite connection, started only while a hook is configured)
 
 Every vendor request passes one gate (`VendorGate`): request log, fault roll, the vendor's own
 authentication and rate limit, then the vendor handler. Handlers are `async def` and use the
@@ -90,6 +92,7 @@ class SandboxState:
     rate_limits: bool = True
     token_ttl_seconds: float = 3600.0
     vendors: dict[str, Vendor] = field(default_factory=dict)
+    webhooks: Any = None  # webhooks.Dispatcher, made on first use
 
 
 class VendorGate:
@@ -249,6 +252,7 @@ def create_app(data_dir: Path | str, *, faults: str | None = None, rate_limits: 
         routes.append(Mount(f"/{vendor.name}", app=VendorGate(inner, vendor, state)))
     app = Starlette(routes=routes)
     app.state.sandbox = state
+    admin.webhooks.start_if_configured(state)
     return app
 
 

@@ -324,8 +324,12 @@ class Store:
 
     # -- whole world ------------------------------------------------------------------------
     def wipe(self) -> None:
-        """Empty the world (records, keys, tombstones, tokens, counters); keeps nothing."""
+        """Empty the world (records, keys, tombstones, tokens, counters, webhook hooks and
+        pending changes); keeps nothing."""
+        from orchestration.sandbox.webhooks_store import drop_all
+
         with self.transaction():
+            drop_all(self)  # first: with no trigger left, the world's removal emits nothing
             for table in ("records", "lookup", "tombstones", "meta", "tokens"):
                 self.conn.execute(f"DELETE FROM {table}")
 

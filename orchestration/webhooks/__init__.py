@@ -1,0 +1,2 @@
+"""The inbound webhook receiver (Greenhouse, Keap, HighLevel) and what turns its inbox into
+backup runs: app.py (Starlette), inbox.py, sensor.py, catalog.py, cli.py. See docs/webhooks.md."""
