@@ -216,7 +216,7 @@ def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, 
         if plan.source == "keap":
             from assets.backups.restore_keap import apply_keap
 
-            apply_keap(con, client, runner)
+            apply_keap(con, client, runner, since=plan.live_watermark or plan.as_of)
         else:
             from assets.backups.restore_highlevel import apply_highlevel
 

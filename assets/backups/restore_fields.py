@@ -6,11 +6,23 @@ text is also what the restore sends (nulls dropped), so "compare" and "write" ca
 What is left out on purpose: values the vendor derives or owns (ids, create/update times, Keap's
 `number_e164` and e-mail opt-in status, HighLevel's lower-case search copies and `name`), and
 histories the API cannot write back (Keap UTM touches, notes, scores).
+
+Values are compared as the vendor stores them (its write rules, `orchestration/sandbox` and
+docs/recovery.md "Restore"): a backed-up value the vendor would change on write is compared and
+sent in that changed form, or a finished restore would list it again forever. Keap trims an
+e-mail address (every Unicode whitespace, like Python's `str.strip`) and keeps its case; it
+stores names, phone numbers and addresses as sent. HighLevel trims every text field (`tv_text`
+trims too), keeps an e-mail's case and stores phones in E.164 (its backups already hold E.164).
+The backup files themselves are never changed: only the comparison and the write use this form.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+# the characters Python's str.strip() removes (the sandbox vendors' trim), for DuckDB's trim()
+WHITESPACE = "".join(chr(c) for c in range(0x3001) if chr(c).isspace())
+_WS_SQL = "concat(" + ", ".join(f"chr({ord(c)})" for c in WHITESPACE) + ")"
 
 # a canonical array: sorted, and NULL when empty (missing and [] mean the same to both vendors)
 MACROS = [
@@ -18,6 +30,8 @@ MACROS = [
     "CREATE OR REPLACE TEMP MACRO tv_text(v) AS to_json(nullif(trim(v), ''))",
     "CREATE OR REPLACE TEMP MACRO tv_is_value(v) AS "
     "(v IS NOT NULL AND CAST(v AS VARCHAR) NOT IN ('null', '\"\"', '[]'))",
+    # an e-mail address as Keap stores it: whitespace around it trimmed, case kept
+    f"CREATE OR REPLACE TEMP MACRO tv_strip(v) AS nullif(trim(v, {_WS_SQL}), '')",
 ]
 
 
@@ -54,7 +68,11 @@ KEAP_FIELDS: tuple[Field, ...] = (
     *(text(n, personal=False) for n in ("prefix", "suffix", "job_title", "contact_type",
                                         "time_zone", "preferred_locale", "owner_id",
                                         "leadsource_id")),
-    objects("email_addresses", '{"field": "VARCHAR", "email": "VARCHAR"}'),
+    # Keap trims an address on write: compared (and sent) trimmed; a blank one is no address
+    Field("email_addresses", "tv_nonempty(list_sort(list_filter(list_transform(json_transform("
+          "json_extract(_raw, '$.\"email_addresses\"'), '[{\"field\": \"VARCHAR\", \"email\": "
+          "\"VARCHAR\"}]'), lambda x: {'field': x.field, 'email': tv_strip(x.email)}), "
+          "lambda x: x.email IS NOT NULL)))", True),
     objects("phone_numbers", '{"field": "VARCHAR", "number": "VARCHAR", "extension": '
             '"VARCHAR", "type": "VARCHAR"}'),
     objects("addresses", '{"field": "VARCHAR", "line1": "VARCHAR", "line2": "VARCHAR", '

@@ -3,14 +3,19 @@
 A recreated contact is created without a duplicate option: Keap accounts hold duplicates (two
 contacts with one address), and matching by e-mail would overwrite the surviving twin instead of
 bringing back the deleted one. A create tried before whose reply was lost is looked for first
-(a live contact with its primary address that the backup does not know) and adopted instead of
-created twice (a write tried before includes one a killed run had only started: see
-restore_apply). Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000
-contacts a call), one write per contact and tag with an id derived from the backup id and the
-tag: a re-run after a run killed in the tag phase derives the same writes for every contact the
-plan recreated (in any run), skips the ones that succeeded and sends the rest again (applying a
-tag a contact has is answered DUPLICATE, a success). A tag that no longer exists in Keap is
-created again under its backed-up name.
+and adopted instead of created twice (a write tried before includes one a killed run had only
+started: see restore_apply): the API is asked for the contacts holding its primary address
+(`filter=email==`; the apply's own live read may hold only the selected ids, never the contact
+the lost create made), and the one whose primary address it is, created since the preview (the
+plan's live watermark, the vendor's clock), that no backup record is matched to and this run
+has not adopted yet, is taken.
+
+Its tags follow through the tag endpoints, batched per tag (Keap takes up to 1,000 contacts a
+call), one write per contact and tag with an id derived from the backup id and the tag: a re-run
+after a run killed in the tag phase derives the same writes for every contact the plan recreated
+(in any run), skips the ones that succeeded and sends the rest again (applying a tag a contact
+has is answered DUPLICATE, a success). A tag that no longer exists in Keap is created again
+under its backed-up name.
 """
 
 from __future__ import annotations
@@ -24,12 +29,16 @@ import duckdb
 from assets.backups.restore_apply import KEAP_ARRAYS, Runner, Write, values, write_id
 from assets.backups.restore_fields import SPECS
 from assets.backups.restore_ledger import PERMANENT, RETRYABLE, SUCCEEDED
+from assets.backups.restore_live import keap_contacts_with_email
 from orchestration.http import ApiError
+from orchestration.times import parse_ts
 
 SPEC = SPECS["keap"]
 
 
-def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> None:
+def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+               since: str) -> None:
+    """`since`: a time (the vendor's clock) before this plan's first write (its preview)."""
     rows = con.execute("SELECT change_id, action, backup_id, live_id, field, new_value, tag "
                        "FROM todo WHERE entity = 'contacts' ORDER BY backup_id, live_id, "
                        "field, tag").fetchall()
@@ -37,7 +46,7 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner) -> N
     for r in rows:
         by_action[r[1]].append(r)
     runner.run([_delete(client, r) for r in by_action["delete"]])
-    created = _create(con, client, runner, by_action["create"])
+    created = _create(con, client, runner, by_action["create"], since)
     runner.run(_updates(client, by_action["update"]))
     # contacts an earlier run of this plan recreated: their create is done (the fresh diff
     # matches them), but a run killed in the tag phase left some of their tags unwritten; the
@@ -61,9 +70,11 @@ def _delete(client: Any, r: tuple) -> Write:
 
 
 def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
-            rows: list[tuple]) -> dict[str, str]:
+            rows: list[tuple], since: str) -> dict[str, str]:
     """Recreate contacts; returns backup id -> new live id (this run's and earlier runs')."""
     docs = values(con, "backup_all", [r[2] for r in rows], SPEC.fields)
+    # live contacts a backup record is matched to (by id or through the ledger): never "ours"
+    mapped = {r[0] for r in con.execute("SELECT live_id FROM twin").fetchall()}
     lookup, adopted = threading.Lock(), set()
     writes = []
     for change_id, _, backup_id, *_ in rows:
@@ -74,7 +85,7 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
         def call(body: dict = body, wid: str = change_id) -> str:
             if runner.tried_before(wid):
                 with lookup:
-                    twin = _made_by_lost_reply(con, body, adopted)
+                    twin = _made_by_lost_reply(client, body, mapped | adopted, since)
                     if twin:
                         adopted.add(twin)
                 if twin:
@@ -88,20 +99,25 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
             if results.get(w.write_id) and w.backup_id}
 
 
-def _made_by_lost_reply(con: duckdb.DuckDBPyConnection, body: dict, adopted: set[str]
-                        ) -> str | None:
-    """A live contact with the body's primary address that no backup record is matched to
-    and that this run has not adopted already (two backed-up twins share one address)."""
-    emails = [e.get("email", "").lower() for e in body.get("email_addresses") or []]
+def _made_by_lost_reply(client: Any, body: dict, taken: set[str], since: str) -> str | None:
+    """The contact an earlier, killed attempt of this create made: read through the API by the
+    body's primary address (EMAIL1 sorts first; sent trimmed, as Keap stores it), a contact
+    whose primary address it is, created at or after `since`, that is not `taken` (matched to
+    a backup record, or adopted by this run: two backed-up twins share one address). The
+    newest such contact, or None."""
+    emails = [e["email"] for e in body.get("email_addresses") or [] if e.get("email")]
     if not emails:
         return None
-    row = con.execute("""
-        SELECT l.id FROM live_all l
-        WHERE lower(l.primary_email) = ? AND l.id NOT IN (SELECT live_id FROM twin)
-          AND l.id NOT IN (SELECT unnest(?::VARCHAR[]))
-        ORDER BY TRY_CAST(l.id AS BIGINT) DESC LIMIT 1""", [emails[0], sorted(adopted)]
-    ).fetchone()
-    return row[0] if row else None
+    wanted, after = emails[0].strip().lower(), parse_ts(since)
+    found = []
+    for c in keap_contacts_with_email(client, emails[0]):
+        addresses = sorted(c.get("email_addresses") or [], key=lambda e: e.get("field") != "EMAIL1")
+        primary = (addresses[0].get("email") or "").strip().lower() if addresses else ""
+        created = c.get("create_time")
+        if (primary == wanted and str(c["id"]) not in taken and created
+                and parse_ts(created) >= after):
+            found.append(str(c["id"]))
+    return max(found, key=int) if found else None
 
 
 def _updates(client: Any, rows: list[tuple]) -> list[Write]:

@@ -55,6 +55,16 @@ def _keap_by_ids(client: Any, ids: list[str], fields: list[str]
                                        items_key="contacts")
 
 
+def keap_contacts_with_email(client: Any, email: str) -> list[dict[str, Any]]:
+    """Live Keap contacts holding an address, found by the API (`filter=email==ADDRESS`, which
+    matches any of a contact's addresses): id, addresses and create time. Not limited to what a
+    preview read, so it finds a contact a restore created after the preview."""
+    params = {"page_size": KEAP_IDS_PER_CALL, "fields": "id,email_addresses,create_time",
+              "filter": f"email=={email}"}
+    return [c for page in paginate_page_token(client.http, "/rest/v2/contacts", params,
+                                              items_key="contacts") for c in page]
+
+
 def highlevel_contacts(client: Any, ids: list[str] | None = None) -> pa.Table:
     if ids is None or len(ids) > HIGHLEVEL_GETS_MAX:
         whole = table("highlevel", "contacts", client.contact_pages())

@@ -52,3 +52,27 @@ def test_fields_subset_is_checked():
     assert check_fields("keap", ["job_title", "tags"]) == ["job_title", "tags"]
     with pytest.raises(ValueError, match="update_time"):
         check_fields("keap", ["update_time"])
+
+
+def test_keap_email_is_compared_as_keap_stores_it_trimmed_case_kept():
+    padded = canonical("keap", {"email_addresses": [
+        {"field": "EMAIL1", "email": "\t Ada.Q@x.org  "},
+        {"field": "EMAIL2", "email": "\u00a0b@x.org\u3000"}, {"field": "EMAIL3", "email": " "}]})
+    stored = canonical("keap", {"email_addresses": [
+        {"field": "EMAIL1", "email": "Ada.Q@x.org"}, {"field": "EMAIL2", "email": "b@x.org"}]})
+    assert padded["email_addresses"] == stored["email_addresses"]
+    # what a restore sends: the trimmed address, and no item for a blank one
+    assert json.loads(padded["email_addresses"]) == [
+        {"field": "EMAIL1", "email": "Ada.Q@x.org"}, {"field": "EMAIL2", "email": "b@x.org"}]
+    # a real difference still differs: Keap keeps case, and an inner space is not trimmed
+    for other in ("ada.q@x.org", "Ada.Q@x.org.uk", "Ada. Q@x.org"):
+        assert canonical("keap", {"email_addresses": [
+            {"field": "EMAIL1", "email": other}, {"field": "EMAIL2", "email": "b@x.org"}]}
+        )["email_addresses"] != stored["email_addresses"], other
+
+
+def test_highlevel_text_is_trimmed_as_highlevel_trims_it():
+    a = canonical("highlevel", {"email": "  Ada@x.org ", "firstName": " Ada"})
+    b = canonical("highlevel", {"email": "Ada@x.org", "firstName": "Ada"})
+    assert a["email"] == b["email"] and a["firstName"] == b["firstName"]
+    assert canonical("highlevel", {"email": "ada@x.org"})["email"] != b["email"]

@@ -1,6 +1,7 @@
-"""Finding a HighLevel contact a killed restore created (reply lost) when it has neither email
-nor phone: `_lost_create_by_name` over a fake client (below the resource: the search call's
-filters are asserted; the e2e crash test runs it against the sandbox)."""
+"""Finding the contact a killed restore created (reply lost): HighLevel contacts with neither
+email nor phone (`_lost_create_by_name`) and Keap contacts by their address
+(`restore_keap._made_by_lost_reply`), over fake clients below the resource (the calls' filters
+are asserted; the e2e crash test runs both against the sandbox)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from typing import Any
 import pytest
 
 from assets.backups.restore_highlevel import _lost_create_by_name
+from assets.backups.restore_keap import _made_by_lost_reply
 
 SINCE = "2026-01-05T00:00:01.000Z"
 RUNNER = SimpleNamespace(ledger=SimpleNamespace(plan_id="rp-test-1"))
@@ -69,3 +71,46 @@ def test_two_candidates_stop_with_the_plan_row_and_the_fix() -> None:
     assert "w1" in text and "b1" in text and "rp-test-1" in text and "c7, c8" in text
     assert "restore apply rp-test-1" in text
     assert "Ada" not in text and "Quill" not in text     # no personal values
+
+
+class FakeKeapHttp:
+    """Answers GET /rest/v2/contacts with fixed contacts (one page); remembers the params."""
+
+    def __init__(self, contacts: list[dict[str, Any]]):
+        self.contacts, self.asked = contacts, []
+
+    def get_json(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
+        self.asked.append((path, dict(params)))
+        return {"contacts": self.contacts, "next_page_token": ""}
+
+
+def keap_find(contacts: list[dict], taken: set[str] = frozenset()) -> str | None:
+    http = FakeKeapHttp(contacts)
+    body = {"email_addresses": [{"field": "EMAIL1", "email": "Ada.Q@x.org"},
+                                {"field": "EMAIL2", "email": "b@x.org"}]}
+    found = _made_by_lost_reply(SimpleNamespace(http=http), body, set(taken), SINCE)
+    assert [(p, q["filter"]) for p, q in http.asked] == [
+        ("/rest/v2/contacts", "email==Ada.Q@x.org")]
+    return found
+
+
+def keap(cid: str, address: str, created: str = "2026-01-05T00:00:02.000Z",
+         primary: str | None = None) -> dict[str, Any]:
+    """A contact holding `address` (as EMAIL2 when another `primary` address is EMAIL1)."""
+    emails = [{"field": "EMAIL1", "email": primary}] if primary else []
+    return {"id": cid, "create_time": created, "email_addresses": emails + [
+        {"field": "EMAIL2" if primary else "EMAIL1", "email": address}]}
+
+
+def test_keap_lost_create_is_found_by_address_through_the_api() -> None:
+    assert keap_find([keap("41", " ada.q@X.org ")]) == "41"
+    assert keap_find([]) is None
+
+
+def test_keap_lost_create_skips_matched_older_and_secondary_address_contacts() -> None:
+    contacts = [keap("40", "Ada.Q@x.org"),                                 # matched / adopted
+                keap("41", "Ada.Q@x.org", created="2026-01-04T23:00:00.000Z"),  # before preview
+                keap("42", "Ada.Q@x.org", primary="c@x.org"),             # not its primary
+                keap("43", "Ada.Q@x.org"), keap("9", "Ada.Q@x.org")]
+    assert keap_find(contacts, taken={"40"}) == "43"                       # the newest
+    assert keap_find(contacts, taken={"40", "43", "9"}) is None
