@@ -7,6 +7,12 @@ For a day D the asset writes partition `snapshot_date=D`:
 `mode: auto` (the default) takes a full snapshot on the first run, after a gap (an incremental
 chain must be contiguous), for entities that are always full, and when asked; otherwise
 incremental. Pages stream from the API into Parquet; ids for deletion detection go to DuckDB.
+
+Today is a partition too (an open day: a webhook or a person can ask for a backup now). Its window
+ends at the vendor's now, not at midnight, so nothing is claimed about the rest of the day;
+tonight's run of the same day replaces it with the whole day. A day whose base ended early (an
+open-day run that was never completed) starts its window where the base ended, so no change
+falls between two partitions.
 """
 
 
@@ -22,10 +28,10 @@ import pyarrow as pa
 
 from assets.backups import audit, suppression
 from assets.backups.state import history_sql, state_sql
-from checks.snapshots import check_specs, priority, run_checks
+from checks.snapshots import check_specs, priority, reference_clock, run_checks
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import EntitySchema, SnapshotStorage
-from orchestration.times import iso
+from orchestration.times import iso, parse_ts
 
 log = logging.getLogger("talentvault.extract")
 
@@ -64,10 +70,14 @@ class Plan:
     reason: str
 
 
-def plan(storage: SnapshotStorage, spec: ExtractSpec, day: date, requested: str) -> Plan:
-    """Full or incremental for this day, and the update-time window."""
+def plan(storage: SnapshotStorage, spec: ExtractSpec, day: date, requested: str,
+         now: datetime | None = None) -> Plan:
+    """Full or incremental for this day, and the update-time window (it ends at `now`, the
+    vendor's clock, when the day is still open)."""
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     end = start + timedelta(days=1)
+    if now is not None and start <= now < end - ONE_MS:
+        end = now + ONE_MS  # the window's end is exclusive: a change made at `now` is in it
     earlier = [m for m in storage.manifests(spec.schema.source, spec.schema.entity)
                if m["snapshot_date"] < day.isoformat()]
     if requested == "full":
@@ -80,13 +90,20 @@ def plan(storage: SnapshotStorage, spec: ExtractSpec, day: date, requested: str)
     if previous != (day - timedelta(days=1)).isoformat():
         return Plan("full", None, end, f"last snapshot is {previous}, not the day before: a "
                     "full snapshot restarts the incremental chain")
+    base_end = (earlier[-1].get("window") or {}).get("updated_to")
+    if base_end and parse_ts(base_end) < start:
+        return Plan("incremental", parse_ts(base_end), end,
+                    f"previous day's snapshot is the base; it ended at {base_end} (an open-day "
+                    "run), so the window starts there")
     return Plan("incremental", start, end, "previous day's snapshot is the base")
 
 
 def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: date,
-                run_id: str, requested_mode: str = "auto") -> dict[str, Any]:
-    """Back up one entity for one day; returns the partition's manifest."""
-    p = plan(storage, spec, day, requested_mode)
+                run_id: str, requested_mode: str = "auto",
+                now: datetime | None = None) -> dict[str, Any]:
+    """Back up one entity for one day (up to `now` if the day is still open); returns the
+    partition's manifest."""
+    p = plan(storage, spec, day, requested_mode, now)
     writer = storage.writer(spec.schema, day, mode=p.mode, run_id=run_id,
                             window=(p.window_from, p.window_to),
                             default_updated=p.window_to - ONE_MS)
@@ -193,7 +210,8 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         resource = getattr(context.resources, spec.resource)
         client = resource.open()
         try:
-            manifest = run_extract(spec, client, storage, day, context.run_id, config.mode)
+            manifest = run_extract(spec, client, storage, day, context.run_id, config.mode,
+                                   now=reference_clock(resource, client)[0])
         finally:
             client.close()
         context.log.info(

@@ -15,10 +15,15 @@ from orchestration.jobs import backup_job
 
 EXTRACT_OPS = ["__".join(spec.key.path) for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
 
-daily_backup_schedule = dg.build_schedule_from_partitioned_job(
-    backup_job, hour_of_day=0, minute_of_hour=30, name="daily_backup_schedule",
-    description="Every night at 00:30 UTC: back up the day that just ended (incremental).",
-)
+@dg.schedule(job=backup_job, cron_schedule="30 0 * * *", execution_timezone="UTC",
+             name="daily_backup_schedule",
+             description="Every night at 00:30 UTC: back up the day that just ended "
+                         "(incremental), replacing any open-day backup of it.")
+def daily_backup_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    # named explicitly: today is a partition too (end_offset=1), so "the last partition" would be
+    # the day that has just begun
+    day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
+    return dg.RunRequest(run_key=f"daily-{day}", partition_key=day)
 
 
 @dg.schedule(job=backup_job, cron_schedule="0 2 * * 0", execution_timezone="UTC",

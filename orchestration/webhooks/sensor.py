@@ -13,9 +13,11 @@ and a burst of webhooks never piles up runs. Default status: STOPPED. It matters
 receiver is deployed and hooks are registered (docs/webhooks.md); start it in the UI or with
 `dagster sensor start webhook_sensor`.
 
-A day that is not yet a partition of `daily_snapshots` (today, in real time: partitions end at
-the last whole day) cannot be requested; such events are passed (the cursor moves on) with a
-note, and tonight's `daily_backup_schedule` backs that day up as always.
+Today is a partition (`daily_snapshots` has `end_offset=1`): a run for today backs the open day
+up to the vendor's now, and tonight's `daily_backup_schedule` replaces it with the whole day
+(assets/extract.py). A day that is not a partition (a vendor clock ahead of ours, or before the
+first snapshot day) cannot be requested; such events are passed (the cursor moves on) with a
+note, and the nightly backup takes them.
 """
 
 from __future__ import annotations

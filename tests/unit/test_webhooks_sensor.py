@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -107,16 +107,28 @@ def test_the_daily_backup_in_progress_also_holds_webhook_runs(tmp_path, instance
     assert "wait for the run in progress" in result.skip_reason.skip_message
 
 
-def test_a_day_that_is_not_a_partition_yet_is_left_to_the_nightly_backup(
-        tmp_path, instance, monkeypatch):
-    # a real vendor (not the sandbox): events without a time are of the vendor's today, which
-    # is not a partition until it is over
+def test_todays_changes_back_up_the_open_day_at_once(tmp_path, instance, monkeypatch):
+    # a real vendor (not the sandbox): events without a time are of the vendor's today, which is
+    # a partition (end_offset=1): the run backs the open day up to now
     monkeypatch.setenv("GREENHOUSE_BASE_URL", "https://harvest.greenhouse.io")
     Inbox(tmp_path).append([ev("greenhouse", "5", None)])
     result = evaluate(instance, tmp_path, None)
-    assert result.run_requests == []
     today = datetime.now(UTC).date().isoformat()
-    assert f"of {today}, not a partition yet" in result.skip_reason.skip_message
+    assert [(r.job_name, r.partition_key) for r in result.run_requests] == [
+        ("greenhouse_backup_job", today)]
+    assert "greenhouse" in json.loads(result.cursor)
+
+
+def test_a_day_that_is_not_a_partition_is_left_to_the_nightly_backup(
+        tmp_path, instance, monkeypatch):
+    # a vendor clock ahead of ours: tomorrow is not a partition yet
+    monkeypatch.setenv("GREENHOUSE_BASE_URL", "https://harvest.greenhouse.io")
+    tomorrow = datetime.now(UTC) + timedelta(days=1, hours=1)
+    Inbox(tmp_path).append([ev("greenhouse", "5", tomorrow)])
+    result = evaluate(instance, tmp_path, None)
+    assert result.run_requests == []
+    assert f"of {tomorrow.date().isoformat()}, not a partition yet" in (
+        result.skip_reason.skip_message)
     assert "greenhouse" in json.loads(result.cursor)
 
 
