@@ -45,3 +45,19 @@ def test_weekly_full_schedule_asks_every_extract_asset_for_a_full_snapshot():
     # the run config must be valid for the job it launches
     result = dg.validate_run_config(defs.resolve_job_def("backup_job"), request.run_config)
     assert result["ops"]["keap__contacts"]["config"]["mode"] == "full"
+
+
+def test_nightly_schedule_backs_up_the_day_that_ended_not_the_open_day():
+    from datetime import UTC, datetime
+
+    from orchestration.partitions import daily_snapshots
+    from orchestration.schedules import daily_backup_schedule
+
+    now = datetime(2026, 1, 11, 0, 30, tzinfo=UTC)
+    request = daily_backup_schedule(dg.build_schedule_context(scheduled_execution_time=now))
+    assert request.partition_key == "2026-01-10"
+    assert request.run_key == "daily-2026-01-10"
+    # today is a partition too (an open day), which is why the schedule names yesterday
+    today = datetime.now(UTC).date()
+    assert daily_snapshots.has_partition_key(today.isoformat())
+    assert daily_snapshots.get_last_partition_key() == today.isoformat()
