@@ -307,9 +307,14 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
 
 
 def open_client(source: str) -> Any:
-    from orchestration.resources import HighLevelResource, KeapResource
+    """The vendor's client as the Dagster runs get it: real credentials from the environment
+    (`KEAP_*`, `HIGHLEVEL_*`), else the sandbox."""
+    import dagster as dg
 
-    return (KeapResource() if source == "keap" else HighLevelResource()).open()
+    from orchestration.resources import build_resources
+
+    with dg.build_resources({source: build_resources()[source]}) as res:
+        return getattr(res, source).open()
 
 
 def new_plan_id() -> str:

@@ -1,0 +1,27 @@
+"""A restore talks to the vendor the environment names, like the Dagster runs do."""
+
+from assets.backups.restore_plan import open_client
+
+
+def _base_urls(client) -> list[str]:
+    return [v.base_url for v in vars(client).values() if hasattr(v, "base_url")]
+
+
+def test_restore_uses_the_real_keap_when_its_env_vars_are_set(monkeypatch):
+    monkeypatch.setenv("KEAP_BASE_URL", "https://api.keap.example")
+    monkeypatch.setenv("KEAP_API_KEY", "not-a-real-key")
+    client = open_client("keap")
+    try:
+        assert _base_urls(client) == ["https://api.keap.example"]
+    finally:
+        client.close()
+
+
+def test_restore_uses_the_sandbox_without_credentials(monkeypatch):
+    monkeypatch.delenv("KEAP_BASE_URL", raising=False)
+    monkeypatch.setenv("TALENTVAULT_SANDBOX_URL", "http://127.0.0.1:9")
+    client = open_client("keap")
+    try:
+        assert _base_urls(client) == ["http://127.0.0.1:9/keap/crm"]
+    finally:
+        client.close()
