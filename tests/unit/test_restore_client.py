@@ -16,12 +16,3 @@ def test_restore_uses_the_real_keap_when_its_env_vars_are_set(monkeypatch):
     finally:
         client.close()
 
-
-def test_restore_uses_the_sandbox_without_credentials(monkeypatch):
-    monkeypatch.delenv("KEAP_BASE_URL", raising=False)
-    monkeypatch.setenv("TALENTVAULT_SANDBOX_URL", "http://127.0.0.1:9")
-    client = open_client("keap")
-    try:
-        assert _base_urls(client) == ["http://127.0.0.1:9/keap/crm"]
-    finally:
-        client.close()
