@@ -53,6 +53,7 @@ from typing import Any
 import duckdb
 
 from assets.backups import audit, suppression
+from orchestration.fsync import fsync as _fsync
 from orchestration.resources.storage import RUN_METADATA, _swap_into_place, sha256_file
 from orchestration.times import iso
 
@@ -359,14 +360,6 @@ def row_predicate(columns: list[tuple[str, str]], rel_parts: tuple[str, ...],
 
 
 # -- rewriting --------------------------------------------------------------------------------
-def _fsync(path: Path, directory: bool = False) -> None:
-    fd = os.open(path, os.O_RDONLY | (os.O_DIRECTORY if directory else 0))
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _copy_without(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, pred: str) -> int:
     """Write `src` minus the matching rows to `dst` (same order, zstd); returns rows kept."""
     con.execute(f"""
@@ -433,9 +426,9 @@ def _rewrite_partition(con: duckdb.DuckDBPyConnection, part: Path, affected: dic
         for f in staging.iterdir():
             if f.name in affected or f.name == "_manifest.json":
                 f.chmod(0o444)
-        _fsync(staging, directory=True)
+        _fsync(staging)
         _swap_into_place(staging, part)
-        _fsync(part.parent, directory=True)
+        _fsync(part.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -449,7 +442,7 @@ def _rewrite_file(con: duckdb.DuckDBPyConnection, path: Path, pred: str) -> None
         _copy_without(con, path, tmp, pred)
         tmp.chmod(mode)
         os.replace(tmp, path)
-        _fsync(path.parent, directory=True)
+        _fsync(path.parent)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -38,6 +38,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration.fsync import fsync as _fsync
+
 STATE_DIR = "state"
 LIST_FILE = "suppression.parquet"
 SALT_FILE = "suppression.salt"
@@ -171,7 +173,7 @@ def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
         pq.write_table(table, tmp, compression="zstd")
         _fsync(tmp)
         os.replace(tmp, path)
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
     return len(new)
 
 
@@ -281,19 +283,3 @@ def writing(root: Path) -> Iterator[None]:
 def erasing(root: Path) -> Iterator[None]:
     with _locked(root, ERASURE_LOCK, fcntl.LOCK_EX):
         yield
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -38,6 +38,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration.fsync import fsync as _fsync
+
 STATUSES = ("succeeded", "failed_retryable", "failed_permanent")
 SCHEMA = pa.schema([
     ("change_id", pa.string()), ("changeset_date", pa.date32()), ("profile_id", pa.int64()),
@@ -175,7 +177,7 @@ class LedgerWriter:
         ensure_wal_dir(self.root)
         self._file = open(self.path, "ab")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        _fsync_dir(self.path.parent)
+        _fsync(self.path.parent)
 
     def append(self, **values: Any) -> dict[str, Any]:
         row = {k: values.get(k) for k in COLUMNS}
@@ -213,14 +215,6 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to the ledger")
 
 
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def compact_wal(root: Path, wal: Path) -> Path | None:
     """Write a WAL's rows as `run_id=<run>/part-00000.parquet` (atomically), then remove it."""
     run_id = wal.stem
@@ -245,9 +239,9 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
         os.fsync(f.fileno())
     os.chmod(tmp, 0o444)
     os.replace(tmp, final)
-    _fsync_dir(final.parent)
+    _fsync(final.parent)
     wal.unlink()
-    _fsync_dir(wal.parent)
+    _fsync(wal.parent)
     return final
 
 

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import duckdb
 
+from orchestration.fsync import fsync as _fsync
 from orchestration.webhooks.events import Event
 
 log = logging.getLogger("talentvault.webhooks")
@@ -198,7 +199,7 @@ class Inbox:
         finally:
             os.close(fd)
         if created:
-            _fsync_dir(self.dir)
+            _fsync(self.dir)
 
     def compact(self) -> int:
         """Compact every closed day (before today, UTC) to Parquet; returns days compacted."""
@@ -232,17 +233,9 @@ def compact_day(folder: Path) -> None:
     with open(tmp, "rb") as f:
         os.fsync(f.fileno())
     os.replace(tmp, parquet)
-    _fsync_dir(folder)
+    _fsync(folder)
     jsonl.unlink()
     log.info("webhook inbox: compacted %s", folder.name)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def inbox_summary(root: Path) -> dict:
