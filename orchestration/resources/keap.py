@@ -269,14 +269,7 @@ class KeapClient:
     def delete_contact(self, contact_id: str | int) -> bool:
         """Delete a contact. False when Keap does not have it (already deleted: a resend after a
         lost reply lands here too, so 'gone' is the outcome either way)."""
-        try:
-            self.http.request("DELETE", f"{self.CONTACTS}/{int(contact_id)}", idempotent=True,
-                              expect_json=False)
-        except ApiError as e:
-            if e.status == 404:
-                return False
-            raise
-        return True
+        return self._delete(f"{self.CONTACTS}/{int(contact_id)}")
 
     def get_contact(self, contact_id: str | int,
                     fields: list[str] | None = None) -> dict[str, Any] | None:
@@ -429,9 +422,12 @@ class KeapClient:
 
     def delete_hook(self, key: str) -> bool:
         """Delete a hook subscription; False when Keap had none with this key."""
+        return self._delete(f"{self.HOOKS}/{key}")
+
+    def _delete(self, path: str) -> bool:
+        """DELETE `path`; False on a 404 (already gone: the outcome a resend wanted anyway)."""
         try:
-            self.http.request("DELETE", f"{self.HOOKS}/{key}", idempotent=True,
-                              expect_json=False)
+            self.http.request("DELETE", path, idempotent=True, expect_json=False)
         except ApiError as e:
             if e.status == 404:
                 return False
