@@ -13,6 +13,7 @@ from assets.keap.extract import keap_assets
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
+from orchestration.automation import automation_sensor
 from orchestration.jobs import backup_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
@@ -33,7 +34,7 @@ defs = dg.Definitions(
           *source_backup_jobs.values()],
     schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
                retention_schedule],
-    sensors=[webhook_sensor],
+    sensors=[webhook_sensor, automation_sensor()],
     resources=build_resources(),
     executor=STEP_EXECUTOR,
 )

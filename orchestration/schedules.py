@@ -12,21 +12,25 @@ from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.jobs import backup_job
+from orchestration.start_state import schedule_status
 
 EXTRACT_OPS = ["__".join(spec.key.path) for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
 
 @dg.schedule(job=backup_job, cron_schedule="30 0 * * *", execution_timezone="UTC",
-             name="daily_backup_schedule",
+             name="daily_backup_schedule", default_status=schedule_status(),
              description="Every night at 00:30 UTC: back up the day that just ended "
                          "(incremental), replacing any open-day backup of it.")
 def daily_backup_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     # named explicitly: today is a partition too (end_offset=1), so "the last partition" would be
-    # the day that has just begun
+    # the day that has just begun. What follows the backup (identity, the Keap sync) is moved by
+    # the automation conditions on those assets (orchestration/automation.py).
     day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()
-    return dg.RunRequest(run_key=f"daily-{day}", partition_key=day)
+    return dg.RunRequest(run_key=f"daily-{day}", partition_key=day,
+                         tags={"talentvault/trigger": "nightly"})
 
 
 @dg.schedule(job=backup_job, cron_schedule="0 2 * * 0", execution_timezone="UTC",
+             default_status=schedule_status(),
              description="Sundays 02:00 UTC: a full snapshot of every entity for Saturday.")
 def weekly_full_backup_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
     day = (context.scheduled_execution_time - timedelta(days=1)).date().isoformat()

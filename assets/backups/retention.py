@@ -39,6 +39,7 @@ import dagster as dg
 
 from assets.backups import audit
 from orchestration.resources.storage import SnapshotStorage
+from orchestration.start_state import schedule_status
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")
@@ -352,6 +353,7 @@ retention_schedule = dg.ScheduleDefinition(
     job=retention_job,
     cron_schedule="0 4 * * *",
     execution_timezone="UTC",
+    default_status=schedule_status(),
     run_config={"ops": {"backups__retention": {"config": {"apply": True}}}},
     description="Every day at 04:00 UTC (after the night's backups): apply the retention "
     "policy with its defaults.",

@@ -36,6 +36,7 @@ import pyarrow.parquet as pq
 
 from assets.backups import audit
 from orchestration.resources.storage import RUN_METADATA, SnapshotStorage, sha256_file
+from orchestration.start_state import schedule_status
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")
@@ -399,5 +400,6 @@ verify_schedule = dg.ScheduleDefinition(
     job=verify_job,
     cron_schedule="0 5 * * *",
     execution_timezone="UTC",
+    default_status=schedule_status(),
     description="Every day at 05:00 UTC (after the night's backups): verify every backup file.",
 )

@@ -16,6 +16,7 @@ from assets.identity.build import (
 from assets.identity.config import DuplicatesConfig, FieldProfileConfig, IdentityConfig
 from assets.identity.storage import partition_dir, partition_glob, write_partition
 from checks import identity as checks
+from orchestration.automation import CLOSED_DAY, SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
 
@@ -30,8 +31,6 @@ KEAP_KEY = dg.AssetKey([GROUP, KEAP_CONTACTS])
 DUPLICATES_KEY = dg.AssetKey([GROUP, "possible_duplicates"])
 FIELD_PROFILE_KEY = dg.AssetKey([GROUP, "field_profile"])
 TAGS = {"talentvault/stage": "identity"}
-# a day's identity runs once that day's backups have landed (and again if they are re-run)
-EAGER = dg.AutomationCondition.eager()
 
 
 def _schema(manifest: dict[str, Any]) -> dg.TableSchema:
@@ -110,7 +109,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
     specs=[
         dg.AssetSpec(
             PROFILES_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
-            tags=TAGS, automation_condition=EAGER,
+            tags=TAGS, automation_condition=SYNC_CHAIN,
             description="One row per real person: Greenhouse candidate records that share a "
             "normalized email (or were merged in Greenhouse) become one profile, with the "
             "latest non-empty name, phone and company, every email and application, and the "
@@ -118,7 +117,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "`SELECT * FROM identity.candidate_profiles`."),
         dg.AssetSpec(
             QUARANTINE_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
-            tags=TAGS, automation_condition=EAGER,
+            tags=TAGS, automation_condition=SYNC_CHAIN,
             description="Every candidate and application that cannot be synced, with a reason "
             "(no email, invalid email, conflicting identities, a field in an unexpected "
             "shape, an application whose candidate is missing or quarantined), the record id "
@@ -126,7 +125,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "leaves the quarantine on the next run."),
         dg.AssetSpec(
             KEAP_KEY, deps=[KEAP], group_name=GROUP, kinds=KINDS, tags=TAGS,
-            automation_condition=EAGER,
+            automation_condition=SYNC_CHAIN,
             description="Keap contacts with normalized emails and E.164 phones: what the sync "
             "matches profiles against (never creating a second contact for an email)."),
     ],
@@ -160,7 +159,7 @@ def identity_profiles(context: dg.AssetExecutionContext, config: IdentityConfig,
 @dg.asset(
     key=DUPLICATES_KEY,
     deps=[PROFILES_KEY],
-    automation_condition=EAGER,
+    automation_condition=CLOSED_DAY,
     group_name=GROUP,
     kinds=KINDS,
     tags=TAGS,
@@ -213,7 +212,7 @@ def _extract_keys() -> list[dg.AssetKey]:
 @dg.asset(
     key=FIELD_PROFILE_KEY,
     deps=_extract_keys(),
-    automation_condition=EAGER,
+    automation_condition=CLOSED_DAY,
     group_name=GROUP,
     kinds=KINDS,
     tags=TAGS,

@@ -30,6 +30,7 @@ import duckdb
 from assets.backups import suppression
 from assets.identity.storage import partition_dir, partition_glob, write_partition
 from assets.sync import changeset_state as state
+from orchestration.automation import SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
 
@@ -723,7 +724,7 @@ DEPS = [DESIRED_KEY, dg.AssetKey(["identity", "candidate_profiles"]),
     kinds={"parquet", "duckdb"},
     tags={"talentvault/stage": "sync"},
     partitions_def=daily_snapshots,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=SYNC_CHAIN,
     description="What the Keap sync will change, before anything is written: contacts to "
     "create (people Keap does not have yet, matched by email), fields to update (only the "
     "ones that differ; values people added in Keap are kept), tags to add and tags to remove "

@@ -37,6 +37,7 @@ from assets.sync.mapping import (
     Mapping,
     load_mapping,
 )
+from orchestration.automation import SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
 
@@ -451,6 +452,7 @@ def _md(header: list[str], rows: list[tuple]) -> str:
     key=KEY,
     deps=[PROFILES_KEY, QUARANTINE_KEY, *GREENHOUSE_KEYS],
     partitions_def=daily_snapshots,
+    automation_condition=SYNC_CHAIN,
     group_name="sync",
     kinds={"parquet", "duckdb"},
     tags={"talentvault/stage": "sync"},

@@ -47,6 +47,7 @@ from assets.sync.ledger import (
     parquet_path,
 )
 from orchestration.http import ApiError, MalformedResponseError
+from orchestration.automation import SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
 
 log = logging.getLogger("talentvault.sync.push")
@@ -853,6 +854,7 @@ def dead_letter_count(root: Path, day: str | None = None) -> int:
     key=PUSH_KEY,
     deps=[CHANGESET_KEY],
     partitions_def=daily_snapshots,
+    automation_condition=SYNC_CHAIN,
     group_name="sync",
     kinds={"keap", "parquet"},
     required_resource_keys={"keap", "storage"},

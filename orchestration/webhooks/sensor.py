@@ -9,9 +9,13 @@ same run twice.
 
 A source is skipped (its cursor kept, so nothing is lost) while a run of its job or of the daily
 `backup_job` is queued or in progress: events arriving during a run are covered by the next one,
-and a burst of webhooks never piles up runs. Default status: STOPPED. It matters only once the
-receiver is deployed and hooks are registered (docs/webhooks.md); start it in the UI or with
-`dagster sensor start webhook_sensor`.
+and a burst of webhooks never piles up runs. It runs by default in a deployment (stopped with
+`TALENTVAULT_START_PAUSED=1`, orchestration/start_state.py); with no receiver deployed the inbox
+is empty and each tick costs one directory listing.
+
+The backup run is only the first step: once it lands, the automation conditions on identity and
+the Keap sync (orchestration/automation.py) take the same open day on to the push, so a candidate
+who applies at 23:47 is tagged in Keap minutes later.
 
 Today is a partition (`daily_snapshots` has `end_offset=1`): a run for today backs the open day
 up to the vendor's now, and tonight's `daily_backup_schedule` replaces it with the whole day
@@ -33,6 +37,7 @@ from assets.backups.verify import CATALOG_KEY, backup_files_match_manifests
 from orchestration.config import sandbox_url
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
+from orchestration.start_state import sensor_status
 from orchestration.webhooks.events import SOURCES
 from orchestration.webhooks.inbox import connect, events_sql
 
@@ -107,7 +112,7 @@ def _busy(instance: dg.DagsterInstance, source: str) -> bool:
     name="webhook_sensor",
     jobs=list(source_backup_jobs.values()),
     minimum_interval_seconds=30,
-    default_status=dg.DefaultSensorStatus.STOPPED,
+    default_status=sensor_status(),
     description="Turns vendor webhooks (the inbox the receiver writes) into a backup run of the "
     "changed source for the day of the change: at most one run per source at a time.",
 )

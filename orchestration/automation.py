@@ -1,0 +1,81 @@
+"""How a day moves on by itself: the automation conditions after the backups, and the sensor
+that evaluates them.
+
+The nightly `daily_backup_schedule` backs up day D (`backup_job`); a webhook backs up one source
+for the open day (`webhook_sensor`). Everything after the backups is declared on the assets and
+moved by `default_automation_condition_sensor` (RUNNING by default, orchestration/start_state.py):
+
+- `SYNC_CHAIN` (identity profiles, `sync/keap_desired`, `sync/keap_changeset`, `sync/keap_push`):
+  runs for D once something it reads for D has landed, nothing it reads is in progress, and every
+  blocking check on what it reads passed. Only yesterday and today are considered
+  (`in_latest_time_window` with a two-day lookback: the partitions have `end_offset=1`, so the
+  latest window alone would be today and the nightly partition of yesterday would never move);
+  a backfill of older days never pushes old states into Keap.
+- `CLOSED_DAY` (the duplicates review list and the field audit): the same gate, for the day that
+  has ended only, once all its backups exist, so a webhook does not redo a whole-world audit.
+
+The gate holds across runs: a day whose blocking check failed stays held (the condition's
+evaluation in the UI says which check) until the data is fixed and the backup re-run, and a
+backup whose run failed holds it too. An open day backs up only the source that changed, so a
+backup partition that does not exist for the day does not hold the chain: identity, the
+changeset and the push read the backed-up state *as of* the day, which the earlier partitions
+hold.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import dagster as dg
+
+BACKUP_GROUPS = ("greenhouse", "keap", "highlevel")
+BACKUPS = dg.AssetSelection.groups(*BACKUP_GROUPS)
+# yesterday (the nightly partition) and today (the open day): see the module docstring
+RECENT = timedelta(days=2)
+AUTOMATION_SENSOR = "default_automation_condition_sensor"
+TRIGGER_TAG = "talentvault/trigger"
+
+AC = dg.AutomationCondition
+
+# every dependency: its latest run did not fail, and its blocking checks passed on what it holds
+# for the day (or will run in this tick's run, which stops the chain itself if they fail); a
+# backup with no partition for the day has nothing to judge
+UPSTREAM_GATE = AC.all_deps_match(
+    (AC.all_checks_match(AC.check_passed() | AC.will_be_requested(), blocking_only=True)
+     | AC.missing())
+    & ~AC.execution_failed()
+).with_label("upstream blocking checks passed, no upstream failure")
+
+_MOVES = (AC.any_deps_updated().since_last_handled()
+          & ~AC.any_deps_in_progress() & ~AC.in_progress())
+
+SYNC_CHAIN = (
+    AC.in_latest_time_window(lookback_delta=RECENT)
+    & _MOVES
+    & ~AC.any_deps_missing().ignore(BACKUPS)
+    & UPSTREAM_GATE
+).with_label("after the day's backups (yesterday or today), blocking checks passed")
+
+CLOSED_DAY = (
+    AC.in_latest_time_window(lookback_delta=RECENT) & ~AC.in_latest_time_window()
+    & _MOVES
+    & ~AC.any_deps_missing()
+    & UPSTREAM_GATE
+).with_label("after the nightly backups of the day that ended, blocking checks passed")
+
+
+def automation_sensor() -> dg.AutomationConditionSensorDefinition:
+    """The sensor that evaluates every asset's automation condition (every 30 s in the daemon).
+    Declared rather than left implicit so it starts RUNNING in a deployment."""
+    from orchestration.start_state import sensor_status
+
+    return dg.AutomationConditionSensorDefinition(
+        AUTOMATION_SENSOR,
+        target=dg.AssetSelection.all(),
+        default_status=sensor_status(),
+        minimum_interval_seconds=30,
+        run_tags={TRIGGER_TAG: "automation"},
+        description="Moves each day on after its backups: identity, the Keap desired state, "
+        "changeset and push (held while a blocking check fails), the duplicates review and the "
+        "field audit. Started by default; TALENTVAULT_START_PAUSED=1 starts it stopped.",
+    )
