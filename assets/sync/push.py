@@ -46,8 +46,8 @@ from assets.sync.ledger import (
     ledger_relation,
     parquet_path,
 )
-from orchestration.http import ApiError, MalformedResponseError
 from orchestration.automation import SYNC_CHAIN
+from orchestration.http import ApiError, MalformedResponseError
 from orchestration.partitions import daily_snapshots
 
 log = logging.getLogger("talentvault.sync.push")
