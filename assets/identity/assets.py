@@ -31,6 +31,9 @@ KEAP_KEY = dg.AssetKey([GROUP, KEAP_CONTACTS])
 DUPLICATES_KEY = dg.AssetKey([GROUP, "possible_duplicates"])
 FIELD_PROFILE_KEY = dg.AssetKey([GROUP, "field_profile"])
 TAGS = {"talentvault/stage": "identity"}
+# one build reads all three for every output (emails are normalized together), so each output
+# declares them all: its automation gate then judges every input of the build
+INPUTS = [CANDIDATES, APPLICATIONS, KEAP]
 
 
 def _schema(manifest: dict[str, Any]) -> dg.TableSchema:
@@ -108,7 +111,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
     name="identity_profiles",
     specs=[
         dg.AssetSpec(
-            PROFILES_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
+            PROFILES_KEY, deps=INPUTS, group_name=GROUP, kinds=KINDS,
             tags=TAGS, automation_condition=SYNC_CHAIN,
             description="One row per real person: Greenhouse candidate records that share a "
             "normalized email (or were merged in Greenhouse) become one profile, with the "
@@ -116,7 +119,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "current stage of the most recent application. This is what the Keap sync reads. "
             "`SELECT * FROM identity.candidate_profiles`."),
         dg.AssetSpec(
-            QUARANTINE_KEY, deps=[CANDIDATES, APPLICATIONS], group_name=GROUP, kinds=KINDS,
+            QUARANTINE_KEY, deps=INPUTS, group_name=GROUP, kinds=KINDS,
             tags=TAGS, automation_condition=SYNC_CHAIN,
             description="Every candidate and application that cannot be synced, with a reason "
             "(no email, invalid email, conflicting identities, a field in an unexpected "
@@ -124,7 +127,7 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
             "and the backup partition it came from. Fix the record in Greenhouse and it "
             "leaves the quarantine on the next run."),
         dg.AssetSpec(
-            KEAP_KEY, deps=[KEAP], group_name=GROUP, kinds=KINDS, tags=TAGS,
+            KEAP_KEY, deps=INPUTS, group_name=GROUP, kinds=KINDS, tags=TAGS,
             automation_condition=SYNC_CHAIN,
             description="Keap contacts with normalized emails and E.164 phones: what the sync "
             "matches profiles against (never creating a second contact for an email)."),
