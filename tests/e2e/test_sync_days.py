@@ -13,7 +13,6 @@ the sandbox's Keap is compared with an independent model of what the mapping imp
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,24 +23,19 @@ import pytest
 
 from assets.greenhouse.extract import greenhouse_assets
 from assets.identity.assets import identity_profiles
-from assets.identity.emails import reference_email
-from assets.identity.phones import reference_phone
 from assets.keap.extract import keap_assets
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from assets.sync.push import keap_push
 from orchestration.resources import build_resources
-from orchestration.sandbox.store import Store
 from tests.e2e.conftest import World, served_world
+from tests.e2e.keap_state import emails, field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts
 
 DAYS = 10
 # custom fields the mapping writes (every other one is a human's and must survive)
 OURS = set(load_mapping(DEFAULT_PATH).custom_fields())
-# exclusive tag groups named tag by tag (families like @stage are covered by the model)
-GROUPS = {g: {t for t in members if not t.startswith("@")}
-          for g, members in load_mapping(DEFAULT_PATH).exclusive.items()}
 SYNC = [keap_desired, keap_changeset, keap_push]
 ASSETS = [*greenhouse_assets, *keap_assets, identity_profiles, *SYNC]
 
@@ -62,10 +56,6 @@ class Run:
     world: World
     days: list[Day] = field(default_factory=list)
     rerun_writes: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _keap_docs(store: Store) -> dict[str, dict[str, Any]]:
-    return {str(d["id"]): d for d in store.iter_docs("keap", "contacts")}
 
 
 def _writes(w: World, since: int) -> list[dict[str, Any]]:
@@ -99,16 +89,14 @@ def _days(w: World, days: int) -> Run:
         if i:
             w.tick(1)
         day = w.day().isoformat()
-        before = _keap_docs(store)
+        before = keap_docs(store)
         result = dg.materialize(ASSETS, partition_key=day, resources=build_resources(),
                                 instance=instance, raise_on_error=False)
         assert result.success, f"day {day}: the run failed"
         push = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
         out.days.append(Day(
-            day, expected_contacts(store, mapping), before, _keap_docs(store),
-            {str(t["id"]): t["name"] for t in store.iter_docs("keap", "tags")},
-            {str(f["id"]): f.get("label") or f.get("name")
-             for f in store.iter_docs("keap", "custom_fields")},
+            day, expected_contacts(store, mapping), before, keap_docs(store),
+            tag_names(store), field_labels(store),
             {k: v.value for k, v in push.asset_materialization.metadata.items()}))
     # the same day again, nothing changed in the ATS: the sync must not write
     seq = _seq(w)
@@ -119,63 +107,12 @@ def _days(w: World, days: int) -> Run:
     return out
 
 
-_reference_email = functools.lru_cache(maxsize=None)(reference_email)
-
-
-def _emails(doc: dict[str, Any]) -> set[str]:
-    out = set()
-    for e in doc.get("email_addresses") or []:
-        norm = _reference_email(e.get("email"))
-        if norm:
-            out.add(norm)
-    return out
-
-
-def _by_email(keap: dict[str, dict[str, Any]]) -> dict[str, list[str]]:
-    """Normalized email -> ids of the Keap contacts holding it, oldest first."""
-    out: dict[str, list[str]] = {}
-    for i in sorted(keap, key=int):
-        for e in _emails(keap[i]):
-            out.setdefault(e, []).append(i)
-    return out
-
-
-def _value(doc: dict[str, Any], key: str, labels: dict[str, str]) -> Any:
-    if key == "email":
-        return _emails(doc)
-    if key == "phone":  # Keap keeps a number as typed: compare in E.164
-        return {reference_phone(p.get("number") or "") for p in doc.get("phone_numbers") or []}
-    if key.startswith("custom:"):
-        label = key.split(":", 1)[1]
-        for f in doc.get("custom_fields") or []:
-            if labels.get(str(f.get("id"))) == label:
-                return f.get("content")
-        return None
-    return doc.get(key)
-
-
 def test_every_day_keap_holds_what_the_mapping_implies(run: Run):
     assert len(run.days) in (3, DAYS)
     for d in run.days:
-        created = 0
-        holders_before, holders_after = _by_email(d.keap_before), _by_email(d.keap_after)
-        for email, c in d.expected.contacts.items():
-            before, after = holders_before.get(email, []), holders_after.get(email, [])
-            # one contact per person: a new one only when Keap had none for the email
-            assert len(after) == max(1, len(before)), (d.day, c.profile_id, before, after)
-            created += not before
-            doc = d.keap_after[after[0]]  # several: the oldest is the one kept in sync
-            for key in c.ats_wins & set(c.fields):  # absent: "leave" when the ATS has none
-                want, got = c.fields[key], _value(doc, key, d.field_labels)
-                if key in ("email", "phone"):
-                    assert want is None or want in got, (d.day, c.profile_id, key)
-                else:
-                    assert got == want, (d.day, c.profile_id, key, after[0])
-            managed = {d.tag_names[t] for t in doc.get("tag_ids") or []
-                       if d.tag_names.get(t) in d.expected.managed_tags}
-            assert managed == c.tags, (d.day, c.profile_id, sorted(managed ^ c.tags))
-            for group, members in GROUPS.items():  # "Offer Extended" replaced "Active ..."
-                assert len(managed & members) <= 1, (d.day, c.profile_id, group)
+        wrong, created = mismatches(d.expected, d.keap_before, d.keap_after, d.tag_names,
+                                    d.field_labels)
+        assert wrong == [], (d.day, wrong[:5])
         assert d.push["succeeded"] >= created or created == 0
 
 
@@ -184,7 +121,7 @@ def test_what_humans_put_in_keap_survives(run: Run):
         for cid, old in d.keap_before.items():
             new = d.keap_after.get(cid)
             assert new is not None, (d.day, cid, "a contact the sync must never delete")
-            assert _emails(old) <= _emails(new), (d.day, cid)
+            assert emails(old) <= emails(new), (d.day, cid)
             old_phones = {p.get("number") for p in old.get("phone_numbers") or []}
             assert old_phones <= {p.get("number") for p in new.get("phone_numbers") or []}, cid
             human_tags = {t for t in old.get("tag_ids") or []

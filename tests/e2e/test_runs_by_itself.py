@@ -1,0 +1,104 @@
+"""Two days of a deployment, end to end against the sandbox over sockets, with no person and no
+demo: each night `daily_backup_schedule`'s own run request for the day that ended launches
+`backup_job`, and the automation sensor's ticks (the daemon's evaluation of the assets'
+automation conditions against the same real instance, orchestration/in_process.py) take the day
+on through identity, the desired state and the changeset to the push. After each day the
+sandbox's Keap holds exactly what the mapping implies (tests/e2e/sync_expected.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from assets.sync.mapping import DEFAULT_PATH, load_mapping
+from orchestration.automation import TRIGGER_TAG
+from orchestration.in_process import Automation
+from orchestration.resources import KeapResource, build_resources
+from tests.e2e.conftest import served_world
+from tests.e2e.keap_state import field_labels, keap_docs, mismatches, tag_names
+from tests.e2e.sync_expected import Expected, expected_contacts
+
+PUSH = dg.AssetKey(["sync", "keap_push"])
+
+
+@dataclass
+class Night:
+    day: str
+    nightly: dg.ExecuteInProcessResult
+    automated: list[dg.ExecuteInProcessResult]
+    expected: Expected
+    keap_before: dict[str, dict[str, Any]]
+    keap_after: dict[str, dict[str, Any]]
+    tags: dict[str, str]
+    labels: dict[str, str]
+    push: dict[str, Any]
+
+
+def fast_keap(defs: dg.Definitions) -> dg.Definitions:
+    """The code location with Keap's client pacing raised: the sandbox here has no rate limits,
+    and this tests what runs when, not the client's pacing (test_sync_push_client.py does)."""
+    return dg.Definitions(
+        assets=defs.assets, asset_checks=defs.asset_checks, jobs=defs.jobs,
+        schedules=defs.schedules, sensors=defs.sensors, executor=defs.executor,
+        resources={**build_resources(), "keap": KeapResource(requests_per_second=60,
+                                                             requests_per_minute=3000)})
+
+
+@pytest.fixture(scope="module")
+def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Night]]:
+    from orchestration.definitions import defs
+
+    mapping = load_mapping(DEFAULT_PATH)
+    with served_world(tmp_path_factory.mktemp("runs_by_itself"), candidates=25, seed=5) as w, \
+            dg.DagsterInstance.ephemeral() as instance:
+        automation = Automation(fast_keap(defs), instance)
+        automation.tick(w.store.now())  # the sensor was already ticking before the first night
+        out = []
+        for i in range(2):
+            if i:
+                w.tick(1)
+            day, before = w.day().isoformat(), keap_docs(w.store)
+            nightly = automation.nightly(day)
+            automated = automation.settle(w.store.now())
+            push = instance.get_latest_materialization_event(PUSH).asset_materialization
+            out.append(Night(day, nightly, automated, expected_contacts(w.store, mapping),
+                             before, keap_docs(w.store), tag_names(w.store),
+                             field_labels(w.store),
+                             {k: v.value for k, v in push.metadata.items()}
+                             | {"partition": push.partition}))
+        yield out
+
+
+def test_each_night_the_schedule_backs_up_the_day_that_ended(nights: list[Night]):
+    assert nights[0].day < nights[1].day
+    for n in nights:
+        assert n.nightly.success, n.day
+        assert n.nightly.dagster_run.job_name == "backup_job"
+        assert n.nightly.dagster_run.tags["dagster/partition"] == n.day
+
+
+def test_the_automation_takes_the_day_to_the_push_by_itself(nights: list[Night]):
+    for n in nights:
+        # one run, for that day, asked for by the automation sensor (not by a person)
+        [run] = n.automated
+        assert run.success, n.day
+        assert run.dagster_run.tags[TRIGGER_TAG] == "automation"
+        assert run.dagster_run.tags["dagster/partition"] == n.day
+        keys = {k.to_user_string() for k in run.dagster_run.asset_selection}
+        assert {"identity/candidate_profiles", "sync/keap_desired", "sync/keap_changeset",
+                "sync/keap_push"} <= keys
+        assert n.push["partition"] == n.day
+        assert n.push["failed"] == 0
+
+
+def test_after_each_day_keap_holds_exactly_what_the_mapping_implies(nights: list[Night]):
+    for n in nights:
+        wrong, created = mismatches(n.expected, n.keap_before, n.keap_after, n.tags, n.labels)
+        assert wrong == [], (n.day, wrong[:5])
+        assert n.push["succeeded"] >= created
+    assert nights[0].push["succeeded"] > 0
