@@ -1,10 +1,12 @@
 """`talentvault demo`: the whole product against the sandbox, in one command.
 
-Starts the sandbox if none is running, materializes the day's whole pipeline for the sandbox's
-current day through Dagster (a persistent instance, so the run shows in `dagster dev`): every
-backup with its checks, the catalog, identity (profiles, quarantine, duplicates, field audit) and
-the Keap sync (desired state, changeset, push), then prints what landed, what the checks found,
-what the sync did, and SQL to try next.
+Starts the sandbox if none is running and plays the night after the sandbox's current day the way
+a deployment's daemon does (on a persistent instance, so the runs show in `dagster dev`):
+`daily_backup_schedule`'s run of `backup_job` (every backup with its checks, and the catalog),
+then the automation sensor's ticks, which launch what the assets' automation conditions ask for:
+identity (profiles, quarantine, duplicates, field audit) and the Keap sync (desired state,
+changeset, push; held if a blocking check failed). Time is the sandbox's clock. Then it prints
+what landed, what the checks found, what the sync did, and SQL to try next.
 """
 
 from __future__ import annotations
@@ -12,7 +14,8 @@ from __future__ import annotations
 import os
 import threading
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +24,9 @@ import httpx
 from rich.console import Console
 from rich.table import Table
 
+from orchestration.automation import TRIGGER_TAG
 from orchestration.config import data_root, sandbox_dir, sandbox_url
+from orchestration.in_process import Automation
 from orchestration.times import parse_ts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,15 +122,21 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     keys = sorted((k for k in graph.get_all_asset_keys()
                    if graph.get(k).group_name != "maintenance"),
                   key=lambda k: k.to_user_string())
-    job = defs.resolve_implicit_global_asset_job_def()
-    result_box: dict[str, Any] = {}
+    # what a deployment's daemon does, at the sandbox's clock: the nightly schedule's run of
+    # backup_job, then the automation sensor's ticks launch what the assets' conditions ask for
+    automation = Automation(defs, instance,
+                            tags={LAUNCHED_BY: "talentvault demo", PID: str(os.getpid())})
+    night = datetime.combine(date.fromisoformat(partition) + timedelta(days=1), dtime(0, 30),
+                             tzinfo=UTC)
+    failure: list[BaseException] = []
 
     def run() -> None:
-        result_box["result"] = job.execute_in_process(
-            instance=instance, partition_key=partition, raise_on_error=False,
-            asset_selection=keys, tags={LAUNCHED_BY: "talentvault demo", PID: str(os.getpid())},
-            run_config={"loggers": {"console": {"config": {"log_level": "WARNING"}}}},
-        )
+        try:
+            automation.tick(night)  # the sensor was ticking before the night's backup
+            automation.nightly(partition)
+            automation.settle(night)
+        except BaseException as exc:  # shown after the progress, not lost in the thread
+            failure.append(exc)
 
     launched_at = time.time()  # progress shows this run's materializations, not older ones
     # one query before the run thread starts: the event-log storage (sqlalchemy) finishes its
@@ -138,13 +149,18 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
         _print_progress(instance, keys, partition, seen, console, since=launched_at)
         worker.join(0.5)
     _print_progress(instance, keys, partition, seen, console, since=launched_at)
-    result = result_box.get("result")
+    if failure:
+        console.print(f"[red]automation stopped:[/] {failure[0]}")
+    results = automation.results
     summary = summarize(instance, keys, partition)
     summary["seconds"] = round(time.monotonic() - started, 1)
-    summary["success"] = bool(result and result.success)
-    summary["checks"] = check_summary(result)
+    summary["success"] = bool(results) and not failure and all(r.success for r in results)
+    summary["runs"] = [{"run_id": r.run_id, "job": r.dagster_run.job_name,
+                        "trigger": r.dagster_run.tags.get(TRIGGER_TAG, "nightly"),
+                        "success": r.success} for r in results]
+    summary["checks"] = check_summary(results)
     summary["identity"] = identity_summary(instance, partition)
-    summary["sync"] = sync_summary(instance, partition, result.run_id if result else None)
+    summary["sync"] = sync_summary(instance, partition, _push_run(instance, partition))
     _print_summary(summary, partition, console)
     return summary
 
@@ -234,9 +250,15 @@ def sync_summary(instance: dg.DagsterInstance, partition: str,
             "api_calls": push.get("api_calls", 0)}
 
 
-def check_summary(result: Any) -> dict[str, Any]:
-    """Counts of the run's data-quality check results, and the failing ones by name."""
-    evaluations = result.get_asset_check_evaluations() if result is not None else []
+def _push_run(instance: dg.DagsterInstance, partition: str) -> str | None:
+    event = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
+    mat = event.asset_materialization if event else None
+    return event.run_id if mat is not None and mat.partition == partition else None
+
+
+def check_summary(results: list[Any]) -> dict[str, Any]:
+    """Counts of the runs' data-quality check results, and the failing ones by name."""
+    evaluations = [e for r in results for e in r.get_asset_check_evaluations()]
     failed = [e for e in evaluations if not e.passed]
     errors = [e for e in failed if e.severity == dg.AssetCheckSeverity.ERROR]
     return {"evaluated": len(evaluations), "passed": len(evaluations) - len(failed),
@@ -256,7 +278,10 @@ def _print_summary(summary: dict[str, Any], partition: str, console: Console) ->
             for k in ("rows", "upserts", "deletes", "api_calls", "seconds")))
     console.print(table)
     ok = "[green]succeeded[/]" if summary["success"] else "[red]FAILED (see dagster dev)[/]"
-    console.print(f"run {ok}: {summary['api_calls']:,} API calls in {summary['seconds']}s")
+    runs = ", ".join(f"{r['job'] if r['job'] != '__ASSET_JOB' else 'automation'}"
+                     f"{'' if r['success'] else ' (failed)'}" for r in summary["runs"])
+    console.print(f"runs {ok} ({runs}): {summary['api_calls']:,} API calls in "
+                  f"{summary['seconds']}s")
     c = summary["checks"]
     console.print(f"data checks: {c['evaluated']} evaluated, {c['passed']} passed, "
                   f"{c['warnings']} warnings, {c['errors']} errors")

@@ -53,7 +53,7 @@ class Automation:
         self.tags, self.run_config = dict(tags or {}), run_config or QUIET
         self.on_result = on_result
         self.cursor = AssetDaemonCursor.empty()
-        self.sensor = defs.get_sensor_def(AUTOMATION_SENSOR)
+        self.sensor = next(s for s in defs.sensors or [] if s.name == AUTOMATION_SENSOR)
         self.graph = defs.resolve_asset_graph()
         self.results: list[dg.ExecuteInProcessResult] = []
 
