@@ -27,9 +27,9 @@ import duckdb
 import pyarrow as pa
 
 from assets.backups import audit, suppression
-from assets.backups.state import history_sql, state_sql
+from assets.backups.state import entity_state_sql, history_sql, state_sql
 from checks.snapshots import check_specs, priority, reference_clock, run_checks
-from orchestration.partitions import daily_snapshots
+from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
 from orchestration.resources.storage import EntitySchema, SnapshotStorage
 from orchestration.times import iso, parse_ts
 
@@ -194,6 +194,7 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         group_name=source,
         kinds={"parquet", source},
         partitions_def=daily_snapshots,
+        backfill_policy=BACKFILL_POLICY,
         required_resource_keys={spec.resource, "storage"},
         description=spec.description or spec.schema.description,
         tags={"talentvault/stage": "extract"},
@@ -231,6 +232,8 @@ def materialization_metadata(spec: ExtractSpec, storage: SnapshotStorage,
                                  manifest["snapshot_date"])
     return {
         "dagster/row_count": manifest["rows"],
+        # the backup's size, not the day's delta: what the UI plots across partitions
+        "backup/records_total": records_total(storage, spec, manifest["snapshot_date"]),
         "upserts": manifest["upserts"],
         "deletes": manifest["deletes"],
         "mode": manifest["mode"],
@@ -245,6 +248,18 @@ def materialization_metadata(spec: ExtractSpec, storage: SnapshotStorage,
             dg.TableColumn(c["name"], c["type"]) for c in manifest["schema"]]),
         "preview": dg.MetadataValue.md(preview_markdown(part)),
     }
+
+
+def records_total(storage: SnapshotStorage, spec: ExtractSpec, day: str) -> int:
+    """Records alive in the backup as of the end of `day` (its state after this partition)."""
+    entity_dir = storage.entity_dir(spec.schema.source, spec.schema.entity)
+    after = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    con = duckdb.connect()
+    try:
+        state = entity_state_sql(entity_dir, before_day=after)
+        return con.execute(f"SELECT count(*) FROM ({state})").fetchone()[0]
+    finally:
+        con.close()
 
 
 def preview_markdown(part) -> str:

@@ -87,6 +87,19 @@ def use_project_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.get()
 
 
+def cover_day(day: str) -> None:
+    """Make `day` a partition: the sandbox's days lie in its simulated past, before the default
+    first day of an install that has backed up nothing yet (yesterday). Must run before the
+    code location is imported (orchestration/first_day.py)."""
+    from orchestration.first_day import FIRST_DAY_ENV, earliest_backed_up_day
+
+    if os.environ.get(FIRST_DAY_ENV):
+        return
+    earliest = earliest_backed_up_day(data_root())
+    if earliest is None or day < earliest:
+        os.environ[FIRST_DAY_ENV] = day
+
+
 def sandbox_day(base_url: str) -> date:
     """The last whole day the sandbox has lived: the day before its clock's current instant."""
     now = parse_ts(httpx.get(f"{base_url}/_sandbox/clock", timeout=10).json()["now"])
@@ -98,7 +111,6 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     # import here, in the main thread, keeps other threads from seeing a half-imported module
     import sqlalchemy.orm  # noqa: F401
 
-    from orchestration.definitions import defs
     from orchestration.sandbox.process import ensure_running
 
     if console is None:
@@ -109,6 +121,8 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     base, launched = ensure_running(sandbox_dir(), sandbox_url(), candidates=DEMO_CANDIDATES)
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
     partition = day or sandbox_day(base).isoformat()
+    cover_day(partition)
+    from orchestration.definitions import defs
     instance = use_project_instance()
     abandoned = release_abandoned_runs(instance)
     if abandoned:

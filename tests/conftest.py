@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +13,11 @@ import pytest
 
 from orchestration.sandbox import process
 from orchestration.sandbox.store import Store
+
+# the sandbox's worlds start in January 2026 and tests back up days before "yesterday": a fixed
+# first partition, set before any test module imports the code location (orchestration/
+# partitions.py; tests/unit/test_partitions.py tests the default)
+os.environ.setdefault("TALENTVAULT_FIRST_DAY", "2025-10-01")
 
 SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
 

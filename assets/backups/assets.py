@@ -6,7 +6,7 @@ from assets.backups.catalog import describe, write_catalog_file
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
-from orchestration.partitions import daily_snapshots
+from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
 
 EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
@@ -18,6 +18,7 @@ EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
     kinds={"duckdb"},
     deps=EXTRACT_KEYS,
     partitions_def=daily_snapshots,
+    backfill_policy=BACKFILL_POLICY,
     description="The SQL catalog over every snapshot: `<source>.<entity>` (current state), "
     "`<source>.<entity>_history` and `<source>.<entity>_as_of(ts)`. Open it with "
     "`talentvault sql` or `duckdb data/catalog.duckdb -readonly`.",

@@ -37,6 +37,8 @@ class Night:
     tags: dict[str, str]
     labels: dict[str, str]
     push: dict[str, Any]
+    keap_records_total: int     # backup/records_total of keap/contacts for the day
+    keap_contacts_live: int     # contacts in the sandbox's Keap when it was backed up
 
 
 def fast_keap(defs: dg.Definitions) -> dg.Definitions:
@@ -63,14 +65,18 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Night]]:
             if i:
                 w.tick(1)
             day, before = w.day().isoformat(), keap_docs(w.store)
+            live = w.store.count("keap", "contacts")
             nightly = automation.nightly(day)
+            contacts = instance.get_latest_materialization_event(
+                dg.AssetKey(["keap", "contacts"])).asset_materialization
             automated = automation.settle(w.store.now())
             push = instance.get_latest_materialization_event(PUSH).asset_materialization
             out.append(Night(day, nightly, automated, expected_contacts(w.store, mapping),
                              before, keap_docs(w.store), tag_names(w.store),
                              field_labels(w.store),
                              {k: v.value for k, v in push.metadata.items()}
-                             | {"partition": push.partition}))
+                             | {"partition": push.partition},
+                             contacts.metadata["backup/records_total"].value, live))
         yield out
 
 
@@ -80,6 +86,13 @@ def test_each_night_the_schedule_backs_up_the_day_that_ended(nights: list[Night]
         assert n.nightly.success, n.day
         assert n.nightly.dagster_run.job_name == "backup_job"
         assert n.nightly.dagster_run.tags["dagster/partition"] == n.day
+
+
+def test_backups_record_the_size_of_the_whole_backup(nights: list[Night]):
+    for n in nights:
+        assert n.keap_records_total == n.keap_contacts_live, n.day
+    # day 2 is an incremental: its rows are the day's changes, the total is the whole backup
+    assert nights[1].keap_records_total >= nights[0].keap_records_total
 
 
 def test_the_automation_takes_the_day_to_the_push_by_itself(nights: list[Night]):
