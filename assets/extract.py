@@ -29,6 +29,7 @@ import pyarrow as pa
 from assets.backups import audit, suppression
 from assets.backups.state import entity_state_sql, history_sql, state_sql
 from checks.snapshots import check_specs, priority, reference_clock, run_checks
+from orchestration.freshness import backup_freshness_policy
 from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
 from orchestration.resources.storage import EntitySchema, SnapshotStorage
 from orchestration.times import iso, parse_ts
@@ -195,6 +196,8 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         kinds={"parquet", source},
         partitions_def=daily_snapshots,
         backfill_policy=BACKFILL_POLICY,
+        # the recovery point objective: a backup at least every 26 h (TALENTVAULT_RPO_HOURS)
+        freshness_policy=backup_freshness_policy(),
         required_resource_keys={spec.resource, "storage"},
         description=spec.description or spec.schema.description,
         tags={"talentvault/stage": "extract"},

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -17,6 +18,7 @@ import pytest
 
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from orchestration.automation import TRIGGER_TAG
+from orchestration.freshness import SourceFreshness, backup_freshness
 from orchestration.in_process import Automation
 from orchestration.resources import KeapResource, build_resources
 from tests.e2e.conftest import served_world
@@ -51,8 +53,15 @@ def fast_keap(defs: dg.Definitions) -> dg.Definitions:
                                                              requests_per_minute=3000)})
 
 
+@dataclass
+class Deployment:
+    nights: list[Night]
+    freshness: list[SourceFreshness]        # right after the second night
+    freshness_late: list[SourceFreshness]   # 27 hours later, with no backup since
+
+
 @pytest.fixture(scope="module")
-def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Night]]:
+def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]:
     from orchestration.definitions import defs
 
     mapping = load_mapping(DEFAULT_PATH)
@@ -77,7 +86,13 @@ def nights(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[Night]]:
                              {k: v.value for k, v in push.metadata.items()}
                              | {"partition": push.partition},
                              contacts.metadata["backup/records_total"].value, live))
-        yield out
+        later = datetime.now(UTC) + timedelta(hours=27)
+        yield Deployment(out, backup_freshness(instance), backup_freshness(instance, later))
+
+
+@pytest.fixture(scope="module")
+def nights(deployment: Deployment) -> list[Night]:
+    return deployment.nights
 
 
 def test_each_night_the_schedule_backs_up_the_day_that_ended(nights: list[Night]):
@@ -115,3 +130,13 @@ def test_after_each_day_keap_holds_exactly_what_the_mapping_implies(nights: list
         assert wrong == [], (n.day, wrong[:5])
         assert n.push["succeeded"] >= created
     assert nights[0].push["succeeded"] > 0
+
+
+def test_freshness_is_the_rpo_per_source(deployment: Deployment):
+    day = deployment.nights[-1].day
+    for f in deployment.freshness:
+        assert f.state == "PASS" and f.never_backed_up == [], f
+        assert f.age_hours is not None and f.age_hours < 1 and f.rpo_hours == 26
+        assert f.last_whole_day == day  # the nightly backed the whole day up
+    assert {f.source for f in deployment.freshness} == {"greenhouse", "keap", "highlevel"}
+    assert all(f.state == "FAIL" and f.age_hours > 26 for f in deployment.freshness_late)
