@@ -1,6 +1,8 @@
 """Partitions: one snapshot per UTC day, from the install's first backup day
 (orchestration/first_day.py says which day that is)."""
 
+import warnings
+
 import dagster as dg
 
 from orchestration.first_day import first_day
@@ -17,3 +19,6 @@ daily_snapshots = dg.DailyPartitionsDefinition(start_date=SNAPSHOT_START, timezo
 # order: a day whose previous day is not there yet is taken full (correct, more API calls), and a
 # day landing behind a later one keeps what the later one saw.
 BACKFILL_POLICY = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+# Dagster 1.13 marks `backfill_policy=` on @asset as beta and warns once per asset at import (20
+# lines on every `talentvault` command); the policy itself is stable.
+warnings.filterwarnings("ignore", message="Parameter `backfill_policy`", category=dg.BetaWarning)
