@@ -79,3 +79,24 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         "changeset and push (held while a blocking check fails), the duplicates review and the "
         "field audit. Started by default; TALENTVAULT_START_PAUSED=1 starts it stopped.",
     )
+
+
+PUSH_KEY = dg.AssetKey(["sync", "keap_push"])
+
+
+def held_by(defs: dg.Definitions, instance: dg.DagsterInstance, day: str) -> list[str]:
+    """The blocking checks upstream of the Keap push whose latest result for `day` failed, as
+    `asset:check`: why that day's push is held (empty when nothing holds it). For alerts and
+    status; the automation's own evaluation in the UI says the same."""
+    from dagster._core.event_api import PartitionKeyFilter
+    from dagster._core.storage.asset_check_execution_record import (
+        AssetCheckExecutionRecordStatus,
+    )
+
+    graph = defs.resolve_asset_graph()
+    checks = [c for key in graph.get_ancestor_asset_keys(PUSH_KEY)
+              for c in graph.get(key).check_keys if graph.get(c).blocking]
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+        checks, partition_filter=PartitionKeyFilter(key=day))
+    return sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k, record in latest.items()
+                  if record.status == AssetCheckExecutionRecordStatus.FAILED)

@@ -16,12 +16,13 @@ from typing import Any
 import dagster as dg
 import pytest
 
-from assets.sync.mapping import DEFAULT_PATH, load_mapping
-from orchestration.automation import TRIGGER_TAG
+from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
+from orchestration.automation import TRIGGER_TAG, held_by
 from orchestration.freshness import SourceFreshness, backup_freshness
 from orchestration.in_process import Automation
 from orchestration.resources import KeapResource, build_resources
-from tests.e2e.conftest import served_world
+from orchestration.sandbox import records
+from tests.e2e.conftest import World, served_world
 from tests.e2e.keap_state import field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts
 
@@ -54,10 +55,30 @@ def fast_keap(defs: dg.Definitions) -> dg.Definitions:
 
 
 @dataclass
+class HeldNight:
+    """Night 3: a Greenhouse record breaks a blocking check, then is fixed and re-backed up."""
+
+    day: str
+    automated_while_broken: list[dg.ExecuteInProcessResult]
+    held_by: list[str]
+    keap_before: dict[str, dict[str, Any]]
+    keap_while_held: dict[str, dict[str, Any]]
+    push_partition_while_held: str | None
+    rerun: dg.ExecuteInProcessResult
+    released: list[dg.ExecuteInProcessResult]
+    held_by_after: list[str]
+    expected: Expected
+    keap_after: dict[str, dict[str, Any]]
+    tags: dict[str, str]
+    labels: dict[str, str]
+
+
+@dataclass
 class Deployment:
     nights: list[Night]
     freshness: list[SourceFreshness]        # right after the second night
     freshness_late: list[SourceFreshness]   # 27 hours later, with no backup since
+    held: HeldNight
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +108,38 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                              | {"partition": push.partition},
                              contacts.metadata["backup/records_total"].value, live))
         later = datetime.now(UTC) + timedelta(hours=27)
-        yield Deployment(out, backup_freshness(instance), backup_freshness(instance, later))
+        fresh, late = backup_freshness(instance), backup_freshness(instance, later)
+        yield Deployment(out, fresh, late, held_night(w, automation, instance, mapping))
+
+
+def _push_partition(instance: dg.DagsterInstance) -> str | None:
+    event = instance.get_latest_materialization_event(PUSH)
+    return event.asset_materialization.partition if event else None
+
+
+def held_night(w: World, automation: Automation, instance: dg.DagsterInstance,
+               mapping: Mapping) -> HeldNight:
+    w.tick(1)
+    day = w.day().isoformat()
+    # a candidate record of the day that lost its creation time: a blocking check of
+    # greenhouse/candidates (required fields) fails in tonight's backup
+    doc = next(iter(w.sandbox_docs("greenhouse", "candidates").values()))
+    records.save(w.store, "greenhouse", "candidates",
+                 {**doc, "created_at": None, "updated_at": f"{day}T23:00:00.000Z"})
+    before = keap_docs(w.store)
+    automation.nightly(day)
+    broken = automation.settle(w.store.now())
+    held, keap_held = held_by(automation.defs, instance, day), keap_docs(w.store)
+    pushed_while_held = _push_partition(instance)
+    # fixed in Greenhouse, and Greenhouse backed up again for that day (what a person does
+    # from the UI: re-run the source's backup job)
+    records.save(w.store, "greenhouse", "candidates",
+                 {**doc, "updated_at": f"{day}T23:30:00.000Z"})
+    rerun = automation.launch(dg.RunRequest(partition_key=day), job_name="greenhouse_backup_job")
+    released = automation.settle(w.store.now())
+    return HeldNight(day, broken, held, before, keap_held, pushed_while_held, rerun, released,
+                     held_by(automation.defs, instance, day), expected_contacts(w.store, mapping),
+                     keap_docs(w.store), tag_names(w.store), field_labels(w.store))
 
 
 @pytest.fixture(scope="module")
@@ -140,3 +192,19 @@ def test_freshness_is_the_rpo_per_source(deployment: Deployment):
         assert f.last_whole_day == day  # the nightly backed the whole day up
     assert {f.source for f in deployment.freshness} == {"greenhouse", "keap", "highlevel"}
     assert all(f.state == "FAIL" and f.age_hours > 26 for f in deployment.freshness_late)
+
+
+def test_a_failed_blocking_check_holds_the_push_until_the_data_is_fixed(deployment: Deployment):
+    h = deployment.held
+    # the night's backup landed, its check failed: the automation launched nothing for the day
+    assert h.automated_while_broken == []
+    assert h.held_by == ["greenhouse/candidates:required_fields_present"]
+    assert h.push_partition_while_held == deployment.nights[-1].day  # not this day
+    assert h.keap_while_held == h.keap_before  # not one write
+    # fixed and re-backed up: the same automation releases the day, and Keap is right again
+    assert h.rerun.success and h.held_by_after == []
+    [run] = h.released
+    assert run.success and run.dagster_run.tags["dagster/partition"] == h.day
+    assert PUSH in run.dagster_run.asset_selection
+    wrong, _ = mismatches(h.expected, h.keap_before, h.keap_after, h.tags, h.labels)
+    assert wrong == [], wrong[:5]

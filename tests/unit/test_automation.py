@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 import dagster as dg
 import pytest
 
+from orchestration.automation import held_by
 from orchestration.definitions import defs
 
 NIGHTLY = "2026-01-10"
@@ -117,11 +118,13 @@ def test_a_failed_blocking_check_holds_the_day_until_a_passing_rerun(instance):
     assert not any(asked.get(k) for k in ["identity/candidate_profiles", "sync/keap_desired",
                                            "sync/keap_changeset", "sync/keap_push"])
     assert tick() == {} and tick() == {}  # held across ticks, not only in the run
+    assert held_by(defs, instance, NIGHTLY) == [f"greenhouse/candidates:{check}"]
     # the data fixed and the backup re-run: its check passes and the day moves on
     land(instance, CANDIDATES, NIGHTLY)
     asked = tick()
     assert asked.get("identity/candidate_profiles") == {NIGHTLY}
     assert asked.get("sync/keap_push") == {NIGHTLY}
+    assert held_by(defs, instance, NIGHTLY) == []
 
 
 def test_a_backfill_of_old_days_does_not_push_old_states(instance):
