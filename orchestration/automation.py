@@ -85,10 +85,10 @@ PUSH_KEY = dg.AssetKey(["sync", "keap_push"])
 
 
 def held_by(defs: dg.Definitions, instance: dg.DagsterInstance, day: str) -> list[str]:
-    """The blocking checks upstream of the Keap push whose latest result for `day` failed, as
-    `asset:check`: why that day's push is held (empty when nothing holds it). For alerts and
-    status; the automation's own evaluation in the UI says the same."""
-    from dagster._core.event_api import PartitionKeyFilter
+    """The blocking checks upstream of the Keap push whose latest result is a failure for `day`,
+    as `asset:check`: why that day's push is held (empty when nothing holds it). Like the gate,
+    it judges each check by its latest execution. For alerts and status; the automation's own
+    evaluation in the UI says the same."""
     from dagster._core.storage.asset_check_execution_record import (
         AssetCheckExecutionRecordStatus,
     )
@@ -96,7 +96,14 @@ def held_by(defs: dg.Definitions, instance: dg.DagsterInstance, day: str) -> lis
     graph = defs.resolve_asset_graph()
     checks = [c for key in graph.get_ancestor_asset_keys(PUSH_KEY)
               for c in graph.get(key).check_keys if graph.get(c).blocking]
-    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-        checks, partition_filter=PartitionKeyFilter(key=day))
-    return sorted(f"{k.asset_key.to_user_string()}:{k.name}" for k, record in latest.items()
-                  if record.status == AssetCheckExecutionRecordStatus.FAILED)
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(checks)
+    held = []
+    for key, record in latest.items():
+        if record.status != AssetCheckExecutionRecordStatus.FAILED:
+            continue
+        # in-asset checks are recorded without a partition: the run's partition says the day
+        run = instance.get_run_by_id(record.run_id) if record.run_id else None
+        partition = record.partition or (run.tags.get("dagster/partition") if run else None)
+        if partition == day:
+            held.append(f"{key.asset_key.to_user_string()}:{key.name}")
+    return sorted(held)
