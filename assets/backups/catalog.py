@@ -13,6 +13,7 @@ definitions as `<root>/catalog.duckdb`, for the duckdb CLI or Python package ope
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,8 +100,27 @@ def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+_PREFIX_TOKEN = re.compile(r"\s+|--[^\n]*|/\*.*?\*/|\([^)]*\)|\w+", re.S)
+
+
+def explain_analyze_target(text: str) -> str | None:
+    """For `EXPLAIN ANALYZE <statement>` (which runs the statement, not only plans it): the
+    statement's text; else None. Skips comments and reads `EXPLAIN (ANALYZE, ...)` options."""
+    pos, words = 0, []
+    while len(words) < 2 and (m := _PREFIX_TOKEN.match(text, pos)):
+        tok, pos = m.group(0), m.end()
+        if tok.startswith("("):
+            if re.search(r"\banaly[sz]e\b", tok, re.I):
+                return text[pos:]
+        elif tok[0].isalnum() or tok[0] == "_":
+            words.append(tok.upper())
+    return text[pos:] if words in (["EXPLAIN", "ANALYZE"], ["EXPLAIN", "ANALYSE"]) else None
+
+
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...)."""
+    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...): SELECT
+    (FROM-first, PIVOT, DESCRIBE, SUMMARIZE ...) and EXPLAIN only. `EXPLAIN ANALYZE` runs its
+    statement, so that statement must be a SELECT too."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -109,6 +129,14 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise ReadOnlyViolation("no statement given")
     for st in statements:
         kind = st.type.name
+        inner = explain_analyze_target(st.query) if kind == "EXPLAIN" else None
+        if inner is not None:
+            try:
+                kinds = [s.type.name for s in con.extract_statements(inner)]
+            except duckdb.Error:
+                kinds = ["an unreadable"]
+            if kinds != ["SELECT"]:
+                kind = f"EXPLAIN ANALYZE of {kinds[0] if kinds else 'nothing'}"
         if kind not in READ_ONLY_TYPES:
             raise ReadOnlyViolation(
                 f"refused: {kind} statements are not allowed here. The SQL entry point is "
