@@ -12,6 +12,7 @@ from assets.backups.cli import retention_command, verify_command
 from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
+from orchestration.audit_cli import audit_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 from orchestration.webhooks.cli import webhooks_app
 
@@ -33,6 +34,7 @@ app.command("retention")(retention_command)
 app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(audit_app, name="audit")
 
 DataDir = Annotated[
     Path | None,
@@ -162,12 +164,19 @@ def sql(
     = "table",
     output: Annotated[Path | None, typer.Option(help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+    duckdb_init: Annotated[Path | None, typer.Option(
+        "--duckdb-init", help="Write a duckdb CLI init script with the same views and locks "
+        "to this file ('-' = stdout), for `duckdb -init FILE`.")] = None,
 ) -> None:
     """Read-only SQL over every snapshot: <source>.<entity> (current state),
-    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Statements that
-    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused."""
-    from orchestration.sqlcli import interactive, run_and_print
+    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Only the backup
+    files are readable (no other file, URL or extension; settings locked); statements that
+    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused; every query is recorded in
+    audit.events."""
+    from orchestration.sqlcli import interactive, run_and_print, write_init_script
 
+    if duckdb_init is not None:
+        raise typer.Exit(write_init_script(duckdb_init))
     if query is None:
         interactive()
     else:

@@ -81,6 +81,26 @@ def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
     return 0
 
 
+def write_init_script(target: Path) -> int:
+    """`talentvault sql --duckdb-init FILE`: the locked door for the duckdb CLI."""
+    err = Console(stderr=True, soft_wrap=True)
+    root = data_root()
+    text = sql_door.init_script(root)
+    if str(target) == "-":
+        sys.stdout.write(text)
+    else:
+        if problem := output_problem(target, root):
+            err.print(f"error: {problem}", markup=False, style="red")
+            return 2
+        target.write_text(text)
+        err.print(f"wrote {target}: open it with `duckdb -init {target}` (regenerate after new "
+                  "backups)", markup=False)
+    from assets.backups import audit
+
+    audit.record(root, "sql_session", target="catalog", details={"via": "duckdb-init"})
+    return 0
+
+
 def _first_line(e: Exception) -> str:
     return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
 

@@ -26,7 +26,7 @@ import pyarrow.parquet as pq
 AUDIT_DIR = ("audit", "events")
 ACTIONS = ("backup", "sync_push", "restore_preview", "restore_apply", "erasure",
            "retention_prune", "verify", "webhook_register", "sql_query", "sql_export",
-           "sql_refused")
+           "sql_refused", "sql_session")
 # who acts, when a person (not a Dagster run) does: set by a wrapper that knows the person
 ACTOR_ENV = "TALENTVAULT_ACTOR"
 SCHEMA = pa.schema([

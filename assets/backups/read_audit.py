@@ -156,18 +156,19 @@ def reads_of(con: duckdb.DuckDBPyConnection, ids: list[str],
         "SELECT column_name FROM (DESCRIBE audit.events)").fetchall()}
     if not has_subjects:
         return [], []
-    when = "AND at >= $since" if since else ""
+    when = "AND \"at\" >= $since" if since else ""
     params: dict[str, Any] = {"ids": ids, **({"since": since} if since else {})}
-    cols = "at, action, actor, target, status, counts, details"
-    seen = con.execute(
+    cols = "\"at\", action, actor, target, status, counts, details"
+    seen = con.sql(
         f"SELECT {cols}, list_intersect(subjects, $ids) AS matched FROM audit.events "
-        f"WHERE list_has_any(subjects, $ids) {when} ORDER BY at", params).fetch_arrow_table()
+        f"WHERE list_has_any(subjects, $ids) {when} ORDER BY \"at\"",
+        params=params).to_arrow_table()
     params.pop("ids")
-    maybe = con.execute(
+    maybe = con.sql(
         f"SELECT {cols} FROM audit.events WHERE action IN ('sql_query', 'sql_export') "
         "AND json_extract(details, '$.attributed') = 'false' "
-        f"AND json_extract(details, '$.person_data') = 'true' {when} ORDER BY at",
-        params).fetch_arrow_table()
+        f"AND json_extract(details, '$.person_data') = 'true' {when} ORDER BY \"at\"",
+        params=params).to_arrow_table()
     return _rows(seen), _rows(maybe)
 
 

@@ -102,6 +102,17 @@ def connect(root: Path | None = None) -> duckdb.DuckDBPyConnection:
     return con
 
 
+def locked_connection(root: Path | None = None) -> duckdb.DuckDBPyConnection:
+    """`connect()` for people's own Python: the session is recorded in the audit trail
+    (`sql_session`); its queries are not, one by one (`talentvault sql` records each)."""
+    from assets.backups import audit
+
+    root = Path(root or data_root()).resolve()
+    con = connect(root)
+    audit.record(root, "sql_session", target="catalog", details={"via": "python"})
+    return con
+
+
 def init_script(root: Path | None = None) -> str:
     """A duckdb CLI init script: the same locks, then the same views (in memory).
     `duckdb -init FILE` (not `-safe`: safe mode turns external access off before the script
