@@ -74,8 +74,8 @@ def host_reads(root: Path) -> list[str]:
 
 
 # DuckDB's words for "no": a path that is not a backup file is not even a table name to it
-REFUSALS = ("disabled by configuration", "disabled through configuration", "not allowed here", "Table with name /etc/passwd does "
-            "not exist", "locked")
+REFUSALS = ("disabled by configuration", "disabled through configuration", "not allowed here",
+            "Table with name /etc/passwd does not exist", "locked")
 
 # statements a SELECT-only check stops, and DuckDB's locks stop again behind it
 WRITES_AND_LOOSENERS = [
