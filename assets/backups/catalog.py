@@ -5,9 +5,10 @@ For each backed-up entity:
   <source>.<entity>                the current state
   <source>.<entity>_as_of(ts)      the state at a point in time (table macro)
 
-`open_catalog()` builds these views in an in-memory database (what `talentvault sql` uses:
-always up to date, and nothing it runs can write). `write_catalog_file()` saves the same
-definitions as `<root>/catalog.duckdb`, for the duckdb CLI or Python package opened read-only.
+`open_catalog()` builds these views in an in-memory database, unconfined: for talentvault's own
+code (restore, verify, erasure). People query through the SQL door (`assets/backups/sql_door.py`:
+the same views, confined to the backup files and locked). `write_catalog_file()` saves the same
+definitions as `<root>/catalog.duckdb`, for tools that open a database file (not a locked door).
 """
 
 from __future__ import annotations
@@ -92,7 +93,7 @@ def _extension_statements(root: Path) -> list[str]:
 
 
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with every catalog view; settings locked."""
+    """An in-memory DuckDB with every catalog view (not confined: talentvault's own code)."""
     con = duckdb.connect(config={"threads": 2})
     con.execute("SET TimeZone = 'UTC'")
     for stmt in catalog_statements(root):
@@ -142,12 +143,6 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
                 f"refused: {kind} statements are not allowed here. The SQL entry point is "
                 "read-only, so no backup can be changed through it; use SELECT (or EXPLAIN), "
                 "and --output/--format to save results")
-
-
-def run_query(root: Path, sql: str) -> duckdb.DuckDBPyRelation | None:
-    con = open_catalog(root)
-    check_read_only(con, sql)
-    return con.sql(sql)
 
 
 def write_catalog_file(root: Path) -> Path:

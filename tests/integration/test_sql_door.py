@@ -166,3 +166,13 @@ def test_duckdb_init_writes_the_locked_recipe(env, tmp_path):
     with pytest.raises(duckdb.PermissionException):
         con.execute("SELECT * FROM read_text('/etc/passwd')")
     assert sqlcli.write_init_script(env / "talentvault.sql") == 2   # never into the data root
+
+
+def test_the_python_recipe_is_locked_and_leaves_a_trail(root):
+    con = sql_door.locked_connection(root)
+    assert con.execute("SELECT count(*) FROM keap.contacts").fetchone() == (7,)
+    with pytest.raises(duckdb.PermissionException):
+        con.execute(f"SELECT * FROM read_text('{root / SECRET_FILES[0]}')")
+    sessions = open_catalog(root).execute(
+        "SELECT details FROM audit.events WHERE action = 'sql_session'").fetchall()
+    assert '{"via": "python"}' in [d for (d,) in sessions]
