@@ -88,6 +88,9 @@ WRITES_AND_LOOSENERS = [
     "PRAGMA enable_external_access = true", "SET autoinstall_known_extensions = true",
     "SET autoload_known_extensions = true", "SET disabled_filesystems = ''",
     "SET temp_directory = '/'", "SET GLOBAL enable_external_access = true",
+    "SET allowed_configs = ['enable_external_access']", "SET log_query_path = '/tmp/q.log'",
+    "SET secret_directory = '/tmp'", "SET home_directory = '/'", "SET file_search_path = '/'",
+    "CALL enable_logging(storage = 'file', storage_path = '/tmp/talentvault-attack-log')",
 ]
 
 
