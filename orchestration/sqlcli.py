@@ -109,7 +109,7 @@ def _record(root: Path, query: str, relations: list[str], status: str, err: Cons
             **kwargs) -> bool:
     try:
         read_audit.record_query(root, query, relations=relations, status=status, **kwargs)
-    except OSError as e:
+    except (OSError, RuntimeError) as e:     # RuntimeError: a damaged installation salt
         err.print(f"error: the read could not be recorded in the audit trail ({e}); nothing "
                   "shown. Check that the data root is writable.", markup=False, style="red")
         return False

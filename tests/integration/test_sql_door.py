@@ -70,12 +70,19 @@ def host_reads(root: Path) -> list[str]:
         "SELECT * FROM read_parquet('s3://bucket/x.parquet')",
         "SELECT (SELECT count(*) FROM read_text('/etc/passwd')) AS n",   # in a subquery
         "SELECT * FROM keap.contacts WHERE id IN (SELECT content FROM read_text('/etc/hostname'))",
+        "FROM read_text('/etc/passwd')",
+        "SELECT * FROM read_csv(['/etc/passwd', '/etc/group'])",
+        "DESCRIBE SELECT * FROM read_csv('/etc/passwd')",
+        "SUMMARIZE SELECT * FROM read_text('/etc/passwd')",
+        "SELECT * FROM query('SELECT * FROM read_text(''/etc/passwd'')')",
+        "SELECT * FROM query('COPY (SELECT 1) TO ''/tmp/talentvault-attack.csv''')",
     ]
 
 
 # DuckDB's words for "no": a path that is not a backup file is not even a table name to it
 REFUSALS = ("disabled by configuration", "disabled through configuration", "not allowed here",
-            "Table with name /etc/passwd does not exist", "locked")
+            "Table with name /etc/passwd does not exist", "locked",
+            "Expected a single SELECT statement")
 
 # statements a SELECT-only check stops, and DuckDB's locks stop again behind it
 WRITES_AND_LOOSENERS = [
@@ -121,8 +128,6 @@ def test_duckdb_locks_hold_without_the_statement_check(request, root, session):
     for query in host_reads(root) + WRITES_AND_LOOSENERS + writes_into_backups(root):
         with pytest.raises(duckdb.Error) as e:
             con.execute(query).fetchall()
-        assert isinstance(e.value, duckdb.PermissionException | duckdb.InvalidInputException
-                          | duckdb.CatalogException), (query, e.value)
         assert any(s in str(e.value) for s in REFUSALS), (query, e.value)
     assert not list(root.rglob("injected*"))
     assert not [p for p in root.rglob("*.jsonl") if p.name.startswith("*")]
