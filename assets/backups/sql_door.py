@@ -37,6 +37,10 @@ import duckdb
 from assets.backups.catalog import catalog_statements
 from orchestration.config import data_root
 
+# where the installation keeps its secrets (the suppression salt, Keap's rotating OAuth token in
+# keap_oauth.json, Keap's hook secrets in webhooks/): never readable through the door, even if a
+# view named a file there
+SECRETS_DIR = "state"
 # a SQL string literal (quotes doubled inside)
 _LITERAL = re.compile(r"'((?:[^']|'')*)'")
 _GLOB_CHARS = re.compile(r"[*?\[]")
@@ -48,19 +52,28 @@ def _quote(text: str) -> str:
 
 def pinned_statements(root: Path) -> tuple[list[str], list[str]]:
     """The catalog DDL with every glob under the data root replaced by the list of files it
-    matches now, and those files (the only ones the door may read). A file that is a link
-    leading out of the data root is left out."""
+    matches now, and those files (the only ones the door may read). A file under `state/` (the
+    secrets) or that is a link leading out of the data root is left out."""
     root = Path(root).resolve()
     real_root = os.path.realpath(root)
+    secrets = os.path.join(real_root, SECRETS_DIR, "")
     files: set[str] = set()
+
+    def readable(path: str) -> bool:
+        real = os.path.realpath(path)
+        return (os.path.isfile(real) and real.startswith(f"{real_root}{os.sep}")
+                and not real.startswith(secrets))
 
     def expand(match: re.Match) -> str:
         text = match.group(1).replace("''", "'")
-        if not (text.startswith(f"{root}{os.sep}") and _GLOB_CHARS.search(text)):
+        if not text.startswith(f"{root}{os.sep}"):
+            return match.group(0)
+        if not _GLOB_CHARS.search(text):    # one file named as it is
+            if readable(text):
+                files.add(text)
             return match.group(0)
         found = sorted(p for p in glob.glob(text, recursive=True, include_hidden=True)
-                       if os.path.isfile(p)
-                       and os.path.realpath(p).startswith(f"{real_root}{os.sep}"))
+                       if readable(p))
         if not found:
             return match.group(0)   # reading it fails with DuckDB's permission error
         files.update(found)

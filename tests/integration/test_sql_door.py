@@ -184,3 +184,16 @@ def test_the_python_recipe_is_locked_and_leaves_a_trail(root):
     sessions = open_catalog(root).execute(
         "SELECT details FROM audit.events WHERE action = 'sql_session'").fetchall()
     assert '{"via": "python"}' in [d for (d,) in sessions]
+
+
+def test_a_view_naming_a_secret_does_not_open_it(root, monkeypatch):
+    """Even a (future) view over `state/` reads nothing there through the door."""
+    salt = root / SECRET_FILES[0]
+    statements = sql_door.catalog_statements(root) + [
+        f"CREATE VIEW keap.leak AS SELECT * FROM read_text('{salt}')",
+        f"CREATE VIEW keap.leak_glob AS SELECT * FROM read_text('{root}/state/*')"]
+    monkeypatch.setattr(sql_door, "catalog_statements", lambda _root: statements)
+    _, files = sql_door.pinned_statements(root)
+    assert files and not [f for f in files if "/state/" in f]
+    with pytest.raises(duckdb.PermissionException):
+        sql_door.connect(root)
