@@ -1,14 +1,15 @@
 """The SQL door: the catalog as people query it, confined by DuckDB itself to the backup files.
 
-`talentvault sql`, `connect()` (Python) and `init_script()` (the duckdb CLI) open the catalog the
-same way: the views of `assets/backups/catalog.py`, then DuckDB's own sandbox, locked:
+`talentvault sql` (`connect()`), `locked_connection()` (people's own Python) and `init_script()`
+(the duckdb CLI) open the catalog the same way: DuckDB's own sandbox, locked, then the views of
+`assets/backups/catalog.py`:
 
 - `allowed_paths` is the exact list of files the views read now (each glob of a view definition
   is replaced by the files it matches), so nothing else on the host is readable: not
   `/etc/passwd`, not a source file, not `state/` (the suppression salt, Keap's OAuth tokens, the
-  webhook hook secret live there and are never a view's file). A path is matched as written,
-  so `keap/../state/...` is refused too. No directory is allowed, so no new file can be created
-  next to a backup file;
+  webhook hook secret live there, and `SECRETS_DIR` is never allowed). A path is matched as
+  written, so `keap/../state/...` is refused too. No backup folder is allowed (only a private
+  spill folder), so no new file can be created next to a backup file;
 - `enable_external_access = false`: no other file, no http(s)/s3 URL, no ATTACH of another
   database, no INSTALL/LOAD;
 - no extension autoload/autoinstall, no community extensions;
@@ -18,8 +19,8 @@ What DuckDB cannot do: make a file it may read unwritable. `COPY ... TO` an allo
 with `USE_TMP_FILE false` would overwrite it; landed files are read-only on disk (for every user
 but root) and hashed in their manifest (`talentvault verify` names the damage).
 `talentvault sql` adds the statement check (`check_read_only`: SELECT and plain EXPLAIN only), so
-through it nothing can write. The raw connection from `connect()` and the duckdb CLI session have
-no statement check: give other people `talentvault sql`.
+through it nothing can write. The connection from `locked_connection()` and the duckdb CLI
+session have no statement check: give other people `talentvault sql`.
 """
 
 from __future__ import annotations
