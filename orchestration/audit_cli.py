@@ -35,6 +35,8 @@ def reads_command(
     the person's ids (profile, Greenhouse candidates and applications, matched Keap contacts),
     restore previews and exports; then the reads of person data that cannot be attributed (no
     id in the result, or more people than the trail lists one by one)."""
+    import duckdb
+
     from assets.backups.catalog import open_catalog
     from assets.backups.read_audit import person_subjects, reads_of
     from orchestration.config import data_root
@@ -47,14 +49,20 @@ def reads_command(
         typer.echo(f"error: --subject {bad[0]!r} is not kind:id (e.g. keap_contact:17)", err=True)
         raise typer.Exit(2)
     try:
-        start = datetime.fromisoformat(since).replace(tzinfo=UTC) if since else None
+        start = datetime.fromisoformat(since) if since else None
     except ValueError:
         typer.echo(f"error: --since {since!r} is not a date (YYYY-MM-DD)", err=True)
         raise typer.Exit(2) from None
-    con = open_catalog(data_root())
-    ids = sorted(set(subject or []) | set(
-        person_subjects(con, profile_id) if profile_id is not None else []))
-    seen, maybe = reads_of(con, ids, start)
+    if start is not None and start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    try:
+        con = open_catalog(data_root())
+        ids = sorted(set(subject or []) | set(
+            person_subjects(con, profile_id) if profile_id is not None else []))
+        seen, maybe = reads_of(con, ids, start)
+    except duckdb.Error as e:
+        typer.echo(f"error: cannot read the audit trail: {str(e).splitlines()[0]}", err=True)
+        raise typer.Exit(1) from None
     if as_json:
         for kind, rows in (("read", seen), ("unattributed", maybe)):
             for row in rows:
