@@ -100,7 +100,11 @@ def sandbox_tick(
     from orchestration.sandbox import life
     from orchestration.sandbox.store import Store, iso
 
-    store = Store(_dir(data_dir), create=False)
+    try:
+        store = Store(_dir(data_dir), create=False)
+    except FileNotFoundError as e:    # its message names the folder and `sandbox init`
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     summary = life.tick(store, days=days)
     typer.echo(json.dumps({"now": iso(store.now()), "summary": summary}, indent=2))
 
