@@ -373,8 +373,9 @@ CATALOG_KEY = dg.AssetKey(["backups", "catalog"])
     asset=CATALOG_KEY,
     name="backup_files_match_manifests",
     description="Every backup and derived file re-hashes to the sha256 its manifest records, "
-    "holds the rows it records, nothing unlisted sits beside it, every incremental partition "
-    "has its base, and every catalog view reads. Fails naming each damaged file.",
+    "holds the rows it records, nothing unlisted sits beside it, every manifest field and the "
+    "suppression list match their seals, every incremental partition has its base, and every "
+    "catalog view reads. Fails naming each damaged file and changed field.",
     blocking=False,
 )
 def backup_files_match_manifests(context: dg.AssetCheckExecutionContext,
@@ -395,6 +396,8 @@ def backup_files_match_manifests(context: dg.AssetCheckExecutionContext,
             "files_checked": report.files,
             "bytes_checked": report.bytes,
             "catalog_views_read": report.views,
+            "partitions_sealed": report.sealed,
+            "partitions_unsealed": report.unsealed,
             "warnings": len(report.warnings),
         },
     )

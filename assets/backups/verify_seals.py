@@ -173,8 +173,12 @@ def check_seals(root: Path, folders: list[Path], manifests: dict[Path, dict[str,
                 "was deleted): restore `seals/` from a copy of the data root, or accept every "
                 "partition as it is now with `talentvault seal --accept all`")
     for folder, m in manifests.items():
-        _check_manifest(seals.partition_target(folder), m, latest.get(
-            seals.partition_target(folder)), s, strict, problem, warning, report)
+        target = seals.partition_target(folder)
+        if not matches(target, m, latest.get(target), s):
+            m = _reread(folder)      # a re-run or a prune may have landed since it was read
+            if m is None:
+                continue
+        _check_manifest(target, m, latest.get(target), s, strict, problem, warning, report)
     present = {seals.partition_target(f) for f in folders}
     for target, e in sorted(latest.items()):
         if _is_live(e) and target not in present:
@@ -187,6 +191,13 @@ def check_seals(root: Path, folders: list[Path], manifests: dict[Path, dict[str,
                     f"(sealed {e.get('at', '')[:10]}){note}: restore it from a copy of the data "
                     f"root; if it was removed on purpose, `talentvault seal --accept {target}`")
     _check_state(root, latest, manifests, problem, warning)
+
+
+def _reread(folder: Path) -> dict[str, Any] | None:
+    try:
+        return json.loads((folder / "_manifest.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _check_manifest(target: str, m: dict[str, Any], last: dict[str, Any] | None,
