@@ -68,6 +68,11 @@ def salt(root: Path) -> str:
     the list useless: it is backed up with the data root's `state/` folder."""
     path = state_dir(root) / SALT_FILE
     if not path.exists():
+        if list_path(root).exists():
+            # a new salt would match no erased person: they would come back silently
+            raise RuntimeError(f"{path} is missing while the suppression list exists; restore "
+                               "it from a copy of the data root (a new salt would match no "
+                               "erased person)")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{SALT_FILE}.{uuid.uuid4().hex[:8]}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)

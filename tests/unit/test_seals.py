@@ -84,8 +84,8 @@ EDITS = {
 }
 
 
-@pytest.mark.parametrize("name", list(EDITS))
-@pytest.mark.parametrize("reseal", [False, True], ids=["edited", "edited-and-resealed"])
+@pytest.mark.parametrize(("name", "reseal"), [(n, False) for n in EDITS] + [("mode", True)],
+                         ids=[*EDITS, "mode-edited-and-resealed"])
 def test_an_edited_manifest_field_is_named(root, name, reseal):
     change, how = EDITS[name]
 
@@ -114,6 +114,14 @@ def test_a_deleted_or_replaced_suppression_list_is_named(root):
     assert code == 1 and "state/suppression.parquet" in report["damaged_paths"]
     listed.write_bytes(saved)
     assert _verify(root)[0] == 0
+
+
+def test_a_deleted_salt_is_named_and_never_silently_replaced(root):
+    (root / "state" / "suppression.salt").unlink()
+    code, report = _verify(root)
+    assert code == 1 and "state/suppression.salt" in report["damaged_paths"]
+    with pytest.raises(RuntimeError, match="suppression.salt is missing while the suppression"):
+        suppression.is_suppressed(root, "keap_contact", "99")
 
 
 def test_a_removed_partition_and_a_broken_ledger_are_named(root):
