@@ -226,7 +226,6 @@ def _check_manifest(target: str, m: dict[str, Any], last: dict[str, Any] | None,
             warning(mrel, "seal_unrecorded", f"{label}: sealed but not in the seal ledger (a "
                     "landing interrupted before its record?): `talentvault seal` records it")
         return
-    report.sealed += 1
     changes = field_changes(last.get("fields", {}), seals.fields(m))
     for name, how in changes:
         problem(mrel, "manifest_field", f"{label}: manifest field `{name}` {how}")
@@ -238,6 +237,8 @@ def _check_manifest(target: str, m: dict[str, Any], last: dict[str, Any] | None,
     elif own_ok is False or m["seal"].get("digest") != last.get("digest"):
         problem(mrel, "seal", f"{label}: the manifest's seal does not match the seal ledger "
                 "(sealed again outside talentvault, or with another key)")
+    else:
+        report.sealed += 1
 
 
 def _rows(path: Path) -> int | None:
@@ -299,8 +300,8 @@ class SealReport:
         out += [f"  accepted {t}" for t in self.accepted]
         out += [f"  REFUSED {t}: {why}" for t, why in self.refused]
         if self.refused:
-            out.append("nothing else is sealed until these are resolved (see `talentvault "
-                       "verify`); accept a deliberate change with --accept TARGET")
+            out.append("the data root is not marked sealed until these are resolved (see "
+                       "`talentvault verify`); accept a deliberate change with --accept TARGET")
         return out
 
 
