@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from assets.backups.cli import retention_command, verify_command
+from assets.backups.cli import retention_command, seal_command, verify_command
 from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
@@ -30,6 +30,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
 app.command("verify")(verify_command)
+app.command("seal")(seal_command)
 app.command("retention")(retention_command)
 app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
