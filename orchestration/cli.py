@@ -13,6 +13,7 @@ from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
+from orchestration.runs_cli import runs_app
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -33,6 +34,7 @@ app.command("retention")(retention_command)
 app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(runs_app, name="runs")
 
 DataDir = Annotated[
     Path | None,

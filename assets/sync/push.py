@@ -46,10 +46,15 @@ from assets.sync.ledger import (
     ledger_relation,
     parquet_path,
 )
+from orchestration import pools
 from orchestration.http import ApiError, MalformedResponseError
 from orchestration.partitions import daily_snapshots
 
 log = logging.getLogger("talentvault.sync.push")
+# a push waiting for its `keap_push` slot frees it from a killed push run, gives up after a
+# bounded time naming the run that holds it, and hears SIGTERM (also when run without the code
+# location, e.g. `dg.materialize([keap_push])`)
+pools.install()
 
 SOURCE = "sync"
 CHANGESET = "keap_changeset"
