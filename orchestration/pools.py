@@ -4,11 +4,12 @@ Dagster 1.13 makes a step of a pool (`pool="keap_push"`, dagster.yaml `concurren
 default_limit: 1`) wait in `InstanceConcurrencyContext.claim`, which the executor polls until a
 slot is free. As shipped, that wait turned one killed push into pushes that never ran again
 (issue 13): a slot held by a run whose process is gone is never freed, so the wait never ends; the
-in-process executor polls without sleeping (`interval_to_next_pending_claim_check` returns
-`min(0, ...)`, a busy loop; Dagster PR 20367 was closed unmerged); and it never looks at the
-SIGTERM/SIGINT that Dagster captures during a run, so only SIGKILL stops it.
+executors poll without sleeping (the in-process one sleeps `interval_to_next_pending_claim_check`,
+which returns `min(0, ...)`; Dagster PR 20367 was closed unmerged): a busy loop; and the
+in-process executor never looks at the SIGTERM/SIGINT that Dagster captures during a run, so only
+SIGKILL stops it.
 
-`install()` (called by the code location and by the push's module, once per process) wraps three
+`install()` (called by the code location and by the push's module, once per process) wraps two
 methods. While a step is blocked:
   - at once and then every `CHECK_SECONDS`, the runs holding or queued for its pool are checked
     and those whose process is gone are released (orchestration/instance.py): the step takes
@@ -18,10 +19,10 @@ methods. While a step is blocked:
     `TALENTVAULT_POOL_WAIT_SECONDS` (default `DEFAULT_WAIT_SECONDS`), the run fails with
     `PoolWaitTimeout`: one line naming the run holding the slot and what to do. Waiting behind
     steps of its own run never counts (that is progress);
-  - the in-process executor sleeps between polls, at most `MAX_SLEEP_SECONDS`, so all of the
-    above is prompt.
+  - when nothing else of the run is running, the executor sleeps until the next claim check, at
+    most `MAX_SLEEP_SECONDS` (so all of the above is prompt), instead of polling in a busy loop.
 The wait is Dagster's own in every other respect (priorities, the queue, the UI's pool page). The
-multiprocess executor checks SIGTERM itself; it still polls without sleeping (Dagster's loop).
+multiprocess executor checks SIGTERM itself.
 """
 
 from __future__ import annotations
@@ -102,26 +103,27 @@ def install() -> None:
         return False
 
     @functools.wraps(select)
-    def steps_or_give_up(self: ActiveExecution, limit: int | None = None
-                         ) -> Sequence[ExecutionStep]:
+    def steps_or_wait(self: ActiveExecution, limit: int | None = None
+                      ) -> Sequence[ExecutionStep]:
         steps = select(self, limit)
         ctx = self._instance_concurrency_context
         if not steps and not self._in_flight and ctx is not None and ctx.has_pending_claims():
-            _give_up_if_due(ctx)  # nothing of this run is running: ending it now is clean
+            # nothing of this run is running: ending it now is clean, and so is sleeping until
+            # the next claim check (both executors would poll again at once: a busy loop)
+            _give_up_if_due(ctx)
+            time.sleep(_until_next_check(ctx))
         return steps
 
     InstanceConcurrencyContext.claim = claim_or_check
-    InstanceConcurrencyContext.interval_to_next_pending_claim_check = _interval
-    ActiveExecution.get_steps_to_execute = steps_or_give_up
+    ActiveExecution.get_steps_to_execute = steps_or_wait
     _installed.update(claim=claim, select=select)
 
 
-def _interval(self: InstanceConcurrencyContext) -> float:
-    """Seconds until the next claim check is due (Dagster's returns min(0, ...): never sleeps)."""
-    if not self._pending_claims:
-        return 0.0
+def _until_next_check(ctx: InstanceConcurrencyContext) -> float:
+    """Seconds until a pending claim is due to be checked again, at most `MAX_SLEEP_SECONDS`
+    (Dagster's `interval_to_next_pending_claim_check` returns min(0, ...): never sleeps)."""
     now = time.time()
-    return max(0.0, min([MAX_SLEEP_SECONDS, *(t - now for t in self._pending_timeouts.values())]))
+    return max(0.0, min([MAX_SLEEP_SECONDS, *(t - now for t in ctx._pending_timeouts.values())]))
 
 
 def _waits(ctx: InstanceConcurrencyContext) -> _Waits:
