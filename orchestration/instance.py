@@ -39,8 +39,10 @@ from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorag
 PID_TAG, HOST_TAG = "talentvault/pid", "talentvault/host"
 # runs that count as running: their process is expected to end them
 RUNNING = (DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
-# a process started this long after the run did cannot be the run's (clock ticks, rounding)
-PID_REUSE_SLACK_SECONDS = 2.0
+# a process that started this long after the run did is not the run's: its pid was reused. Wide,
+# so that a clock step (NTP) between the run's start and the check never makes a live run look
+# dead; pids are reused after minutes or hours, not seconds
+PID_REUSE_SLACK_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
