@@ -81,7 +81,7 @@ class _Waits:
 
 
 def install() -> None:
-    """Wrap Dagster's slot claim, step selection and poll interval (once per process)."""
+    """Wrap Dagster's slot claim and step selection (once per process; see the module doc)."""
     if _installed:
         return
     claim, select = InstanceConcurrencyContext.claim, ActiveExecution.get_steps_to_execute
