@@ -14,6 +14,7 @@ from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.audit_cli import audit_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
+from orchestration.runs_cli import runs_app
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -36,6 +37,7 @@ app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(audit_app, name="audit")
+app.add_typer(runs_app, name="runs")
 
 DataDir = Annotated[
     Path | None,

@@ -13,6 +13,7 @@ from assets.keap.extract import keap_assets
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
+from orchestration import pools
 from orchestration.jobs import backup_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
@@ -24,6 +25,10 @@ from orchestration.webhooks.sensor import source_backup_jobs, webhook_sensor
 STEP_EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["orchestration.preload"]}}},
     name="forkserver_multiprocess")
+
+# a step waiting for a pool slot frees the slots of runs whose process is gone, gives up after a
+# bounded time naming the run that holds it, and hears SIGTERM (orchestration/pools.py)
+pools.install()
 
 defs = dg.Definitions(
     assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
