@@ -13,6 +13,7 @@ from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
+from orchestration.startup import check_mode_at_start
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -25,6 +26,7 @@ sandbox_app = typer.Typer(
     "over a synthetic recruiting world.",
     no_args_is_help=True,
 )
+app.callback()(check_mode_at_start)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
