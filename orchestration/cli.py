@@ -14,6 +14,7 @@ from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 from orchestration.startup import check_mode_at_start
+from orchestration.status_cli import status_command
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -30,6 +31,7 @@ app.callback()(check_mode_at_start)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
+app.command("status")(status_command)
 app.command("verify")(verify_command)
 app.command("retention")(retention_command)
 app.command("forget")(forget_command)

@@ -24,6 +24,29 @@ ENTITIES: dict[str, list[EntitySchema]] = {
     "highlevel": [highlevel.pipelines]}
 
 
+DAYS = dg.DailyPartitionsDefinition(start_date="2026-01-01")
+
+
+def contacts_asset(passed: bool, **metadata) -> dg.AssetsDefinition:
+    """keap/contacts with its blocking check `emails_are_unique` passing or failing."""
+    @dg.asset(key=["keap", "contacts"], partitions_def=DAYS,
+              check_specs=[dg.AssetCheckSpec("emails_are_unique", asset=["keap", "contacts"],
+                                             blocking=True)])
+    def keap_contacts():
+        yield dg.MaterializeResult()
+        yield dg.AssetCheckResult(check_name="emails_are_unique", passed=passed,
+                                  severity=dg.AssetCheckSeverity.ERROR, metadata=metadata)
+    return keap_contacts
+
+
+def push_asset(**metadata) -> dg.AssetsDefinition:
+    """sync/keap_push reporting the counts a push reports."""
+    @dg.asset(key=["sync", "keap_push"], partitions_def=DAYS)
+    def keap_push() -> dg.MaterializeResult:
+        return dg.MaterializeResult(metadata=metadata)
+    return keap_push
+
+
 def land(root: Path, schema: EntitySchema, day: date, *, whole: bool = True,
          rows: int = 3) -> dict:
     """One partition as a backup run lands it: whole (window to the next midnight) or an open

@@ -14,11 +14,17 @@ from orchestration.sensors import (
     finished_run_alert_sensor,
     freshness_alert_sensor,
 )
-from tests.integration.installs import alert_receiver, land_install, tick
+from tests.integration.installs import (
+    DAYS,
+    alert_receiver,
+    contacts_asset,
+    land_install,
+    push_asset,
+    tick,
+)
 
 EMAIL = "jane.doe@example.com"
 DAY = "2026-01-10"
-days = dg.DailyPartitionsDefinition(start_date="2026-01-01")
 
 
 @pytest.fixture
@@ -42,7 +48,7 @@ def text(message: dict) -> str:
     return f"{message['title']}\n{message['message']}"
 
 
-@dg.asset(key=["keap", "contacts"], partitions_def=days)
+@dg.asset(key=["keap", "contacts"], partitions_def=DAYS)
 def contacts_that_fail() -> None:
     # a vendor error can quote the record it refused: that text must not reach the alert
     raise ValueError(f"Keap refused the contact {EMAIL}")
@@ -63,17 +69,10 @@ def test_a_failed_run_alerts_once_with_its_id_and_link_and_no_personal_data(chan
     assert "[sandbox]" in channel[0]["title"]
 
 
-@dg.asset(key=["keap", "contacts"], partitions_def=days,
-          check_specs=[dg.AssetCheckSpec("emails_are_unique", asset=["keap", "contacts"],
-                                         blocking=True)])
-def contacts_with_duplicates():
-    yield dg.MaterializeResult()
-    yield dg.AssetCheckResult(check_name="emails_are_unique", passed=False,
-                              severity=dg.AssetCheckSeverity.ERROR,
-                              metadata={"duplicate_rows": 2, "sample": EMAIL})
+contacts_with_duplicates = contacts_asset(False, duplicate_rows=2, sample=EMAIL)
 
 
-@dg.asset(key=["greenhouse", "jobs"], partitions_def=days,
+@dg.asset(key=["greenhouse", "jobs"], partitions_def=DAYS,
           check_specs=[dg.AssetCheckSpec("titles_present", asset=["greenhouse", "jobs"])])
 def jobs_with_a_warning():
     yield dg.MaterializeResult()
@@ -98,10 +97,7 @@ def test_a_failed_blocking_check_alerts_that_the_push_is_held_and_why(channel, i
     assert len(channel) == 2        # once per run
 
 
-@dg.asset(key=["sync", "keap_push"], partitions_def=days)
-def push_with_dead_letters() -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata={"sent": 5, "failed_permanent": 2,
-                                          "dead_letters_total": 3})
+push_with_dead_letters = push_asset(sent=5, failed_permanent=2, dead_letters_total=3)
 
 
 @dg.asset(key=["backups", "catalog"],
@@ -165,3 +161,12 @@ def test_an_unreachable_or_wrong_channel_fails_the_tick_without_naming_the_url(
     errors, _ = tick(finished_run_alert_sensor, instance, cursor)
     assert len(errors) == 1 and "entry 2 of 2 is not an apprise URL" in errors[0]
     assert "token123" not in errors[0]
+
+
+def test_the_alert_sensors_are_in_the_code_location_and_on_by_default():
+    from orchestration.definitions import defs
+
+    names = {"failed_run_alert_sensor", "finished_run_alert_sensor", "freshness_alert_sensor"}
+    sensors = {s.name: s for s in defs.sensors if s.name in names}
+    assert set(sensors) == names
+    assert {s.default_status for s in sensors.values()} == {dg.DefaultSensorStatus.RUNNING}
