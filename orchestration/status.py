@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from orchestration.sensors import PUSH_KEY, VERIFY_CHECK
 
 CHECK_EVENTS_READ = 2000   # the newest check evaluations: a daily backup makes ~150
 RUNS_READ = 200
+RECENT = timedelta(days=14)
 
 
 def instance_home() -> str | None:
@@ -64,8 +66,12 @@ def sandbox_state() -> dict[str, Any]:
 
 def check_health(instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
     """The latest evaluation of each check, grouped by the source (first key part) it checks."""
-    records = instance.event_log_storage.get_event_records(
-        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION),
+    storage = instance.event_log_storage
+    # SQLite keeps a database per run: look only in runs of the last weeks, not every run ever
+    recent = dg.RunShardedEventsCursor(id=0, run_updated_after=datetime.now(UTC) - RECENT) \
+        if storage.is_run_sharded else None
+    records = storage.get_event_records(
+        dg.EventRecordsFilter(dg.DagsterEventType.ASSET_CHECK_EVALUATION, after_cursor=recent),
         limit=CHECK_EVENTS_READ, ascending=False)
     latest: dict[tuple, dg.EventLogRecord] = {}
     for r in records:
@@ -103,21 +109,24 @@ def last_push(instance: dg.DagsterInstance, root: Path) -> dict[str, Any] | None
 
 
 def failed_runs(instance: dg.DagsterInstance) -> tuple[int, list[dict[str, Any]]]:
-    """(finished jobs seen, the ones whose latest run failed); asset-selection runs count per
-    selection."""
-    seen: set[tuple] = set()
-    failed = []
+    """(jobs and assets seen, the failed runs that are the latest of one of them). An asset run
+    counts for each asset it selected, so automation runs with varying selections are judged
+    per asset: a later successful run of the asset clears it."""
+    seen: set[str] = set()
+    failed: dict[str, dict[str, Any]] = {}
     for rec in instance.get_run_records(limit=RUNS_READ):
         run = rec.dagster_run
-        what = (run.job_name, tuple(sorted(k.to_user_string() for k in run.asset_selection or ())))
-        if what in seen or not run.is_finished:
+        if not run.is_finished:
             continue
-        seen.add(what)
-        if run.status == dg.DagsterRunStatus.FAILURE:
-            failed.append({"job": run.job_name, "run_id": run.run_id,
-                           "partition": run.tags.get("dagster/partition"),
-                           "assets": list(what[1])[:5]})
-    return len(seen), failed
+        what = ({k.to_user_string() for k in run.asset_selection} if run.asset_selection
+                else {run.job_name})
+        latest_of = what - seen
+        seen |= what
+        if latest_of and run.status == dg.DagsterRunStatus.FAILURE:
+            failed[run.run_id] = {"job": run.job_name, "run_id": run.run_id,
+                                  "partition": run.tags.get("dagster/partition"),
+                                  "latest_for": sorted(latest_of)[:5]}
+    return len(seen), list(failed.values())
 
 
 def last_verify(root: Path) -> dict[str, Any] | None:
@@ -161,12 +170,12 @@ def install_status() -> dict[str, Any]:
     status["sources"] = sources
     home = instance_home()
     status["instance"] = home
-    status["checks"], status["push"], status["failed_runs"], status["jobs_seen"] = {}, None, [], 0
+    status["checks"], status["push"], status["failed_runs"], status["runs_for"] = {}, None, [], 0
     if home:
         with dg.DagsterInstance.from_config(home) as instance:
             status["checks"] = check_health(instance)
             status["push"] = last_push(instance, root)
-            status["jobs_seen"], status["failed_runs"] = failed_runs(instance)
+            status["runs_for"], status["failed_runs"] = failed_runs(instance)
     for group in status["checks"].values():
         for f in group["failed"]:
             if f["severity"] == "ERROR" and not f["check"].endswith(VERIFY_CHECK):
@@ -177,7 +186,9 @@ def install_status() -> dict[str, Any]:
         needs.append(f"the Keap push for {push['day']} dead-lettered {push['failed_permanent']} "
                      "change(s): SELECT * FROM sync.dead_letter")
     for run in status["failed_runs"]:
-        needs.append(f"latest run of {run['job']} failed: run {run['run_id']}")
+        needs.append(f"latest run of {run['job']} failed: run {run['run_id']}"
+                     + (f" (for {', '.join(run['latest_for'])})"
+                        if run["latest_for"] != [run["job"]] else ""))
     status["verify"] = last_verify(root)
     if status["verify"] and status["verify"]["status"] != "succeeded":
         needs.append(f"verify found damage at {status['verify']['at']}: "

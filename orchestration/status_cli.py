@@ -64,8 +64,8 @@ def render(st: dict[str, Any]) -> str:
     runs = st["failed_runs"]
     out.append("runs        " + (", ".join(f"{r['job']} failed (run {r['run_id'][:8]})"
                                            for r in runs) if runs
-                                 else f"the latest run of each of {st['jobs_seen']} jobs "
-                                 "succeeded" if st["jobs_seen"] else "none yet"))
+                                 else f"the latest run of each of {st['runs_for']} jobs and "
+                                 "assets succeeded" if st["runs_for"] else "none yet"))
     sb = st["sandbox"]
     out.append(f"sandbox     {'running' if sb['running'] else 'not running'} at {sb['url']}")
     out.append("")
