@@ -171,7 +171,10 @@ def install_status() -> dict[str, Any]:
     home = instance_home()
     status["instance"] = home
     status["checks"], status["push"], status["failed_runs"], status["runs_for"] = {}, None, [], 0
-    if home:
+    if home and not Path(home).is_dir():
+        needs.append(f"DAGSTER_HOME={home} is not a folder: point it at the Dagster instance the "
+                     "schedules run in")
+    elif home:
         with dg.DagsterInstance.from_config(home) as instance:
             status["checks"] = check_health(instance)
             status["push"] = last_push(instance, root)
