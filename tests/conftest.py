@@ -13,7 +13,7 @@ import pytest
 from orchestration.sandbox import process
 from orchestration.sandbox.store import Store
 
-SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "specs"   # vendored: see specs/README.md
 
 
 @dataclass
