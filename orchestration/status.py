@@ -130,20 +130,28 @@ def failed_runs(instance: dg.DagsterInstance) -> tuple[int, list[dict[str, Any]]
 
 
 def last_verify(root: Path) -> dict[str, Any] | None:
-    """The newest `verify` event of the audit trail (newest day folders first)."""
-    import pyarrow.parquet as pq
+    """The newest `verify` event of the audit trail, one day folder at a time from the newest
+    (a day can hold thousands of events: every SQL query is audited too)."""
+    import duckdb
 
     from assets.backups.audit import events_dir
 
     folder = events_dir(root)
     if not folder.is_dir():
         return None
-    for day in sorted(folder.glob("date=*"), reverse=True):
-        for f in sorted(day.glob("*.parquet"), reverse=True):
-            for row in pq.read_table(f).to_pylist():
-                if row["action"] == "verify":
-                    return {"at": row["at"].isoformat(), "status": row["status"],
-                            "run_id": row["run_id"], "counts": json.loads(row["counts"] or "{}")}
+    con = duckdb.connect()
+    try:
+        for day in sorted(folder.glob("date=*"), reverse=True):
+            if not any(day.glob("*.parquet")):
+                continue
+            row = con.execute(
+                "SELECT \"at\", status, run_id, counts FROM read_parquet(?) "
+                "WHERE action = 'verify' ORDER BY \"at\" DESC LIMIT 1", [str(day / "*.parquet")]).fetchone()
+            if row:
+                return {"at": row[0].isoformat(), "status": row[1], "run_id": row[2],
+                        "counts": json.loads(row[3] or "{}")}
+    finally:
+        con.close()
     return None
 
 
