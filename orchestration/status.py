@@ -146,7 +146,8 @@ def last_verify(root: Path) -> dict[str, Any] | None:
                 continue
             row = con.execute(
                 "SELECT \"at\", status, run_id, counts FROM read_parquet(?) "
-                "WHERE action = 'verify' ORDER BY \"at\" DESC LIMIT 1", [str(day / "*.parquet")]).fetchone()
+                "WHERE action = 'verify' ORDER BY \"at\" DESC LIMIT 1",
+                [str(day / "*.parquet")]).fetchone()
             if row:
                 return {"at": row[0].isoformat(), "status": row[1], "run_id": row[2],
                         "counts": json.loads(row[3] or "{}")}
