@@ -15,6 +15,8 @@ from assets.sync.cli import mapping_app, sync_app
 from orchestration.audit_cli import audit_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
 from orchestration.runs_cli import runs_app
+from orchestration.startup import check_mode_at_start
+from orchestration.status_cli import status_command
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -27,9 +29,11 @@ sandbox_app = typer.Typer(
     "over a synthetic recruiting world.",
     no_args_is_help=True,
 )
+app.callback()(check_mode_at_start)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
+app.command("status")(status_command)
 app.command("verify")(verify_command)
 app.command("seal")(seal_command)
 app.command("retention")(retention_command)

@@ -17,6 +17,7 @@ from orchestration import pools
 from orchestration.jobs import backup_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
+from orchestration.sensors import alert_sensors
 from orchestration.webhooks.sensor import source_backup_jobs, webhook_sensor
 
 # One process per step (isolation, parallel extraction), forked from a server that imported the
@@ -38,7 +39,7 @@ defs = dg.Definitions(
           *source_backup_jobs.values()],
     schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
                retention_schedule],
-    sensors=[webhook_sensor],
+    sensors=[webhook_sensor, *alert_sensors],
     resources=build_resources(),
     executor=STEP_EXECUTOR,
 )
