@@ -7,7 +7,8 @@ Policy (defaults):
 - derived partitions (`identity/*`, `sync/*`): the last `derived_days` (35) days, and always the
   newest partition of each output;
 - never pruned: the sync ledger (`sync/ledger`), the audit trail (`audit/`), the suppression list
-  (`state/`), the seal ledger (`seals/`), anything that is not a `snapshot_date=` partition with a readable manifest.
+  (`state/`), the seal ledger (`seals/`), anything that is not a `snapshot_date=` partition with
+  a readable manifest.
 
 Safety:
 - An incremental partition is never left without its base. The kept window of daily partitions
