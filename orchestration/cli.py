@@ -8,11 +8,15 @@ from typing import Annotated
 
 import typer
 
-from assets.backups.cli import retention_command, verify_command
+from assets.backups.cli import retention_command, seal_command, verify_command
 from assets.backups.cli_forget import forget_command
 from assets.backups.cli_restore import app as restore_app
 from assets.sync.cli import mapping_app, sync_app
+from orchestration.audit_cli import audit_app
 from orchestration.config import DEFAULT_SANDBOX_PORT, sandbox_dir
+from orchestration.runs_cli import runs_app
+from orchestration.startup import check_mode_at_start
+from orchestration.status_cli import status_command
 from orchestration.webhooks.cli import webhooks_app
 
 app = typer.Typer(
@@ -25,14 +29,19 @@ sandbox_app = typer.Typer(
     "over a synthetic recruiting world.",
     no_args_is_help=True,
 )
+app.callback()(check_mode_at_start)
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(mapping_app, name="mapping")
 app.add_typer(sync_app, name="sync")
+app.command("status")(status_command)
 app.command("verify")(verify_command)
+app.command("seal")(seal_command)
 app.command("retention")(retention_command)
 app.command("forget")(forget_command)
 app.add_typer(restore_app, name="restore")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(audit_app, name="audit")
+app.add_typer(runs_app, name="runs")
 
 DataDir = Annotated[
     Path | None,
@@ -98,7 +107,11 @@ def sandbox_tick(
     from orchestration.sandbox import life
     from orchestration.sandbox.store import Store, iso
 
-    store = Store(_dir(data_dir), create=False)
+    try:
+        store = Store(_dir(data_dir), create=False)
+    except FileNotFoundError as e:    # its message names the folder and `sandbox init`
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     summary = life.tick(store, days=days)
     typer.echo(json.dumps({"now": iso(store.now()), "summary": summary}, indent=2))
 
@@ -162,12 +175,19 @@ def sql(
     = "table",
     output: Annotated[Path | None, typer.Option(help="Write the result to this file.")] = None,
     limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+    duckdb_init: Annotated[Path | None, typer.Option(
+        "--duckdb-init", help="Write a duckdb CLI init script with the same views and locks "
+        "to this file ('-' = stdout), for `duckdb -init FILE`.")] = None,
 ) -> None:
     """Read-only SQL over every snapshot: <source>.<entity> (current state),
-    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Statements that
-    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused."""
-    from orchestration.sqlcli import interactive, run_and_print
+    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Only the backup
+    files are readable (no other file, URL or extension; settings locked); statements that
+    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused; every query is recorded in
+    audit.events."""
+    from orchestration.sqlcli import interactive, run_and_print, write_init_script
 
+    if duckdb_init is not None:
+        raise typer.Exit(write_init_script(duckdb_init))
     if query is None:
         interactive()
     else:

@@ -13,10 +13,12 @@ from assets.keap.extract import keap_assets
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
+from orchestration import pools
 from orchestration.automation import automation_sensor
 from orchestration.jobs import backup_job
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
+from orchestration.sensors import alert_sensors
 from orchestration.webhooks.sensor import source_backup_jobs, webhook_sensor
 
 # One process per step (isolation, parallel extraction), forked from a server that imported the
@@ -26,6 +28,10 @@ STEP_EXECUTOR = dg.multiprocess_executor.configured(
     {"start_method": {"forkserver": {"preload_modules": ["orchestration.preload"]}}},
     name="forkserver_multiprocess")
 
+# a step waiting for a pool slot frees the slots of runs whose process is gone, gives up after a
+# bounded time naming the run that holds it, and hears SIGTERM (orchestration/pools.py)
+pools.install()
+
 defs = dg.Definitions(
     assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
             retention, keap_desired, keap_changeset, keap_push],
@@ -34,7 +40,7 @@ defs = dg.Definitions(
           *source_backup_jobs.values()],
     schedules=[daily_backup_schedule, weekly_full_backup_schedule, verify_schedule,
                retention_schedule],
-    sensors=[webhook_sensor, automation_sensor()],
+    sensors=[webhook_sensor, automation_sensor(), *alert_sensors],
     resources=build_resources(),
     executor=STEP_EXECUTOR,
 )

@@ -27,6 +27,7 @@ from rich.table import Table
 from orchestration.automation import TRIGGER_TAG
 from orchestration.config import data_root, sandbox_dir, sandbox_url
 from orchestration.in_process import Automation
+from orchestration.instance import release_abandoned_runs
 from orchestration.times import parse_ts
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,35 +49,6 @@ EXAMPLE_QUERIES = [
 DEMO_CANDIDATES = 1000
 
 LAUNCHED_BY, PID = "talentvault/launched_by", "talentvault/pid"
-
-
-def release_abandoned_runs(instance: dg.DagsterInstance) -> list[str]:
-    """Earlier demo runs whose process died (killed, Ctrl-C'd, machine restarted) stay STARTED
-    in the run storage and keep holding their concurrency-pool slots, so the next run would wait
-    for them forever. Mark them failed and free their slots; returns their run ids."""
-    from dagster._core.storage.dagster_run import DagsterRunStatus, RunsFilter
-
-    freed = []
-    runs = instance.get_runs(RunsFilter(statuses=[DagsterRunStatus.STARTED],
-                                        tags={LAUNCHED_BY: "talentvault demo"}))
-    for run in runs:
-        pid = run.tags.get(PID)
-        if pid and pid.isdigit() and _alive(int(pid)):
-            continue
-        instance.event_log_storage.free_concurrency_slots_for_run(run.run_id)
-        instance.report_run_failed(run, "abandoned: the process that ran it is gone")
-        freed.append(run.run_id)
-    return freed
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def use_project_instance() -> dg.DagsterInstance:

@@ -3,10 +3,11 @@
 Dagster needs a fixed first partition when the code location loads. It is, in order:
 `TALENTVAULT_FIRST_DAY` (YYYY-MM-DD: set it before a first backfill of days before the install);
 else the earliest day already backed up under the data root (so it stays put as backups
-accumulate, and moves with retention when it prunes the oldest days); else yesterday (UTC), the day a fresh install's first nightly run backs up. A first run
-(or one after a gap) is a full snapshot, so history before the first day is still captured, in
-that first partition. Kept apart from orchestration/partitions.py so the demo can settle the day
-before the partitions are built.
+accumulate, and moves with retention when it prunes the oldest days); else yesterday (UTC), the
+day a fresh install's first nightly run backs up. A first run (or one after a gap) is a full
+snapshot, so history before the first day is still captured, in that first partition. Kept
+apart from orchestration/partitions.py so the demo can settle the day before the partitions are
+built.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""`talentvault sql`: run a read-only query over the catalog and print or save the result."""
+"""`talentvault sql`: run a read-only query through the SQL door and print or save the result.
+
+Every query, refused ones included, is recorded in the audit trail (assets/backups/read_audit.py)
+before any row is shown or saved: a read that cannot be recorded is not shown.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +11,35 @@ import sys
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from rich.console import Console
 from rich.table import Table
 
-from assets.backups.catalog import ReadOnlyViolation, check_read_only, open_catalog
+from assets.backups import read_audit, sql_door
+from assets.backups.catalog import ReadOnlyViolation, check_read_only
 from orchestration.config import data_root
 
 FORMATS = ("table", "csv", "json", "parquet")
 
 
+def output_problem(output: Path, root: Path) -> str | None:
+    """Why results cannot be written to `output`, or None."""
+    target = output.expanduser().resolve()
+    if target == root or root in target.parents:
+        return (f"refusing to write {output} inside the backup folder {root}: choose a file "
+                "outside it (e.g. --output ~/result.csv)")
+    if target.is_dir():
+        return f"--output {output} is a folder: give a file name (e.g. {output}/result.csv)"
+    if not target.parent.is_dir():
+        return f"--output {output}: the folder {target.parent} does not exist; create it first"
+    return None
+
+
 def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
                   limit: int = 50, con: duckdb.DuckDBPyConnection | None = None) -> int:
-    """Returns a process exit code: 0 ok, 2 refused or invalid."""
+    """Returns a process exit code: 0 ok, 2 refused or invalid, 1 not recorded or not saved."""
     err = Console(stderr=True, soft_wrap=True)  # messages are not reflowed mid-sentence
     if fmt not in FORMATS:
         err.print(f"[red]error:[/] --format must be one of {', '.join(FORMATS)}")
@@ -29,23 +48,90 @@ def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
         err.print("[red]error:[/] --format parquet needs --output FILE")
         return 2
     root = data_root()
-    if output is not None and root in output.resolve().parents:
-        err.print(f"[red]error:[/] refusing to write {output} inside the backup folder {root}")
+    if output is not None and (problem := output_problem(output, root)):
+        err.print(f"error: {problem}", markup=False, style="red")
         return 2
-    con = con or open_catalog(root)
+    con = con or sql_door.connect(root)
+    relations: list[str] = []
     try:
         check_read_only(con, query)
+        relations = sql_door.relations_named(con, query)
         table = con.sql(query).fetch_arrow_table()
-    except ReadOnlyViolation as e:
-        err.print(f"[red]{e}[/]")
+    except (ReadOnlyViolation, duckdb.Error) as e:
+        message = str(e) if isinstance(e, ReadOnlyViolation) else f"error: {_first_line(e)}"
+        if isinstance(e, duckdb.PermissionException):
+            message += (" (the SQL door reads only the backup files; no other file, URL or "
+                        "extension, and its settings are locked)")
+        refused = isinstance(e, ReadOnlyViolation | duckdb.PermissionException)
+        _record(root, query, relations, "refused" if refused else "failed", err,
+                error=type(e).__name__)
+        err.print(message, markup=False, style="red")
         return 2
-    except duckdb.Error as e:
-        err.print(f"[red]error:[/] {e}")
-        return 2
+    if not _record(root, query, relations, "succeeded", err, table=table, output=output,
+                   fmt=fmt):
+        return 1
+    try:
+        _write(table, fmt, output, limit)
+    except (OSError, pa.ArrowException) as e:
+        reason = getattr(e, "strerror", None) or _first_line(e)
+        err.print(f"error: cannot write {output}: {reason}", markup=False, style="red")
+        return 1
+    if output:
+        err.print(f"{table.num_rows} rows written to {output}")
+    return 0
+
+
+def write_init_script(target: Path) -> int:
+    """`talentvault sql --duckdb-init FILE`: the locked door for the duckdb CLI."""
+    err = Console(stderr=True, soft_wrap=True)
+    root = data_root()
+    text = sql_door.init_script(root)
+    if str(target) == "-":
+        sys.stdout.write(text)
+    else:
+        if problem := output_problem(target, root):
+            err.print(f"error: {problem}", markup=False, style="red")
+            return 2
+        target.write_text(text)
+        err.print(f"wrote {target}: open it with `duckdb -init {target}` (regenerate after new "
+                  "backups)", markup=False)
+    from assets.backups import audit
+
+    audit.record(root, "sql_session", target="catalog", details={"via": "duckdb-init"})
+    return 0
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+
+
+def _record(root: Path, query: str, relations: list[str], status: str, err: Console,
+            **kwargs) -> bool:
+    try:
+        read_audit.record_query(root, query, relations=relations, status=status, **kwargs)
+    except (OSError, RuntimeError) as e:     # RuntimeError: a damaged installation salt
+        err.print(f"error: the read could not be recorded in the audit trail ({e}); nothing "
+                  "shown. Check that the data root is writable.", markup=False, style="red")
+        return False
+    return True
+
+
+def text_safe(table: pa.Table) -> pa.Table:
+    """The table with nested columns (lists, structs, maps) as JSON text, for CSV."""
+    cols = []
+    for col in table.columns:
+        if pa.types.is_nested(col.type) or pa.types.is_map(col.type):
+            col = pa.array([None if v is None else json.dumps(v, default=str, ensure_ascii=False)
+                            for v in col.to_pylist()], pa.string())
+        cols.append(col)
+    return pa.table(cols, names=table.column_names)
+
+
+def _write(table: pa.Table, fmt: str, output: Path | None, limit: int) -> None:
     if fmt == "table":
         _print_table(table, limit, output)
     elif fmt == "csv":
-        pacsv.write_csv(table, str(output) if output else sys.stdout.buffer)
+        pacsv.write_csv(text_safe(table), str(output) if output else sys.stdout.buffer)
     elif fmt == "json":
         text = "\n".join(json.dumps(r, default=str, ensure_ascii=False) for r in table.to_pylist())
         if output:
@@ -54,12 +140,9 @@ def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
             print(text)
     else:
         pq.write_table(table, output, compression="zstd")
-    if output:
-        err.print(f"{table.num_rows} rows written to {output}")
-    return 0
 
 
-def _print_table(table, limit: int, output: Path | None) -> None:
+def _print_table(table: pa.Table, limit: int, output: Path | None) -> None:
     view = Table(show_lines=False)
     for name in table.column_names:
         view.add_column(name)
@@ -72,8 +155,8 @@ def _print_table(table, limit: int, output: Path | None) -> None:
 
 
 def interactive() -> None:
-    con = open_catalog(data_root())
-    print("talentvault sql (read-only). Views: "
+    con = sql_door.connect(data_root())
+    print("talentvault sql (read-only; every query is recorded in audit.events). Views: "
           + ", ".join(r[0] for r in con.execute(
               "SELECT schema_name || '.' || view_name FROM duckdb_views() "
               "WHERE NOT internal ORDER BY 1").fetchall()))
@@ -89,3 +172,4 @@ def interactive() -> None:
         if line.rstrip().endswith(";"):
             run_and_print("\n".join(buf), con=con)
             buf.clear()
+

@@ -1,17 +1,18 @@
 """Whether schedules and sensors start running in a new deployment.
 
-A deployment against the real vendors backs up nightly and syncs without anyone switching things
-on in the UI: every schedule and sensor defaults to RUNNING. `TALENTVAULT_START_PAUSED=1` makes
-them all start STOPPED instead (e.g. to run a first backfill by hand before the nightly chain
-starts); `TALENTVAULT_START_PAUSED=0` starts them even against the sandbox.
+A deployment in live mode (`TALENTVAULT_MODE=live`) backs up nightly and syncs without anyone
+switching things on in the UI: every schedule and sensor defaults to RUNNING.
+`TALENTVAULT_START_PAUSED=1` makes them all start STOPPED instead (e.g. to run a first backfill by
+hand before the nightly chain starts); `TALENTVAULT_START_PAUSED=0` starts them in sandbox mode
+too.
 
-Against the sandbox only (`TALENTVAULT_MODE=sandbox`, or no vendor `*_BASE_URL` set) the default
-is STOPPED: the sandbox lives on a simulated clock, so a daemon on the wall clock would ask it for
-days it has not lived and retention would prune its days as old. `talentvault demo` drives the same
-schedule and automation at the sandbox's clock instead (orchestration/in_process.py).
+In sandbox mode (`TALENTVAULT_MODE=sandbox`, or unset with no vendor setting: config.py) the
+default is STOPPED: the sandbox lives on a simulated clock, so a daemon on the wall clock would
+ask it for days it has not lived and retention would prune its days as old. `talentvault demo`
+drives the same schedule and automation at the sandbox's clock instead (in_process.py).
 
 This only decides the *default*: a schedule or sensor someone started or stopped in the UI keeps
-that state.
+that state. The alert sensors (sensors.py) are always on.
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ def start_paused() -> bool:
     explicit = os.environ.get(START_PAUSED_ENV, "").strip().lower()
     if explicit:
         return explicit in ("1", "true", "yes", "on")
-    mode = os.environ.get("TALENTVAULT_MODE", "").strip().lower()
-    if mode:
-        return mode == "sandbox"
-    return not any(os.environ.get(f"{v}_BASE_URL") for v in ("GREENHOUSE", "KEAP", "HIGHLEVEL"))
+    from orchestration.config import ModeError, mode
+
+    try:
+        return mode() == "sandbox"
+    except ModeError:  # the code location refuses to load with the same message (config.py)
+        return True
 
 
 def schedule_status() -> dg.DefaultScheduleStatus:

@@ -19,7 +19,7 @@ from orchestration.sandbox.store import Store
 # partitions.py; tests/unit/test_partitions.py tests the default)
 os.environ.setdefault("TALENTVAULT_FIRST_DAY", "2025-10-01")
 
-SPECS = Path(__file__).resolve().parents[1].parent / "shared" / "specs"
+SPECS = Path(__file__).resolve().parents[1] / "specs"   # vendored: see specs/README.md
 
 
 @dataclass

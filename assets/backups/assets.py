@@ -20,8 +20,9 @@ EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
     partitions_def=daily_snapshots,
     backfill_policy=BACKFILL_POLICY,
     description="The SQL catalog over every snapshot: `<source>.<entity>` (current state), "
-    "`<source>.<entity>_history` and `<source>.<entity>_as_of(ts)`. Open it with "
-    "`talentvault sql` or `duckdb data/catalog.duckdb -readonly`.",
+    "`<source>.<entity>_history` and `<source>.<entity>_as_of(ts)`. Query it with "
+    "`talentvault sql` (confined to the backup files, every query audited); the saved "
+    "`data/catalog.duckdb` is for trusted tools (not a locked door).",
 )
 def catalog(context: dg.AssetExecutionContext, storage: SnapshotStorage) -> dg.MaterializeResult:
     root = storage.path()

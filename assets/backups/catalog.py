@@ -5,14 +5,16 @@ For each backed-up entity:
   <source>.<entity>                the current state
   <source>.<entity>_as_of(ts)      the state at a point in time (table macro)
 
-`open_catalog()` builds these views in an in-memory database (what `talentvault sql` uses:
-always up to date, and nothing it runs can write). `write_catalog_file()` saves the same
-definitions as `<root>/catalog.duckdb`, for the duckdb CLI or Python package opened read-only.
+`open_catalog()` builds these views in an in-memory database, unconfined: for talentvault's own
+code (restore, verify, erasure). People query through the SQL door (`assets/backups/sql_door.py`:
+the same views, confined to the backup files and locked). `write_catalog_file()` saves the same
+definitions as `<root>/catalog.duckdb`, for tools that open a database file (not a locked door).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -91,7 +93,7 @@ def _extension_statements(root: Path) -> list[str]:
 
 
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with every catalog view; settings locked."""
+    """An in-memory DuckDB with every catalog view (not confined: talentvault's own code)."""
     con = duckdb.connect(config={"threads": 2})
     con.execute("SET TimeZone = 'UTC'")
     for stmt in catalog_statements(root):
@@ -99,8 +101,27 @@ def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
     return con
 
 
+_PREFIX_TOKEN = re.compile(r"\s+|--[^\n]*|/\*.*?\*/|\([^)]*\)|\w+", re.S)
+
+
+def explain_analyze_target(text: str) -> str | None:
+    """For `EXPLAIN ANALYZE <statement>` (which runs the statement, not only plans it): the
+    statement's text; else None. Skips comments and reads `EXPLAIN (ANALYZE, ...)` options."""
+    pos, words = 0, []
+    while len(words) < 2 and (m := _PREFIX_TOKEN.match(text, pos)):
+        tok, pos = m.group(0), m.end()
+        if tok.startswith("("):
+            if re.search(r"\banaly[sz]e\b", tok, re.I):
+                return text[pos:]
+        elif tok[0].isalnum() or tok[0] == "_":
+            words.append(tok.upper())
+    return text[pos:] if words in (["EXPLAIN", "ANALYZE"], ["EXPLAIN", "ANALYSE"]) else None
+
+
 def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...)."""
+    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...): SELECT
+    (FROM-first, PIVOT, DESCRIBE, SUMMARIZE ...) and EXPLAIN only. `EXPLAIN ANALYZE` runs its
+    statement, so that statement must be a SELECT too."""
     try:
         statements = con.extract_statements(sql)
     except duckdb.Error as e:
@@ -109,17 +130,19 @@ def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
         raise ReadOnlyViolation("no statement given")
     for st in statements:
         kind = st.type.name
+        inner = explain_analyze_target(st.query) if kind == "EXPLAIN" else None
+        if inner is not None:
+            try:
+                kinds = [s.type.name for s in con.extract_statements(inner)]
+            except duckdb.Error:
+                kinds = ["an unreadable"]
+            if kinds != ["SELECT"]:
+                kind = f"EXPLAIN ANALYZE of {kinds[0] if kinds else 'nothing'}"
         if kind not in READ_ONLY_TYPES:
             raise ReadOnlyViolation(
                 f"refused: {kind} statements are not allowed here. The SQL entry point is "
                 "read-only, so no backup can be changed through it; use SELECT (or EXPLAIN), "
                 "and --output/--format to save results")
-
-
-def run_query(root: Path, sql: str) -> duckdb.DuckDBPyRelation | None:
-    con = open_catalog(root)
-    check_read_only(con, sql)
-    return con.sql(sql)
 
 
 def write_catalog_file(root: Path) -> Path:

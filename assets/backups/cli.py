@@ -1,5 +1,5 @@
-"""`talentvault verify` and `talentvault retention` (wired as top-level commands by
-`orchestration/cli.py`; try them meanwhile with `python -m assets.backups.cli ...`)."""
+"""`talentvault verify`, `talentvault seal` and `talentvault retention` (wired as top-level
+commands by `orchestration/cli.py`; try them meanwhile with `python -m assets.backups.cli ...`)."""
 
 import json
 from datetime import date
@@ -36,6 +36,35 @@ def verify_command(
         raise typer.Exit(2) from e
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
     if not report.ok:
+        raise typer.Exit(1)
+
+
+@app.command("seal")
+def seal_command(
+    accept: Annotated[list[str] | None, typer.Option(
+        "--accept", help="Accept this partition (`keap/contacts/snapshot_date=2026-01-04`) or "
+        "state file (`state/suppression.parquet`) as it is now, after a deliberate restore or "
+        "repair; `all` accepts everything (and starts a new ledger if it is damaged). "
+        "Repeatable.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Seal the backups written before sealing (and any landing a crash left unrecorded) as
+    they are now, after checking their files against their manifests. A partition that changed
+    since it was sealed is refused unless named with --accept; exits 1 when anything was
+    refused."""
+    from assets.backups.verify_seals import SealError, seal_root
+    from orchestration.seals import SealKeyError
+
+    try:
+        report = seal_root((data_dir or data_root()).resolve(), tuple(accept or ()))
+    except FileNotFoundError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    except (SealError, SealKeyError) as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from e
+    typer.echo("\n".join(report.lines()))
+    if report.refused:
         raise typer.Exit(1)
 
 

@@ -53,14 +53,17 @@ from typing import Any
 import duckdb
 
 from assets.backups import audit, suppression
+from orchestration import seals
 from orchestration.fsync import fsync as _fsync
-from orchestration.resources.storage import RUN_METADATA, _swap_into_place, sha256_file
+from orchestration.resources.storage import RUN_METADATA, land, sha256_file
 from orchestration.times import iso
 
 log = logging.getLogger("talentvault.erasure")
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
-SKIP_TOP = ("audit", "sandbox")     # counts-only events; the emulated vendor systems
+# counts-only events; the emulated vendor systems; the seal ledger (digests and counts only:
+# rewriting it would break its chain)
+SKIP_TOP = ("audit", "sandbox", "seals")
 SUPPRESSION_FILES = ("state/suppression.parquet", "state/suppression.salt")
 STALE_SECONDS = 15 * 60                     # a staging folder untouched this long is a leftover
 TEXT_SUFFIXES = (".json", ".jsonl", ".md", ".txt", ".csv", ".yaml", ".yml", ".log", ".sql")
@@ -420,15 +423,8 @@ def _rewrite_partition(con: duckdb.DuckDBPyConnection, part: Path, affected: dic
         manifest.setdefault("erasures", []).append(
             {"erasure_id": erasure_id, "at": iso(datetime.now(UTC)), "rows_removed": removed,
              "files_rewritten": len(affected)})
-        m = staging / "_manifest.json"
-        m.write_text(json.dumps(manifest, indent=2, default=str))
-        _fsync(m)
-        for f in staging.iterdir():
-            if f.name in affected or f.name == "_manifest.json":
-                f.chmod(0o444)
-        _fsync(staging)
-        _swap_into_place(staging, part)
-        _fsync(part.parent)
+        # re-sealed and recorded in the seal ledger as this erasure's rewrite
+        land(staging, part, manifest, event="erasure", reason=erasure_id)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -512,6 +508,10 @@ def _recover_and_clean(root: Path, apply: bool) -> int:
             if not target.exists():
                 if apply:
                     os.rename(d, target)   # the crash fell between the two renames
+                    _fsync(target.parent)
+                    manifest = json.loads((target / "_manifest.json").read_text())
+                    if "seal" in manifest:
+                        seals.record_partition(target, manifest, "recovered")
                 continue
         stale = name.startswith((".replaced-", ".erasing-")) or (
             name.startswith(".staging-") and _newest_mtime(d) < now - STALE_SECONDS)

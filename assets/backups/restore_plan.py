@@ -26,6 +26,7 @@ import duckdb
 
 from assets.backups import audit, restore_live, suppression
 from assets.backups.catalog import check_read_only, open_catalog
+from assets.backups.read_audit import MAX_SUBJECTS
 from assets.backups.restore_diff import contact_changes, opportunity_changes
 from assets.backups.restore_fields import MACROS, SPECS, check_fields
 from assets.backups.restore_ledger import ledger_relation
@@ -277,6 +278,8 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
     modes = check_modes(modes)
     fields = check_fields(source, fields)
     as_of = as_of_text(as_of)
+    if selection.where:
+        where_reads_only_backups(root, source, selection.where)
     own = client is None
     client = client or open_client(source)
     con = open_catalog(root)
@@ -295,6 +298,9 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
         save(con, root, plan)
         if show_values:  # shown to whoever asked, never saved
             plan.display = markdown(con, plan, True)
+        shown = [f"{source}_contact:{r[0]}" for r in con.execute(
+            "SELECT DISTINCT coalesce(backup_id, live_id) FROM changes "
+            "WHERE entity = 'contacts' AND coalesce(backup_id, live_id) IS NOT NULL").fetchall()]
     finally:
         con.close()
         if own:
@@ -302,8 +308,24 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
     audit.record(root, "restore_preview", target=f"{source}/contacts", run_id=run_id,
                  plan_id=plan.plan_id, counts=plan.counts,
                  details={"as_of": as_of, "modes": modes, "fields": fields,
-                          "selection": sorted(plan.selection)})
+                          "selection": sorted(plan.selection), "show_values": show_values},
+                 subjects=shown if len(shown) <= MAX_SUBJECTS else [])
     return plan
+
+
+def where_reads_only_backups(root: Path, source: str, where: str) -> None:
+    """`--where` is SQL from the person at the keyboard: it binds in the SQL door first, so it
+    can read the backup files and nothing else on the host (a subquery of read_text(...) is
+    refused there)."""
+    from assets.backups.sql_door import connect
+
+    try:
+        connect(root).execute(f"SELECT count(*) FROM (SELECT * FROM {source}.contacts LIMIT 0) "
+                              f"WHERE {where}")
+    except duckdb.PermissionException as e:
+        raise ValueError(f"--where may read only the backup: {str(e).splitlines()[0]}") from e
+    except duckdb.Error:
+        pass    # reported with the view's own columns by selection_sql
 
 
 def open_client(source: str) -> Any:

@@ -7,7 +7,8 @@ Policy (defaults):
 - derived partitions (`identity/*`, `sync/*`): the last `derived_days` (35) days, and always the
   newest partition of each output;
 - never pruned: the sync ledger (`sync/ledger`), the audit trail (`audit/`), the suppression list
-  (`state/`), anything that is not a `snapshot_date=` partition with a readable manifest.
+  (`state/`), the seal ledger (`seals/`), anything that is not a `snapshot_date=` partition with
+  a readable manifest.
 
 Safety:
 - An incremental partition is never left without its base. The kept window of daily partitions
@@ -38,6 +39,8 @@ from typing import Any
 import dagster as dg
 
 from assets.backups import audit
+from orchestration import seals
+from orchestration.fsync import fsync
 from orchestration.resources.storage import SnapshotStorage
 from orchestration.start_state import schedule_status
 
@@ -267,17 +270,25 @@ def prune(root: Path, policy: Policy | None = None, today: date | None = None,
 
 
 def _remove(entity_dir: Path, folder: Path) -> None:
-    """Rename into `.trash` (atomic: readers stop seeing it at once), then delete."""
+    """Rename into `.trash` (atomic: readers stop seeing it at once), record the prune in the
+    seal ledger (so verify knows the partition went on purpose), then delete."""
     trash = entity_dir / TRASH
     trash.mkdir(exist_ok=True)
     target = trash / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     os.rename(folder, target)
+    fsync(entity_dir)
+    seals.record_removed(folder, "pruned", "retention")
     shutil.rmtree(target)
 
 
 def _empty_trash(entity_dir: Path) -> None:
+    """Finish an interrupted prune: what sits in `.trash` was removed by it (recorded again in
+    the seal ledger in case the crash fell before the record)."""
     trash = entity_dir / TRASH
     if trash.is_dir():
+        for d in sorted(trash.glob("snapshot_date=*")):
+            seals.record_removed(entity_dir / d.name.rsplit("-", 1)[0], "pruned",
+                                 "retention (an interrupted prune, finished)")
         shutil.rmtree(trash)
 
 

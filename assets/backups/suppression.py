@@ -38,6 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration import seals
 from orchestration.fsync import fsync as _fsync
 
 STATE_DIR = "state"
@@ -67,6 +68,11 @@ def salt(root: Path) -> str:
     the list useless: it is backed up with the data root's `state/` folder."""
     path = state_dir(root) / SALT_FILE
     if not path.exists():
+        if list_path(root).exists():
+            # a new salt would match no erased person: they would come back silently
+            raise RuntimeError(f"{path} is missing while the suppression list exists; restore "
+                               "it from a copy of the data root (a new salt would match no "
+                               "erased person)")
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{SALT_FILE}.{uuid.uuid4().hex[:8]}")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -158,6 +164,7 @@ def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
     items = list(dict.fromkeys(items))
     if not items:
         return 0
+    seals.check_key(root)
     with _locked(root, LOCK_FILE, fcntl.LOCK_EX):
         current = _read(root)
         known = set(current.column("hash").to_pylist())
@@ -174,7 +181,17 @@ def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)
+        record_seals(root, table.num_rows)
     return len(new)
+
+
+def record_seals(root: Path, rows: int) -> None:
+    """Record the list (and the salt's digest, never the salt) in the seal ledger, so `verify`
+    notices the list deleted, replaced or shrunk, or the salt swapped (each would silently let
+    erased people back in)."""
+    seals.record_state(root, f"{STATE_DIR}/{LIST_FILE}", rows=rows)
+    if (state_dir(root) / SALT_FILE).exists():
+        seals.record_state(root, f"{STATE_DIR}/{SALT_FILE}")
 
 
 def register(con: duckdb.DuckDBPyConnection, root: Path) -> int:

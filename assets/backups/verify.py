@@ -8,8 +8,10 @@ its manifest:
 - no file sits in the folder that the manifest does not list (the catalog would read it);
 - a folder holding part files without a manifest is damaged (a half-copied or hand-made
   partition the catalog would still read).
-Then the incremental chains: every incremental backup partition has the previous day's partition
-(its base) and every chain starts with a full one. The catalog is built and every view read.
+Then the seals (`assets/backups/verify_seals.py`): every manifest field and the suppression
+list against the seal ledger, naming the field that changed. Then the incremental chains: every
+incremental backup partition has the previous day's partition (its base) and every chain starts
+with a full one. The catalog is built and every view read.
 Leftovers of interrupted runs (`.staging-*`, `.replaced-*`, retention's `.trash`) are reported as
 warnings: they are invisible to readers and harmless, but worth cleaning.
 
@@ -35,6 +37,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from assets.backups import audit
+from assets.backups.verify_seals import check_seals
 from orchestration.resources.storage import RUN_METADATA, SnapshotStorage, sha256_file
 from orchestration.start_state import schedule_status
 
@@ -65,6 +68,9 @@ class VerifyReport:
     rows: int = 0
     views: int = 0
     other_files: int = 0
+    sealed: int = 0
+    unsealed: int = 0
+    seal_head: str | None = None
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -80,11 +86,13 @@ class VerifyReport:
     def counts(self) -> dict[str, int]:
         return {"partitions": self.partitions, "files": self.files, "bytes": self.bytes,
                 "rows": self.rows, "views": self.views, "other_files": self.other_files,
+                "sealed": self.sealed, "unsealed": self.unsealed,
                 "problems": len(self.problems), "damaged": len(self.damaged_paths),
                 "warnings": len(self.warnings)}
 
     def to_dict(self) -> dict[str, Any]:
         return {"root": self.root, "read_data": self.read_data, "ok": self.ok,
+                "seal_head": self.seal_head,
                 **self.counts(), "damaged_paths": self.damaged_paths,
                 "problems": [asdict(p) for p in self.problems],
                 "warnings": [asdict(p) for p in self.warnings]}
@@ -93,7 +101,9 @@ class VerifyReport:
         head = (f"verify{' --read-data' if self.read_data else ''}: {self.partitions} partitions, "
                 f"{self.files} files, {self.bytes:,} bytes, {self.rows:,} rows, "
                 f"{self.views} catalog views")
-        lines = [head]
+        lines = [head, f"seals: {self.sealed} partitions match the seal ledger"
+                 + (f", {self.unsealed} unsealed" if self.unsealed else "")
+                 + (f" (ledger head {self.seal_head})" if self.seal_head else "")]
         lines += [f"DAMAGED {p.path}: {p.reason}" for p in self.problems]
         lines += [f"warning {p.path}: {p.reason}" for p in self.warnings]
         lines.append("OK: every file matches its manifest" if self.ok else
@@ -126,12 +136,14 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
     manifests: dict[Path, dict[str, Any]] = {}
     con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB"})
     try:
-        for folder in partition_folders(root):
+        folders = partition_folders(root)
+        for folder in folders:
             manifest = _check_partition(root, folder, report)
             if manifest is not None:
                 manifests[folder] = manifest
                 if read_data:
                     _read_partition(con, root, folder, manifest, report)
+        check_seals(root, folders, manifests, report)
         _check_chains(root, manifests, report)
         _check_leftovers(root, report)
         _check_unmanifested(con, root, report, read_data)
@@ -141,7 +153,8 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
     if record:
         audit.record(root, "verify", target="data root", run_id=run_id,
                      status="succeeded" if report.ok else "failed", counts=report.counts(),
-                     details={"read_data": read_data, "damaged": report.damaged_paths[:20]})
+                     details={"read_data": read_data, "damaged": report.damaged_paths[:20],
+                              "seal_head": report.seal_head})
     return report
 
 
@@ -361,8 +374,9 @@ CATALOG_KEY = dg.AssetKey(["backups", "catalog"])
     asset=CATALOG_KEY,
     name="backup_files_match_manifests",
     description="Every backup and derived file re-hashes to the sha256 its manifest records, "
-    "holds the rows it records, nothing unlisted sits beside it, every incremental partition "
-    "has its base, and every catalog view reads. Fails naming each damaged file.",
+    "holds the rows it records, nothing unlisted sits beside it, every manifest field and the "
+    "suppression list match their seals, every incremental partition has its base, and every "
+    "catalog view reads. Fails naming each damaged file and changed field.",
     blocking=False,
 )
 def backup_files_match_manifests(context: dg.AssetCheckExecutionContext,
@@ -383,6 +397,8 @@ def backup_files_match_manifests(context: dg.AssetCheckExecutionContext,
             "files_checked": report.files,
             "bytes_checked": report.bytes,
             "catalog_views_read": report.views,
+            "partitions_sealed": report.sealed,
+            "partitions_unsealed": report.unsealed,
             "warnings": len(report.warnings),
         },
     )

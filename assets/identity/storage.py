@@ -1,7 +1,8 @@
 """Identity outputs on disk: `<root>/identity/<name>/snapshot_date=D/part-00000.parquet` plus
 `_manifest.json` (rows, sha256, schema, content fingerprint, the input partitions it was built
-from), written by DuckDB `COPY` into a staging folder and renamed into place like the backups:
-a reader never sees half a partition, and re-running a day replaces it."""
+from), written by DuckDB `COPY` into a staging folder and landed like the backups (sealed,
+fsynced, renamed into place: `orchestration.resources.storage.land`): a reader never sees half a
+partition, and re-running a day replaces it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from typing import Any
 
 import duckdb
 
-from orchestration.resources.storage import TOOL_VERSION, _swap_into_place, sha256_file
+from orchestration.resources.storage import TOOL_VERSION, land, sha256_file
 from orchestration.times import iso
 
 SOURCE = "identity"
@@ -70,14 +71,10 @@ def write_partition(con: duckdb.DuckDBPyConnection, root: Path, name: str, day: 
             "created_at": iso(datetime.now(UTC)), "tool_version": TOOL_VERSION,
             "duration_seconds": round(time.monotonic() - started, 3), **(extra or {}),
         }
-        (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2, default=str))
-        for f in staging.iterdir():
-            f.chmod(0o444)
-        _swap_into_place(staging, final)
+        return land(staging, final, manifest)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return manifest
 
 
 def _count_and_hash(con: duckdb.DuckDBPyConnection, query: str) -> tuple[int, str]:

@@ -45,7 +45,7 @@ COLUMNS = ("change_id, action, profile_id, contact_id, match_email, fields, body
 MEMORY_LIMIT = "2GB"
 
 # Keap's length limits (characters) for the contact values the sync sends, from the Keap v2 spec
-# (/work/shared/specs/keap/keap-rest-v2.openapi.yml, schema CreateUpdateContactRequest: the
+# (specs/keap/keap-rest-v2.openapi.yml, schema CreateUpdateContactRequest: the
 # `maxLength` of the name fields, job_title, website ...; EMAIL1 75 / EMAIL2-3 100 in the
 # description of email_addresses[].email, PHONE1-3 40 / PHONE4-5 20 in phone_numbers[].number).
 # Keap refuses a longer value with a 400 for the whole write, so the changeset does not send it:

@@ -32,12 +32,21 @@ def mapping_check(
         help="Only validate the file; do not compare it with the backup.")] = False,
 ) -> None:
     """Validate a mapping document, then compare it with the latest snapshots: ATS fields
-    missing from the backup, stage names and statuses nothing maps. Exit code 1 on problems."""
-    from assets.sync.mapping import MappingError, check_mapping, load_mapping
+    missing from the backup, stage names and statuses nothing maps. Exit code 1 on problems,
+    2 when the file is missing or not YAML (syntax error, a key written twice)."""
+    from assets.sync.mapping import (
+        MappingError,
+        MappingSyntaxError,
+        check_mapping,
+        load_mapping,
+    )
     from orchestration.config import data_root
 
     try:
         mapping = load_mapping(file)
+    except MappingSyntaxError as e:     # not a YAML document at all: bad input, exit 2
+        typer.echo(f"error: {e.problems[0]}", err=True)
+        raise typer.Exit(2) from None
     except MappingError as e:
         for p in e.problems:
             typer.echo(str(p))

@@ -3,7 +3,9 @@
 The document is YAML (`assets/sync/default_mapping.yaml` is the shipped one; docs/sync.md
 describes every key). `load_mapping()` reads it, checks its shape with pydantic and its meaning
 with the rules below, and raises `MappingError` listing every problem as
-`file:line: what is wrong — how to fix`. Lines come from the YAML node marks.
+`file:line: what is wrong — how to fix`. Lines come from the YAML node marks. A file that is not
+YAML at all (unreadable, a syntax error, a key written twice, which YAML parsers would silently
+resolve to the last) raises `MappingSyntaxError`, naming the line and column.
 
 `check_mapping(mapping, root, day)` goes further and compares the document with the latest
 snapshots: ATS fields whose columns are not in the backup, stage names and statuses present in
@@ -124,9 +126,11 @@ class Problem:
     message: str
     fix: str
     severity: Literal["error", "warning"] = "error"
+    column: int | None = None
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
+        where += f":{self.column}" if self.line and self.column else ""
         note = "warning: " if self.severity == "warning" else ""
         return f"{where}: {note}{self.message} — {self.fix}"
 
@@ -137,6 +141,10 @@ class MappingError(ValueError):
     def __init__(self, problems: list[Problem]):
         self.problems = problems
         super().__init__("invalid Keap sync mapping:\n" + "\n".join(f"  {p}" for p in problems))
+
+
+class MappingSyntaxError(MappingError):
+    """The file cannot be read as one YAML document (one problem, with its line and column)."""
 
 
 # -- the document's shape (pydantic) ------------------------------------------------------------
@@ -341,11 +349,20 @@ def mapping_path(path: str | Path | None = None) -> Path:
 def load_mapping(path: str | Path | None = None) -> Mapping:
     """Read and validate a mapping document; raises MappingError naming every problem."""
     p = mapping_path(path)
-    if not p.exists():
-        raise MappingError([Problem(str(p), None, "the mapping file does not exist",
-                                    f"create it (copy {DEFAULT_PATH}) or point {ENV_VAR} at an "
-                                    "existing file")])
-    return parse_mapping(p.read_text(encoding="utf-8"), p)
+    if not p.is_file():
+        raise MappingSyntaxError([Problem(
+            str(p), None, "the mapping file does not exist" if not p.exists() else
+            "the mapping path is not a file", f"create it (copy {DEFAULT_PATH}) or point "
+            f"{ENV_VAR} at an existing file")])
+    try:
+        text = p.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise MappingSyntaxError([Problem(str(p), None, f"not UTF-8 text (byte {e.start})",
+                                          "save the file as UTF-8")]) from None
+    except OSError as e:
+        raise MappingSyntaxError([Problem(str(p), None, f"cannot be read ({e.strerror})",
+                                          "check the path and its permissions")]) from None
+    return parse_mapping(text, p)
 
 
 def parse_mapping(text: str, path: str | Path = "<mapping>") -> Mapping:
@@ -354,10 +371,18 @@ def parse_mapping(text: str, path: str | Path = "<mapping>") -> Mapping:
         node = yaml.compose(text)
         data = yaml.safe_load(text)
     except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        line = mark.line + 1 if mark is not None else None
-        raise MappingError([Problem(name, line, f"not valid YAML: {getattr(e, 'problem', e)}",
-                                    "fix the syntax (indentation, quotes, colons)")]) from None
+        line, column = _error_position(e, text)
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise MappingSyntaxError([Problem(name, line, f"not valid YAML: {what}",
+                                          "fix the syntax (indentation, quotes, colons)",
+                                          column=column)]) from None
+    twice = _duplicate_key(node)
+    if twice is not None:
+        key, mark, first = twice
+        raise MappingSyntaxError([Problem(
+            name, mark.line + 1, f"key {key!r} appears twice in the same mapping (first on "
+            f"line {first}); YAML would silently keep only the last",
+            "merge the two entries into one", column=mark.column + 1)])
     lines = _lines(node)
     if data is None:
         data = {}
@@ -381,6 +406,36 @@ def _stringify_keys(v: Any) -> Any:
     if isinstance(v, list):
         return [_stringify_keys(x) for x in v]
     return v
+
+
+def _error_position(e: yaml.YAMLError, text: str) -> tuple[int | None, int | None]:
+    """1-based line and column of a YAML error (parser marks, or a reader's offset)."""
+    mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+    if mark is not None:
+        return mark.line + 1, mark.column + 1
+    at = getattr(e, "position", None)       # yaml.reader.ReaderError: a bad character
+    if isinstance(at, int):
+        before = text[:at]
+        return before.count("\n") + 1, at - (before.rfind("\n") + 1) + 1
+    return None, None
+
+
+def _duplicate_key(node: yaml.Node | None) -> tuple[str, yaml.Mark, int] | None:
+    """The first key written twice in one mapping: (key, its second mark, first line)."""
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if isinstance(n, yaml.MappingNode):
+            seen: dict[str, int] = {}
+            for k, v in n.value:
+                if isinstance(k, yaml.ScalarNode):
+                    if k.value in seen:
+                        return k.value, k.start_mark, seen[k.value]
+                    seen[k.value] = k.start_mark.line + 1
+                stack.append(v)
+        elif isinstance(n, yaml.SequenceNode):
+            stack += n.value
+    return None
 
 
 def _lines(node: yaml.Node | None) -> dict[tuple, int]:

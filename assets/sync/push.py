@@ -46,11 +46,17 @@ from assets.sync.ledger import (
     ledger_relation,
     parquet_path,
 )
+from orchestration import pools
 from orchestration.automation import SYNC_CHAIN
 from orchestration.http import ApiError, MalformedResponseError
+from orchestration.instance import release_abandoned_runs
 from orchestration.partitions import daily_snapshots
 
 log = logging.getLogger("talentvault.sync.push")
+# a push waiting for its `keap_push` slot frees it from a killed push run, gives up after a
+# bounded time naming the run that holds it, and hears SIGTERM (also when run without the code
+# location, e.g. `dg.materialize([keap_push])`)
+pools.install()
 
 SOURCE = "sync"
 CHANGESET = "keap_changeset"
@@ -873,6 +879,12 @@ def keap_push(context: dg.AssetExecutionContext,
     (rate limit, outage) are retried on the next run, and records Keap refuses (e.g. an invalid
     email) go to the dead letter (`sync.dead_letter`) with the reason. With `dry_run` nothing is
     written. Only one push runs at a time."""
+    # runs killed mid-way (a push among them) end here as failed, their pool slots freed; the
+    # killed push's ledger is compacted by run_push
+    released = release_abandoned_runs(context.instance, by=f"push run {context.run_id}")
+    if released:
+        context.log.info(f"ended {len(released)} run(s) whose process was gone: "
+                         + ", ".join(released))
     root = context.resources.storage.path()
     client = context.resources.keap.open()
     try:

@@ -1,6 +1,6 @@
 """Greenhouse Harvest v3: required fields, enumerations and references of each entity.
 
-Enumerations are the v3 schemas' (`shared/specs/ats/greenhouse-harvest-v3-schemas`). Every
+Enumerations are the v3 schemas' (`specs/ats/greenhouse-harvest-v3-schemas`). Every
 entity the Keap push reads guards it: its structural checks are blocking ERRORs.
 """
 

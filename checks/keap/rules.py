@@ -6,7 +6,7 @@ status is Keap's marketing state, not something the push depends on: an unknown 
 
 from checks.rules import ENUMERATIONS_KNOWN, EntityRules, Enum, Ref
 
-# RestEmailAddressStatus.status in the Keap v2 spec (`shared/specs/keap`)
+# RestEmailAddressStatus.status in the Keap v2 spec (`specs/keap`)
 EMAIL_STATUSES = ("UNENGAGED_MARKETABLE", "SINGLE_OPT_IN", "DOUBLE_OPT_IN", "CONFIRMED",
                   "UNENGAGED_NON_MARKETABLE", "NON_MARKETABLE", "LOCKDOWN", "BOUNCE",
                   "HARD_BOUNCE", "MANUAL", "ADMIN", "SYSTEM", "LIST_UNSUBSCRIBE", "FEEDBACK",

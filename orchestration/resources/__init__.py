@@ -6,12 +6,13 @@ import os
 
 import dagster as dg
 
+from orchestration.config import checked_mode
 from orchestration.resources.greenhouse import GreenhouseResource
 from orchestration.resources.highlevel import HighLevelResource
 from orchestration.resources.keap import KeapResource
 from orchestration.resources.storage import SnapshotStorage
 
-# env var -> resource field, per vendor. A vendor whose *_BASE_URL is unset uses the sandbox.
+# env var -> resource field, per vendor (in live mode; sandbox mode binds none of them)
 ENV = {
     "greenhouse": {"GREENHOUSE_BASE_URL": "base_url", "GREENHOUSE_TOKEN_URL": "token_url",
                    "GREENHOUSE_CLIENT_ID": "client_id",
@@ -30,6 +31,11 @@ def _from_env(vendor: str) -> dict[str, dg.EnvVar]:
 
 
 def build_resources() -> dict[str, dg.ConfigurableResource]:
+    """The code location's resources. Checks TALENTVAULT_MODE first (orchestration/config.py):
+    a live deployment missing a vendor setting fails to load, naming the variable."""
+    if checked_mode() == "sandbox":
+        return {"storage": SnapshotStorage(), "greenhouse": GreenhouseResource(),
+                "keap": KeapResource(), "highlevel": HighLevelResource()}
     greenhouse = _from_env("greenhouse")
     if os.environ.get("GREENHOUSE_USER_ID"):
         greenhouse["user_id"] = dg.EnvVar.int("GREENHOUSE_USER_ID")

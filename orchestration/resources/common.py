@@ -7,13 +7,15 @@ from pathlib import Path
 
 import httpx
 
-from orchestration.config import data_root, sandbox_dir, sandbox_url
+from orchestration.config import data_root, sandbox_allowed, sandbox_dir, sandbox_url
 
 
 def resolve_base(configured: str, sandbox_prefix: str) -> tuple[str, bool]:
-    """(base URL, is_sandbox): an empty setting means the local sandbox, started if needed."""
+    """(base URL, is_sandbox): an empty setting means the local sandbox, started if needed, in
+    sandbox mode only; in live mode it is an error naming the vendor's *_BASE_URL."""
     if configured:
         return configured.rstrip("/"), False
+    sandbox_allowed(sandbox_prefix.strip("/"))
     from orchestration.sandbox.process import ensure_running
 
     base, _ = ensure_running(sandbox_dir(), sandbox_url())

@@ -3,14 +3,15 @@
     <root>/<source>/<entity>/snapshot_date=YYYY-MM-DD/part-00000.parquet ... _manifest.json
 
 A partition is written page by page into a staging folder, then deduplicated and sorted by
-DuckDB (id, update time; so re-runs produce the same files), hashed, described by its manifest
-and renamed into place: a reader never sees half a partition, and re-running replaces it.
+DuckDB (id, update time; so re-runs produce the same files), hashed, described by its sealed
+manifest, fsynced and renamed into place (`land`): a reader never sees half a partition, a power
+cut never leaves a manifest pointing at empty files, and re-running replaces it. Every landing is
+recorded in the seal ledger (`orchestration/seals.py`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -27,7 +28,10 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from orchestration import seals
 from orchestration.config import data_root
+from orchestration.fsync import fsync
+from orchestration.seals import sha256_file
 from orchestration.times import iso, parse_ts
 
 TOOL_VERSION = "talentvault 0.1.0"
@@ -308,13 +312,9 @@ class PartitionWriter:
     def _land(self) -> dict[str, Any]:
         files = self._finalize()
         manifest = self._manifest(files)
-        (self.staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
         self._raw_path.unlink()
         shutil.rmtree(self.staging / "_spill", ignore_errors=True)
-        for f in self.staging.iterdir():
-            f.chmod(0o444)  # landed snapshots are not edited in place by anything
-        _swap_into_place(self.staging, self.final)
-        return manifest
+        return land(self.staging, self.final, manifest)
 
     def _finalize(self) -> list[dict[str, Any]]:
         # bounded memory: a large full snapshot spills to the staging folder past 1 GB
@@ -389,6 +389,25 @@ class PartitionWriter:
         }
 
 
+def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "landed",
+         reason: str | None = None) -> dict[str, Any]:
+    """Seal `manifest`, write it beside the files in `staging`, make every file read-only and
+    durable (fsync of each file and of the folder before the rename, of the parent after it),
+    rename the folder into place and record it in the seal ledger. Returns the sealed manifest.
+    Every writer of a partition (backups, identity/sync outputs, erasure) lands through here."""
+    seals.check_key(final.parents[2])
+    manifest = seals.sealed(manifest, seals.partition_target(final))
+    (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+    for f in staging.iterdir():
+        f.chmod(0o444)  # landed partitions are not edited in place by anything
+        fsync(f)
+    fsync(staging)
+    _swap_into_place(staging, final)
+    fsync(final.parent)
+    seals.record_partition(final, manifest, event, reason)
+    return manifest
+
+
 def _swap_into_place(staging: Path, final: Path) -> None:
     """Rename the finished partition into place, replacing an older one."""
     if final.exists():
@@ -398,14 +417,6 @@ def _swap_into_place(staging: Path, final: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
     else:
         os.rename(staging, final)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def iter_pages(pages: Iterator[list[dict]], limit: int | None = None) -> Iterator[list[dict]]:

@@ -96,7 +96,14 @@ def ensure_running(folder: Path, base_url: str, *, candidates: int = 3000,
     """Make sure a sandbox answers at base_url, starting a detached one on `folder` if not.
 
     Returns (base_url, started). A started server keeps running after this process exits (so
-    `dagster dev` runs and the CLI share it); `talentvault sandbox stop` ends it (pid file)."""
+    `dagster dev` runs and the CLI share it); `talentvault sandbox stop` ends it (pid file).
+    Never in live mode: there a vendor without a base URL is a configuration error, not a reason
+    to send its writes to the sandbox."""
+    from orchestration.config import ModeError, mode
+
+    if mode() == "live":
+        raise ModeError("live mode (TALENTVAULT_MODE=live) never starts the sandbox: set every "
+                        "vendor's *_BASE_URL, or set TALENTVAULT_MODE=sandbox")
     if is_up(base_url):
         return base_url, False
     from urllib.parse import urlparse

@@ -2,7 +2,7 @@
 application (stage moves, interviews, offers, rejections), shared by the generator and `tick`.
 
 Every builder returns a doc exactly as `GET /v3/<entity>` returns one item (the per-item schemas
-in shared/specs/ats/greenhouse-harvest-v3-schemas, several with `additionalProperties: false`).
+in specs/ats/greenhouse-harvest-v3-schemas, several with `additionalProperties: false`).
 """
 
 from __future__ import annotations

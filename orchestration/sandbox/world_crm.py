@@ -2,7 +2,7 @@
 shared by the generator and `tick`.
 
 Keap docs follow the `Contact`, `Tag`, `TagCategory` and `CustomFieldMetaData` schemas of
-shared/specs/keap/keap-rest-v2.openapi.yml (ids are strings of digits; timestamps ISO-8601 UTC).
+specs/keap/keap-rest-v2.openapi.yml (ids are strings of digits; timestamps ISO-8601 UTC).
 HighLevel docs follow `GetContectByIdSchema`, `SearchOpportunitiesResponseSchema`,
 `PipelinesResponseSchema`, `WorkflowSchema` and the location `CustomFieldSchema` /
 `LocationTagsSchema` (ids of 20 characters from `records.highlevel_id`).

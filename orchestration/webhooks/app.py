@@ -7,12 +7,14 @@
     GET  /health
 
 Replies: 200 `{"status": "stored", "rows": n}`; 200 `{"status": "duplicate"}` for an event
-already stored (a vendor resending after a lost reply must stop; nothing is stored twice);
-401 bad or missing signature (nothing stored); 400 unreadable body (the field is named);
-409 a HighLevel event older (or newer) than the 5-minute window: a replay, or so late that a
-resend would be later still; 413 body over the size limit; 503 the receiver is not configured
-for that vendor (vendors retry, so nothing is lost once it is). Logs carry event ids and counts,
-never payload values.
+already stored (a vendor resending after a lost reply must stop; nothing is stored twice; a
+Greenhouse event is known by a digest of its signed body, not by its unsigned event-id header);
+401 bad or missing signature (nothing stored); 400 unreadable body, nested deeper than
+MAX_DEPTH, or an id outside the vendor's format (the field is named); 409 a HighLevel event
+older (or newer) than the 5-minute window, or a Greenhouse body whose own times are older than
+GREENHOUSE_MAX_AGE: a replay, or so late that a resend would be later still; 413 body over the
+size limit; 503 the receiver is not configured for that vendor (vendors retry, so nothing is
+lost once it is). Logs carry event ids and counts, never payload values.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -40,11 +42,14 @@ from orchestration.webhooks import hook_secrets
 from orchestration.webhooks.events import (
     Event,
     PayloadError,
+    event_id_problem,
+    greenhouse_event_id,
+    greenhouse_event_time,
     greenhouse_events,
     highlevel_events,
     keap_events,
 )
-from orchestration.webhooks.inbox import Inbox
+from orchestration.webhooks.inbox import GREENHOUSE_DEDUP_DAYS, Inbox
 from orchestration.webhooks.signatures import (
     SignatureError,
     check_greenhouse,
@@ -54,9 +59,18 @@ from orchestration.webhooks.signatures import (
 )
 
 log = logging.getLogger("talentvault.webhooks")
+T = TypeVar("T")
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_AGE = timedelta(minutes=5)
+# A Greenhouse body whose change time (events.GREENHOUSE_EVENT_TIME) is older than this is
+# refused; its digest is remembered one day longer (inbox.GREENHOUSE_DEDUP_DAYS), so any replay
+# is a duplicate or stale. Greenhouse retries for ~15 h, so a genuine delivery is younger.
+GREENHOUSE_MAX_AGE = timedelta(days=GREENHOUSE_DEDUP_DAYS - 1)
+GREENHOUSE_MAX_AHEAD = timedelta(hours=1)     # clock skew; a later stamp is not Greenhouse's
+# vendor payloads nest fewer than 10 levels; deeper is not a vendor's body (and 100,000 levels
+# would exhaust the parser's recursion)
+MAX_DEPTH = 64
 
 
 class Refused(Exception):
@@ -91,6 +105,8 @@ class Settings:
     clock: Callable[[], datetime] = wall_clock
     max_age: timedelta = MAX_AGE
     max_body: int = MAX_BODY_BYTES
+    greenhouse_clock: Callable[[], datetime] | None = None     # None: `clock`
+    greenhouse_max_age: timedelta = GREENHOUSE_MAX_AGE
 
     @classmethod
     def from_env(cls, root: Path | None = None) -> Settings:
@@ -102,10 +118,13 @@ class Settings:
             key = lambda: loaded  # noqa: E731
         elif sandbox:
             key = _sandbox_public_key(sandbox_url())
+        gh_sandbox = not os.environ.get("GREENHOUSE_BASE_URL")
         return cls(root=Path(root or data_root()),
                    greenhouse_secret=os.environ.get("GREENHOUSE_WEBHOOK_SECRET") or None,
                    highlevel_key=key,
-                   clock=sandbox_clock(sandbox_url()) if sandbox else wall_clock)
+                   clock=sandbox_clock(sandbox_url()) if sandbox else wall_clock,
+                   greenhouse_clock=sandbox_clock(sandbox_url()) if gh_sandbox
+                   else wall_clock)
 
 
 def _sandbox_public_key(base_url: str) -> Callable[[], Ed25519PublicKey]:
@@ -137,14 +156,34 @@ async def _body(request: Request, limit: int) -> bytes:
 
 
 def _json(body: bytes, source: str) -> dict[str, Any]:
+    too_deep = Refused(400, f"{source}: body is nested more than {MAX_DEPTH} levels deep; "
+                       "vendor bodies nest fewer than 10")
     try:
         parsed = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise Refused(400, f"{source}: body is not JSON ({e.__class__.__name__} at "
                       f"position {getattr(e, 'pos', '?')})") from e
+    except RecursionError:      # the parser recurses once per level
+        raise too_deep from None
+    except ValueError as e:     # an integer of over 4,300 digits
+        raise Refused(400, f"{source}: body is not usable JSON ({str(e)[:100]})") from e
     if not isinstance(parsed, dict):
         raise Refused(400, f"{source}: body is not a JSON object")
+    if _depth_over(parsed, MAX_DEPTH):
+        raise too_deep
     return parsed
+
+
+def _depth_over(doc: Any, limit: int) -> bool:
+    """Whether objects and lists nest more than `limit` levels (without recursing)."""
+    stack = [(doc, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        stack += [(c, depth + 1) for c in children if isinstance(c, dict | list)]
+    return False
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -163,6 +202,21 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "stored", "rows": result.stored_rows,
                              "duplicates": result.duplicate_events})
 
+    async def fresh(source: str, label: str, stamp: datetime, clock: Callable[[], datetime],
+                    max_age: timedelta, max_ahead: timedelta, what: str) -> None:
+        """Refuses (409) a body whose time is older than `max_age` or later than `max_ahead`:
+        a replay, or so late that a resend would be later still."""
+        try:
+            now = await run_in_threadpool(clock)
+        except httpx.HTTPError as e:
+            raise Refused(503, f"{source}: cannot read the sandbox clock: {e}") from e
+        age = now - stamp
+        if age > max_age or -age > max_ahead:
+            when, limit = ("old", max_age) if age > timedelta() else ("in the future", max_ahead)
+            raise Refused(409, f"{source}: {label} {what} is {abs(age.total_seconds()):.0f} s "
+                          f"{when}; at most {limit.total_seconds():.0f} s is accepted (replay "
+                          "protection)")
+
     async def greenhouse(request: Request) -> Response:
         body = await _body(request, settings.max_body)
         if not settings.greenhouse_secret:
@@ -170,13 +224,26 @@ def create_app(settings: Settings | None = None) -> Starlette:
                           "GREENHOUSE_WEBHOOK_SECRET to the web hook's secret key")
         _signed(check_greenhouse, settings.greenhouse_secret, body,
                 request.headers.get("signature"))
-        event_id = (request.headers.get("greenhouse-event-id") or "").strip()
-        if not event_id:
+        header_id = (request.headers.get("greenhouse-event-id") or "").strip()
+        if not header_id:
             raise Refused(400, "greenhouse: missing Greenhouse-Event-ID header")
-        events = _parsed(greenhouse_events, event_id, _json(body, "greenhouse"))
+        if problem := event_id_problem(header_id):
+            raise Refused(400, f"greenhouse: the Greenhouse-Event-ID header is {problem}")
+        # the header is not signed: the event is known by its signed body
+        event_id = greenhouse_event_id(body)
+        parsed = _json(body, "greenhouse")
+        events = _parsed(greenhouse_events, event_id, parsed)
         if not events:
             return JSONResponse({"status": "ignored", "reason": "ping"})
-        return await store("greenhouse", events, f"event {event_id}")
+        label = f"{events[0].event_type} {header_id} ({event_id})"
+        if inbox.seen("greenhouse", event_id):
+            log.info("greenhouse %s: a copy of a stored event, ignored", label)
+            return JSONResponse({"status": "duplicate"})
+        stamp = _parsed(greenhouse_event_time, parsed)
+        if stamp is not None:
+            await fresh("greenhouse", label, stamp, settings.greenhouse_clock or settings.clock,
+                        settings.greenhouse_max_age, GREENHOUSE_MAX_AHEAD, "change time")
+        return await store("greenhouse", events, label)
 
     async def keap(request: Request) -> Response:
         body = await _body(request, settings.max_body)
@@ -205,17 +272,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             raise Refused(400, "highlevel: body has no 'timestamp'")
         if inbox.seen("highlevel", events[0].event_id):
             return JSONResponse({"status": "duplicate"})
-        try:
-            now = await run_in_threadpool(settings.clock)
-        except httpx.HTTPError as e:
-            raise Refused(503, f"highlevel: cannot read the sandbox clock: {e}") from e
-        age = now - stamp
-        if abs(age) > settings.max_age:
-            when = "old" if age > timedelta() else "in the future"
-            raise Refused(409, f"highlevel: event {events[0].event_id} timestamp is "
-                          f"{abs(age.total_seconds()):.0f} s {when}; at most "
-                          f"{settings.max_age.total_seconds():.0f} s is accepted (replay "
-                          "protection)")
+        await fresh("highlevel", f"event {events[0].event_id}", stamp, settings.clock,
+                    settings.max_age, settings.max_age, "timestamp")
         return await store("highlevel", events, f"{events[0].event_type} {events[0].event_id}")
 
     async def health(request: Request) -> Response:
@@ -247,7 +305,7 @@ def _signed(check: Callable[..., None], *args: Any) -> None:
         raise Refused(401, str(e)) from e
 
 
-def _parsed(parse: Callable[..., list[Event]], *args: Any) -> list[Event]:
+def _parsed(parse: Callable[..., T], *args: Any) -> T:
     try:
         return parse(*args)
     except PayloadError as e:

@@ -14,8 +14,10 @@ single `write` on an O_APPEND descriptor, so a reader sees whole lines; a line t
 was never acknowledged (the vendor retries it) and readers skip it.
 
 `seq` (microseconds since the epoch, strictly increasing per writer) is the inbox position: the
-sensor's cursor. Duplicates (a vendor resending an event) are refused at write time for events
-seen in the last DEDUP_DAYS days (longer than any vendor's retry window: Greenhouse ~15 h), and
+sensor's cursor. Duplicates (a vendor resending an event, or anyone replaying a signed body) are
+refused at write time for events seen in the last `dedup_days(source)` days (longer than any
+vendor's retry window: Greenhouse ~15 h; for Greenhouse, whose event id is a digest of the signed
+body, longer than the age the receiver accepts, so a replay is either a duplicate or stale), and
 every reader dedups again by (source, event_id, object_type, object_id), so nothing is ever
 counted twice.
 """
@@ -36,16 +38,24 @@ from pathlib import Path
 import duckdb
 
 from orchestration.fsync import fsync as _fsync
-from orchestration.webhooks.events import Event
+from orchestration.webhooks.events import SOURCES, Event
 
 log = logging.getLogger("talentvault.webhooks")
 
 DEDUP_DAYS = 3
+# a Greenhouse body carrying times older than GREENHOUSE_DEDUP_DAYS - 1 days is refused as stale
+# (app.py), so remembering its digest one day longer covers every replay that is not stale
+GREENHOUSE_DEDUP_DAYS = 8
 COLUMNS = {"seq": "BIGINT", "event_id": "VARCHAR", "source": "VARCHAR",
            "event_type": "VARCHAR", "object_type": "VARCHAR", "object_id": "VARCHAR",
            "op": "VARCHAR", "related_id": "VARCHAR", "vendor_timestamp": "TIMESTAMPTZ",
            "received_at": "TIMESTAMPTZ"}
 ROW_KEY = "source, event_id, object_type, object_id"
+
+
+def dedup_days(source: str) -> int:
+    """How long an event id is refused again at write time."""
+    return GREENHOUSE_DEDUP_DAYS if source == "greenhouse" else DEDUP_DAYS
 
 
 def inbox_dir(root: Path) -> Path:
@@ -130,17 +140,19 @@ class Inbox:
         self._load_recent()
 
     def _load_recent(self) -> None:
-        since = datetime.now(UTC).date() - timedelta(days=DEDUP_DAYS)
+        today = datetime.now(UTC).date()
+        since = today - timedelta(days=max(DEDUP_DAYS, GREENHOUSE_DEDUP_DAYS))
         sql = events_sql(self.root, since)
         if sql is None:
             return
+        cut = {s: (today - timedelta(days=dedup_days(s))).isoformat() for s in SOURCES}
         con = connect()
         try:
             top = con.execute(f"SELECT max(seq) FROM ({sql})").fetchone()[0]
             con.execute(f"SELECT source, event_id, max(CAST(received_at AS DATE))::VARCHAR "
                         f"FROM ({sql}) GROUP BY ALL")
             while batch := con.fetchmany(10_000):
-                self._seen.update(((s, e), d) for s, e, d in batch)
+                self._seen.update(((s, e), d) for s, e, d in batch if d >= cut.get(s, ""))
             self._last_seq = int(top or 0)
         finally:
             con.close()
@@ -175,16 +187,16 @@ class Inbox:
                 if self._open_day != day:
                     if self._open_day is not None:
                         self._compact_closed(day)
-                        self._forget_before(now.date() - timedelta(days=DEDUP_DAYS))
+                        self._forget_before(now.date())
                     self._open_day = day
             new_ids = {(e.source, e.event_id) for e in fresh}
             return Appended(len(fresh), len(new_ids), len(dup_ids))
 
-    def _forget_before(self, day: date) -> None:
-        """Drop ids older than the dedup window (no vendor resends that late; readers still
-        dedup), so a long-running receiver's memory stays flat."""
-        cut = day.isoformat()
-        self._seen = {k: d for k, d in self._seen.items() if d >= cut}
+    def _forget_before(self, today: date) -> None:
+        """Drop ids older than their source's dedup window (no vendor resends that late;
+        readers still dedup), so a long-running receiver's memory stays flat."""
+        cut = {s: (today - timedelta(days=dedup_days(s))).isoformat() for s in SOURCES}
+        self._seen = {k: d for k, d in self._seen.items() if d >= cut.get(k[0], "")}
 
     def _write(self, day: str, data: bytes) -> None:
         folder = self.dir / f"date={day}"

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 
 import pytest
 from typer.testing import CliRunner
 
+from assets.backups.catalog import open_catalog
 from assets.backups.cli_restore import app
 from assets.backups.restore import (
     RestoreRefused,
@@ -175,6 +177,14 @@ def test_cli_preview_and_apply(sandbox_world: World, as_of):
     shown = runner.invoke(app, ["preview", "--source", "keap", "--as-of", as_of, "--ids", cid,
                                 "--show-values", "--root", str(w.root)])
     assert '"Cli"' in shown.output
+    ((details, subjects),) = open_catalog(w.root).execute(
+        "SELECT details, subjects FROM audit.events WHERE action = 'restore_preview' "
+        'ORDER BY "at" DESC LIMIT 1').fetchall()
+    assert json.loads(details)["show_values"] is True and subjects == [f"keap_contact:{cid}"]
+    peek = runner.invoke(app, ["preview", "--source", "keap", "--as-of", as_of, "--where",
+                               "id IN (SELECT content FROM read_text('/etc/hostname'))",
+                               "--root", str(w.root)])
+    assert peek.exit_code == 2 and "may read only the backup" in peek.output
     bad = runner.invoke(app, ["preview", "--source", "keap", "--as-of", as_of, "--fields",
                               "nope", "--root", str(w.root)])
     assert bad.exit_code == 2 and "nope" in bad.output

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
@@ -18,7 +17,6 @@ import pytest
 
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.automation import TRIGGER_TAG, held_by
-from orchestration.freshness import SourceFreshness, backup_freshness
 from orchestration.in_process import Automation
 from orchestration.resources import KeapResource, build_resources
 from orchestration.sandbox import records
@@ -76,8 +74,6 @@ class HeldNight:
 @dataclass
 class Deployment:
     nights: list[Night]
-    freshness: list[SourceFreshness]        # right after the second night
-    freshness_late: list[SourceFreshness]   # 27 hours later, with no backup since
     held: HeldNight
 
 
@@ -107,9 +103,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                              {k: v.value for k, v in push.metadata.items()}
                              | {"partition": push.partition},
                              contacts.metadata["backup/records_total"].value, live))
-        later = datetime.now(UTC) + timedelta(hours=27)
-        fresh, late = backup_freshness(instance), backup_freshness(instance, later)
-        yield Deployment(out, fresh, late, held_night(w, automation, instance, mapping))
+        yield Deployment(out, held_night(w, automation, instance, mapping))
 
 
 def _push_partition(instance: dg.DagsterInstance) -> str | None:
@@ -182,16 +176,6 @@ def test_after_each_day_keap_holds_exactly_what_the_mapping_implies(nights: list
         assert wrong == [], (n.day, wrong[:5])
         assert n.push["succeeded"] >= created
     assert nights[0].push["succeeded"] > 0
-
-
-def test_freshness_is_the_rpo_per_source(deployment: Deployment):
-    day = deployment.nights[-1].day
-    for f in deployment.freshness:
-        assert f.state == "PASS" and f.never_backed_up == [], f
-        assert f.age_hours is not None and f.age_hours < 1 and f.rpo_hours == 26
-        assert f.last_whole_day == day  # the nightly backed the whole day up
-    assert {f.source for f in deployment.freshness} == {"greenhouse", "keap", "highlevel"}
-    assert all(f.state == "FAIL" and f.age_hours > 26 for f in deployment.freshness_late)
 
 
 def test_a_failed_blocking_check_holds_the_push_until_the_data_is_fixed(deployment: Deployment):

@@ -137,13 +137,17 @@ def test_an_incremental_without_its_base_is_named(root: Path):
     result = cli(root, "--json")
     assert result.exit_code == 1
     report = json.loads(result.output)
-    assert [p["kind"] for p in report["problems"]] == ["chain"]
-    assert report["damaged_paths"] == [str(days[2].relative_to(root))]
+    assert [p["kind"] for p in report["problems"]] == ["seal_missing", "chain"]
+    assert report["damaged_paths"] == [str(days[1].relative_to(root)),
+                                       str(days[2].relative_to(root))]
+    assert "partition gone without a prune" in report["problems"][0]["reason"]
 
 
 def test_read_data_catches_a_rewritten_file_whose_manifest_was_fixed(root: Path):
-    """A valid Parquet file with one changed value and a manifest updated to its new hash:
-    the fast form cannot tell; reading the rows back and recomputing the fingerprint can."""
+    """A valid Parquet file with one changed value and a manifest updated to its new hash: the
+    seal names the manifest's changed `files`; once someone accepts the change (`talentvault
+    seal --accept`), the fast form cannot tell, and reading the rows back and recomputing the
+    fingerprint still can."""
     part = contacts_part(root, 1)
     table = pq.read_table(part)
     ops = table.column("_op")
@@ -156,6 +160,12 @@ def test_read_data_catches_a_rewritten_file_whose_manifest_was_fixed(root: Path)
     manifest = json.loads(manifest_path.read_text())
     manifest["files"][0].update(sha256=sha256_file(part), bytes=part.stat().st_size)
     writable(manifest_path).write_text(json.dumps(manifest))
+    result = cli(root)
+    assert result.exit_code == 1
+    assert "manifest field `files` changed" in result.output
+    target = str(part.parent.relative_to(root))
+    accepted = runner.invoke(app, ["seal", "--data-dir", str(root), "--accept", target])
+    assert accepted.exit_code == 0, accepted.output
     assert cli(root).exit_code == 0
     result = cli(root, "--read-data", "--json")
     assert result.exit_code == 1

@@ -8,8 +8,11 @@ def _base_urls(client) -> list[str]:
 
 
 def test_restore_uses_the_real_keap_when_its_env_vars_are_set(monkeypatch):
+    from tests.unit.test_mode import live_env
+
+    for name, value in live_env().items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("KEAP_BASE_URL", "https://api.keap.example")
-    monkeypatch.setenv("KEAP_API_KEY", "not-a-real-key")
     client = open_client("keap")
     try:
         assert _base_urls(client) == ["https://api.keap.example"]

@@ -91,3 +91,35 @@ def test_catalog_file_opens_read_only_in_plain_duckdb(storage, tmp_path):
     path = catalog.write_catalog_file(tmp_path)
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM keap.contacts").fetchone()[0] == 1
+
+
+def test_landing_syncs_files_and_folders_around_the_rename(storage, monkeypatch):
+    """A power cut never leaves a manifest pointing at empty files: every part file and the
+    manifest are fsynced, then their folder, before the rename; the parent after it."""
+    import os
+
+    events: list[tuple[str, str]] = []
+    real_fsync, real_rename = os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src, dst):
+        events.append(("rename", f"{src} -> {dst}"))
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    m = _write(storage, "2026-01-05", [[_contact("1", "A", "2026-01-05T09:00:00Z")]], mode="full")
+    part = storage.partition_dir("keap", "contacts", "2026-01-05")
+    swap = next(i for i, (kind, what) in enumerate(events)
+                if kind == "rename" and what.endswith(f"-> {part}"))
+    staging = Path(events[swap][1].split(" -> ")[0])
+    before = {what for kind, what in events[:swap] if kind == "fsync"}
+    after = {what for kind, what in events[swap:] if kind == "fsync"}
+    for f in m["files"]:
+        assert str(staging / f["file"]) in before
+    assert {str(staging / "_manifest.json"), str(staging)} <= before
+    assert str(part.parent) in after                        # the rename itself is durable
+    assert str(storage.path() / "seals" / "ledger.jsonl") in after   # and its seal record

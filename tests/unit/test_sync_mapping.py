@@ -4,6 +4,7 @@ with real snapshot partitions (written by the backups' own writer)."""
 
 from __future__ import annotations
 
+import re
 import textwrap
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -288,3 +289,23 @@ def test_the_cli_exits_1_on_problems_and_0_on_a_good_file(tmp_path, monkeypatch)
     assert r.exit_code == 1 and "Culture Chat" in r.output
     r = CliRunner().invoke(mapping_app, ["check", str(DEFAULT_PATH), "--date", "2026-01-03"])
     assert r.exit_code == 1 and "no snapshot for 2026-01-03" in r.output
+
+
+@pytest.mark.parametrize("text, where, what", [
+    (BASE + "  given_name:\n    from: [first_name\n", ":7:", "not valid YAML"),
+    # a key written twice: YAML parsers keep the last silently (the first block's mappings
+    # would vanish and the check would say "valid")
+    (BASE + "fields:\n  email:\n    from: email\n", ":", "appears twice"),
+])
+def test_a_mapping_that_is_not_yaml_is_one_line_naming_file_line_and_column_exit_2(
+        tmp_path, monkeypatch, text, where, what):
+    path = tmp_path / "m.yaml"
+    path.write_text(text)
+    monkeypatch.setenv("TALENTVAULT_SYNC_MAPPING", str(path))     # as the sync reads it
+    r = CliRunner().invoke(mapping_app, ["check", "--offline"])
+    assert r.exit_code == 2
+    [line] = r.output.strip().splitlines()
+    assert line.startswith(f"error: {path.resolve()}{where}") and what in line
+    assert re.search(r"\.yaml:\d+:\d+: ", line)
+    with pytest.raises(MappingError):       # the sync's assets load the same way
+        load_mapping()

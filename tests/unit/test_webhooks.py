@@ -23,7 +23,9 @@ from starlette.testclient import TestClient
 from orchestration.webhooks import hook_secrets
 from orchestration.webhooks.app import Settings, create_app
 from orchestration.webhooks.catalog import catalog_statements
+from orchestration.webhooks.events import greenhouse_event_id
 from orchestration.webhooks.inbox import Inbox, events_sql, inbox_dir
+from orchestration.webhooks.sensor import pending_by_source
 from orchestration.webhooks.signatures import load_ed25519_public_key
 
 SECRET = "gh-webhook-secret"
@@ -82,7 +84,9 @@ def test_greenhouse_signed_event_stores_ids_only_and_a_resend_is_not_stored_twic
     got = rows(tmp_path)
     assert [(x["object_type"], x["object_id"], x["op"]) for x in got] == [
         ("application", "501", "upsert"), ("candidate", "77", "upsert")]
-    assert {x["event_id"] for x in got} == {"ev-1"}
+    # one event, known by its signed body (the Event-ID header is not signed)
+    assert {x["event_id"] for x in got} == {
+        greenhouse_event_id(json.dumps(stage_change(501, 77)).encode())}
     assert got[0]["vendor_timestamp"] == datetime(2026, 1, 20, 9, 29, tzinfo=UTC)
     raw = inbox_bytes(tmp_path)
     for value in ("Zelda", "Quartermaine", "zelda.q@example.org", "555 0199"):
@@ -126,6 +130,35 @@ def test_greenhouse_bad_requests_name_the_problem(client, tmp_path):
     r = gh_post(client, {"action": "merge_candidate", "payload": {"person": {"id": 5}}})
     assert r.status_code == 400 and "new_candidate_id" in r.json()["error"]
     assert rows(tmp_path) == []
+
+
+def test_greenhouse_replay_of_a_signed_body_under_a_fresh_event_id_is_not_stored_again(
+        client, tmp_path):
+    assert gh_post(client, stage_change(501, 77), event_id="ev-1").json()["rows"] == 2
+    cursor = {"greenhouse": max(r["seq"] for r in rows(tmp_path))}   # the sensor saw it
+    # the same signed bytes, a new unsigned Greenhouse-Event-ID, also after a receiver restart
+    again = gh_post(client, stage_change(501, 77), event_id="ev-replayed")
+    restarted = TestClient(create_app(Settings(root=tmp_path, greenhouse_secret=SECRET,
+                                               clock=lambda: NOW)))
+    later = gh_post(restarted, stage_change(501, 77), event_id="ev-replayed-2")
+    assert again.json() == later.json() == {"status": "duplicate"}
+    assert len(rows(tmp_path)) == 2
+    assert pending_by_source(tmp_path, cursor) == {}     # so no second backup run
+
+
+def test_greenhouse_body_whose_own_times_are_stale_is_refused(client, tmp_path):
+    def at(ts: datetime) -> dict:
+        body = stage_change(501, 77)
+        body["payload"]["application"]["last_activity_at"] = ts.isoformat()
+        return body
+
+    stale = gh_post(client, at(NOW - timedelta(days=8)))
+    assert stale.status_code == 409 and "s old" in stale.json()["error"]
+    ahead = gh_post(client, at(NOW + timedelta(hours=2)))
+    assert ahead.status_code == 409 and "in the future" in ahead.json()["error"]
+    assert rows(tmp_path) == []
+    # within the window (Greenhouse retries for ~15 h): stored
+    assert gh_post(client, at(NOW - timedelta(days=6))).json()["rows"] == 2
 
 
 def test_greenhouse_without_a_configured_secret_is_503(tmp_path):
@@ -285,7 +318,8 @@ def test_keap_bad_batches_are_400(client, tmp_path):
 def test_inbox_survives_a_restart_and_refuses_known_events(client, tmp_path, hl_key):
     gh_post(client, stage_change(501, 77), event_id="ev-1")
     # a new receiver process on the same data root
-    c2 = TestClient(create_app(Settings(root=tmp_path, greenhouse_secret=SECRET)))
+    c2 = TestClient(create_app(Settings(root=tmp_path, greenhouse_secret=SECRET,
+                                        clock=lambda: NOW)))
     assert gh_post(c2, stage_change(501, 77), event_id="ev-1").json() == {
         "status": "duplicate"}
     assert gh_post(c2, stage_change(502, 77), event_id="ev-2").json()["rows"] == 2
@@ -309,6 +343,63 @@ def test_closed_days_compact_to_parquet_with_the_same_rows(client, tmp_path):
     day = inbox_dir(tmp_path) / "date=2026-01-01"
     assert sorted(p.name for p in day.iterdir()) == ["events.parquet"]
     assert rows(tmp_path) == before
+
+
+def signed_gh(client: TestClient, raw: bytes, event_id: str = "ev-1"):
+    sig = "sha256 " + hmac.new(SECRET.encode(), raw, hashlib.sha256).hexdigest()
+    return client.post("/webhooks/greenhouse", content=raw,
+                       headers={"Signature": sig, "Greenhouse-Event-ID": event_id})
+
+
+@pytest.mark.parametrize("raw, problem", [
+    (b'{"action": "x", "payload": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nested"),
+    (b'{"action": "x", "payload": ' + b'{"a": ' * 70 + b"1" + b"}" * 70 + b"}", "nested"),
+    (b'{"action": "x", "payload": {"job": ' + b"9" * 5000 + b"}}", "not usable JSON"),
+])
+def test_signed_bodies_too_deep_or_too_big_to_read_are_400(client, tmp_path, raw, problem):
+    r = signed_gh(client, raw)
+    assert r.status_code == 400 and problem in r.json()["error"]
+    assert "\n" not in r.json()["error"]
+    assert rows(tmp_path) == []
+
+
+def _gh_app(app_id) -> dict:
+    body = stage_change(1, 2)
+    body["payload"]["application"]["id"] = app_id
+    return body
+
+
+@pytest.mark.parametrize("source, body, field", [
+    ("greenhouse", _gh_app("../../etc"), "payload.application.id"),
+    ("greenhouse", _gh_app(int("9" * 401)), "payload.application.id"),
+    ("greenhouse", _gh_app({"nested": 1}), "payload.application.id"),
+    ("greenhouse", {"action": "delete_candidate", "payload": {"person": {
+        "id": 5, "deleted_application_ids": ["../x"]}}},
+     "payload.person.deleted_application_ids[0]"),
+    ("keap", keap_body("contact.edit", [12]) | {"object_keys": [{"id": "../../etc"}]},
+     "object_keys[0]"),
+    ("highlevel", {"id": "../../etc"}, "ContactUpdate id"),
+    ("highlevel", {"id": {"id": "x"}}, "ContactUpdate id"),
+    ("highlevel", {"webhookId": "a\nb"}, "webhookId"),
+])
+def test_ids_outside_the_vendors_format_are_400_and_store_nothing(
+        client, hl_key, tmp_path, source, body, field):
+    if source == "greenhouse":
+        r = gh_post(client, body)
+    elif source == "keap":
+        hook_secrets.learn_secret(tmp_path, "s-1")
+        r = client.post("/webhooks/keap", headers={"X-Hook-Secret": "s-1"}, json=body)
+    else:
+        r = hl_post(client, hl_key, hl_body(NOW) | body)
+    assert r.status_code == 400 and field in r.json()["error"], r.json()
+    assert "etc" not in r.json()["error"]       # the value is described, never echoed
+    assert rows(tmp_path) == []
+
+
+def test_a_greenhouse_event_id_header_that_is_not_an_id_is_400(client, tmp_path):
+    r = gh_post(client, stage_change(1, 2), event_id="../../etc")
+    assert r.status_code == 400 and "Greenhouse-Event-ID" in r.json()["error"]
+    assert rows(tmp_path) == []
 
 
 def test_body_over_the_limit_is_413(tmp_path):

@@ -25,8 +25,8 @@ from orchestration.sandbox import world_crm as crm
 from orchestration.sandbox import world_people as people
 from orchestration.sandbox.store import Store, iso, parse_ts
 from orchestration.sandbox.world_clock import WORK_END_HOUR, WORK_START_HOUR
+from tests.conftest import SPECS
 
-SPECS = Path(__file__).resolve().parents[2].parent / "shared" / "specs"
 EXAMPLES = Path(world.__file__).parent / "examples"
 START = "2026-01-05"
 SIZE = 400

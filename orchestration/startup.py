@@ -1,0 +1,27 @@
+"""What `talentvault` checks before a subcommand runs: the mode (orchestration/config.py).
+
+A command that talks to a vendor (restore, webhooks) stops at once, with one line naming the
+missing or misplaced setting and the fix, instead of failing half-way or falling back to the
+sandbox. The demo runs only in sandbox mode. Commands that read the backups alone (sql, verify,
+status, ...) do not need vendor settings and are not checked; `status` reports them.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from orchestration.config import ModeError, checked_mode, require_sandbox_mode
+
+VENDOR_COMMANDS = ("restore", "webhooks")
+
+
+def check_mode_at_start(ctx: typer.Context) -> None:
+    """The app callback: runs before every subcommand."""
+    try:
+        if ctx.invoked_subcommand == "demo":
+            require_sandbox_mode("talentvault demo")
+        elif ctx.invoked_subcommand in VENDOR_COMMANDS:
+            checked_mode()
+    except ModeError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
