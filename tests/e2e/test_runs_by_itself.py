@@ -20,9 +20,11 @@ from orchestration.automation import TRIGGER_TAG, held_by
 from orchestration.in_process import Automation
 from orchestration.resources import KeapResource, build_resources
 from orchestration.sandbox import records
+from orchestration.sensors import failed_run_alert_sensor, finished_run_alert_sensor
 from tests.e2e.conftest import World, served_world
 from tests.e2e.keap_state import field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts
+from tests.integration.installs import alert_receiver, tick
 
 PUSH = dg.AssetKey(["sync", "keap_push"])
 
@@ -69,6 +71,9 @@ class HeldNight:
     keap_after: dict[str, dict[str, Any]]
     tags: dict[str, str]
     labels: dict[str, str]
+    alerts: list[dict]          # what the alert channel received during the night
+    alert_errors: list[str]
+    person_values: list[str]    # the broken candidate's names and addresses
 
 
 @dataclass
@@ -121,8 +126,14 @@ def held_night(w: World, automation: Automation, instance: dg.DagsterInstance,
     records.save(w.store, "greenhouse", "candidates",
                  {**doc, "created_at": None, "updated_at": f"{day}T23:00:00.000Z"})
     before = keap_docs(w.store)
-    automation.nightly(day)
-    broken = automation.settle(w.store.now())
+    sensors = (failed_run_alert_sensor, finished_run_alert_sensor)
+    # the run sensors were ticking before tonight (a first tick starts at the present)
+    cursors = {s.name: tick(s, instance, None)[1] for s in sensors}
+    with alert_receiver() as (url, received), pytest.MonkeyPatch.context() as env:
+        env.setenv("TALENTVAULT_ALERT_URLS", url)
+        automation.nightly(day)
+        broken = automation.settle(w.store.now())
+        errors = [e for s in sensors for e in tick(s, instance, cursors[s.name])[0]]
     held, keap_held = held_by(automation.defs, instance, day), keap_docs(w.store)
     pushed_while_held = _push_partition(instance)
     # fixed in Greenhouse, and Greenhouse backed up again for that day (what a person does
@@ -133,7 +144,15 @@ def held_night(w: World, automation: Automation, instance: dg.DagsterInstance,
     released = automation.settle(w.store.now())
     return HeldNight(day, broken, held, before, keap_held, pushed_while_held, rerun, released,
                      held_by(automation.defs, instance, day), expected_contacts(w.store, mapping),
-                     keap_docs(w.store), tag_names(w.store), field_labels(w.store))
+                     keap_docs(w.store), tag_names(w.store), field_labels(w.store),
+                     list(received), errors, _person_values(doc))
+
+
+def _person_values(doc: dict[str, Any]) -> list[str]:
+    values = [doc.get("first_name"), doc.get("last_name")]
+    values += [e.get("value") for e in doc.get("email_addresses") or []]
+    values += [p.get("value") for p in doc.get("phone_numbers") or []]
+    return [v for v in values if isinstance(v, str) and len(v) > 2]
 
 
 @pytest.fixture(scope="module")
@@ -192,3 +211,18 @@ def test_a_failed_blocking_check_holds_the_push_until_the_data_is_fixed(deployme
     assert PUSH in run.dagster_run.asset_selection
     wrong, _ = mismatches(h.expected, h.keap_before, h.keap_after, h.tags, h.labels)
     assert wrong == [], wrong[:5]
+
+
+def test_the_held_push_reaches_the_alert_channel_with_ids_not_people(deployment: Deployment):
+    h = deployment.held
+    assert h.alert_errors == []
+    held = [m for m in h.alerts if "Keap push held" in m["title"]]
+    assert len(held) == 1, [m["title"] for m in h.alerts]
+    body = held[0]["message"]
+    assert h.day in held[0]["title"]
+    assert "greenhouse/candidates required_fields_present failed" in body
+    assert "/runs/" in body  # a link to the run that found it
+    assert h.person_values, "the broken record has names or addresses to look for"
+    for m in h.alerts:
+        text = f"{m['title']} {m['message']}".lower()
+        assert not [v for v in h.person_values if v.lower() in text]
