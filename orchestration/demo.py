@@ -16,7 +16,6 @@ import threading
 import time
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -27,10 +26,8 @@ from rich.table import Table
 from orchestration.automation import TRIGGER_TAG
 from orchestration.config import data_root, sandbox_dir, sandbox_url
 from orchestration.in_process import Automation
-from orchestration.instance import release_abandoned_runs
+from orchestration.instance import release_abandoned_runs, use_project_instance
 from orchestration.times import parse_ts
-
-REPO = Path(__file__).resolve().parents[1]
 
 EXAMPLE_QUERIES = [
     "SELECT status, count(*) AS applications FROM greenhouse.applications GROUP BY ALL "
@@ -49,14 +46,6 @@ EXAMPLE_QUERIES = [
 DEMO_CANDIDATES = 1000
 
 LAUNCHED_BY, PID = "talentvault/launched_by", "talentvault/pid"
-
-
-def use_project_instance() -> dg.DagsterInstance:
-    """The instance configured by the top-level dagster.yaml (run history survives restarts)."""
-    if not os.environ.get("DAGSTER_HOME"):
-        home = REPO if (REPO / "dagster.yaml").exists() else Path.cwd()
-        os.environ["DAGSTER_HOME"] = str(home)
-    return dg.DagsterInstance.get()
 
 
 def cover_day(day: str) -> None:

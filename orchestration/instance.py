@@ -39,6 +39,8 @@ from dagster._core.storage.runs.sqlite.sqlite_run_storage import SqliteRunStorag
 PID_TAG, HOST_TAG = "talentvault/pid", "talentvault/host"
 # runs that count as running: their process is expected to end them
 RUNNING = (DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING)
+REPO = Path(__file__).resolve().parents[1]
+
 # a process that started this long after the run did is not the run's: its pid was reused. Wide,
 # so that a clock step (NTP) between the run's start and the check never makes a live run look
 # dead; pids are reused after minutes or hours, not seconds
@@ -198,3 +200,18 @@ class LocalRunLauncher(DefaultRunLauncher):
                 WorkerStatus.FAILED, f"the process that ran it ({worker.describe()}) was killed "
                 "or crashed")
         return CheckRunHealthResult(WorkerStatus.RUNNING, worker.describe())
+
+
+def project_home() -> str | None:
+    """DAGSTER_HOME, else the repository's own folder when it holds dagster.yaml (the instance
+    `talentvault demo`, `status` and `runs` use when none is set)."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home:
+        return home
+    return str(REPO) if (REPO / "dagster.yaml").exists() else None
+
+
+def use_project_instance() -> dg.DagsterInstance:
+    """The instance of `project_home()` (run history survives restarts)."""
+    os.environ["DAGSTER_HOME"] = project_home() or str(Path.cwd())
+    return dg.DagsterInstance.get()

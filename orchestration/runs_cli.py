@@ -31,8 +31,12 @@ def release_command(
     """Mark failed the runs whose process was killed or crashed, and free their concurrency-pool
     slots, so the runs waiting for those pools go on. A live run is never released: let it
     finish, or terminate it first. Exit code 1 when a named run cannot be released."""
-    from orchestration.demo import use_project_instance
-    from orchestration.instance import release_abandoned_runs, release_run, run_worker
+    from orchestration.instance import (
+        release_abandoned_runs,
+        release_run,
+        run_worker,
+        use_project_instance,
+    )
 
     instance = use_project_instance()
     by = "`talentvault runs release`"

@@ -26,20 +26,12 @@ from orchestration.config import (
     missing_live_settings,
     sandbox_url,
 )
+from orchestration.instance import project_home
 from orchestration.sensors import PUSH_KEY, VERIFY_CHECK
 
 CHECK_EVENTS_READ = 2000   # the newest check evaluations: a daily backup makes ~150
 RUNS_READ = 200
 RECENT = timedelta(days=14)
-
-
-def instance_home() -> str | None:
-    """DAGSTER_HOME, else the repository's own dagster.yaml (as `talentvault demo` uses it)."""
-    home = os.environ.get("DAGSTER_HOME")
-    if home:
-        return home
-    repo = Path(__file__).resolve().parents[1]
-    return str(repo) if (repo / "dagster.yaml").exists() else None
 
 
 def mode_state() -> tuple[dict[str, Any], list[str]]:
@@ -177,7 +169,7 @@ def install_status() -> dict[str, Any]:
             needs.append(f"{s['source']}: late, newest whole day {s['day']} is "
                          f"{s['age_hours']} h old (RPO {s['rpo_hours']:g} h)")
     status["sources"] = sources
-    home = instance_home()
+    home = project_home()
     status["instance"] = home
     status["checks"], status["push"], status["failed_runs"], status["runs_for"] = {}, None, [], 0
     if home and not Path(home).is_dir():
