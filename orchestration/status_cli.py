@@ -13,6 +13,18 @@ def _n(value: Any) -> str:
     return "-" if value is None else f"{value:,}" if isinstance(value, int) else str(value)
 
 
+def check_counts(group: dict[str, Any]) -> str:
+    """'N passed, N failed, N warnings: ...': a failed WARN check is a warning, not a failure
+    (it holds nothing and pages no one)."""
+    errors = [f for f in group["failed"] if f["severity"] == "ERROR"]
+    warnings = [f for f in group["failed"] if f["severity"] != "ERROR"]
+    listed = ", ".join(f"{f['check']} ({f['partition'] or '-'}, {f['severity']})"
+                       for f in (errors + warnings)[:5])
+    warned = f", {len(warnings)} warnings" if warnings else ""
+    listed = f": {listed}" if listed else ""
+    return f"{group['passed']} passed, {len(errors)} failed{warned}{listed}"
+
+
 def source_lines(s: dict[str, Any], checks: dict[str, Any], creds: dict[str, Any]) -> list[str]:
     if s["day"] is None:
         head = "no whole day backed up yet"
@@ -26,13 +38,8 @@ def source_lines(s: dict[str, Any], checks: dict[str, Any], creds: dict[str, Any
         lines.append(f"{'':<11}   {e['entity']}: whole day {e['day'] or 'none'}"
                      + (f", open day {e['open_day']} in progress" if e["open_day"] else ""))
     group = checks.get(s["source"])
-    if group:
-        failed = ", ".join(f"{f['check']} ({f['partition'] or '-'}, {f['severity']})"
-                           for f in group["failed"][:5])
-        lines.append(f"{'':<11} checks: {group['passed']} passed, {len(group['failed'])} failed"
-                     + (f": {failed}" if failed else ""))
-    else:
-        lines.append(f"{'':<11} checks: none recorded")
+    lines.append(f"{'':<11} checks: {check_counts(group)}" if group
+                 else f"{'':<11} checks: none recorded")
     present = ", ".join(creds["present"]) or "none"
     missing = "; missing " + "; ".join(creds["missing"]) if creds["missing"] else ""
     lines.append(f"{'':<11} settings present: {present}{missing}")
@@ -48,7 +55,7 @@ def render(st: dict[str, Any]) -> str:
         out += source_lines(s, st["checks"], st["credentials"][s["source"]])
     other = {k: v for k, v in st["checks"].items() if k not in st["credentials"]}
     for group, c in sorted(other.items()):
-        out.append(f"{group:<11} checks: {c['passed']} passed, {len(c['failed'])} failed")
+        out.append(f"{group:<11} checks: {check_counts(c)}")
     out.append("")
     p = st["push"]
     if p:

@@ -117,3 +117,13 @@ def test_status_of_a_failing_install_lists_every_reason(install):
     assert f"the Keap push for {YESTERDAY} dead-lettered 3 change(s)" in needs
     assert f"latest run of __ephemeral_asset_job__ failed: run {run.run_id}" in needs
     assert "verify found damage" in needs and "2 damaged" in needs
+
+
+def test_a_failed_warn_check_is_a_warning_not_a_failure():
+    from orchestration.status_cli import check_counts
+
+    group = {"passed": 6, "failed": [
+        {"check": "identity/keap_contacts keap_emails_are_unique", "partition": "2026-01-04",
+         "severity": "WARN", "blocking": False}]}
+    assert check_counts(group) == ("6 passed, 0 failed, 1 warnings: identity/keap_contacts "
+                                   "keap_emails_are_unique (2026-01-04, WARN)")
