@@ -75,7 +75,7 @@ def ensure_world(candidates: int, seed: int) -> dict[str, Any]:
     done = folder / "summary.json"   # written last: a world without it is incomplete
     if done.exists():
         return json.loads(done.read_text())
-    from orchestration.sandbox import world
+    from sandbox.world import generate as world
 
     print(f"generating a world of {candidates:,} candidates in {folder} "
           "(once; not measured) ...", flush=True)
@@ -269,7 +269,7 @@ def child_dlt(a: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from dlt.sources.rest_api import rest_api_source
 
-    from orchestration.sandbox import credentials
+    from sandbox import credentials
 
     baseline = _preload()
     work = Path(a["work"])
@@ -356,7 +356,7 @@ def same_ids(tv_part: str, dlt_dir: str) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestration.sandbox import process
+    from sandbox import process
 
     gh_summary = ensure_world(args.candidates, args.seed)
     keap_candidates, keap_summary = ensure_keap_world(args.contacts, args.seed)

@@ -134,7 +134,7 @@ def reference_now(current_mode: str) -> tuple[datetime, str]:
             pass
         world = sandbox_dir() / "world.db"
         if world.exists():
-            from orchestration.sandbox.store import Store
+            from sandbox.store import Store
 
             store = Store(world, create=False)
             try:

@@ -74,7 +74,8 @@ def sandbox_serve(
 
     Base URLs: http://127.0.0.1:PORT/greenhouse (Harvest v3), /keap (Keap REST v2 under
     /keap/crm/rest/v2), /highlevel (LeadConnector v2), and /_sandbox (admin)."""
-    from orchestration.sandbox import process, world
+    from sandbox import process
+    from sandbox.world import generate as world
 
     folder = _dir(data_dir)
     world.ensure(folder, candidates=candidates, seed=seed)
@@ -92,7 +93,7 @@ def sandbox_init(
     data_dir: DataDir = None,
 ) -> None:
     """Generate a new synthetic recruiting world (replaces the current one)."""
-    from orchestration.sandbox import world
+    from sandbox.world import generate as world
 
     summary = world.generate(_dir(data_dir), candidates=candidates, seed=seed, start=start)
     typer.echo(json.dumps(summary, indent=2))
@@ -104,8 +105,8 @@ def sandbox_tick(
     data_dir: DataDir = None,
 ) -> None:
     """Play N days: applications, stage moves, offers, hires, merges, deletions, CRM edits."""
-    from orchestration.sandbox import life
-    from orchestration.sandbox.store import Store, iso
+    from sandbox.store import Store, iso
+    from sandbox.world import life
 
     try:
         store = Store(_dir(data_dir), create=False)
@@ -123,7 +124,7 @@ def sandbox_load(
     data_dir: DataDir = None,
 ) -> None:
     """Replace the world with JSONL fixtures in the vendors' own JSON shapes."""
-    from orchestration.sandbox import fixtures
+    from sandbox import fixtures
 
     try:
         summary = fixtures.load(_dir(data_dir), folder)
@@ -136,7 +137,7 @@ def sandbox_load(
 @sandbox_app.command("stop")
 def sandbox_stop(data_dir: DataDir = None) -> None:
     """Stop a sandbox server that `talentvault demo` started in the background."""
-    from orchestration.sandbox import process
+    from sandbox import process
 
     stopped = process.stop_background(_dir(data_dir))
     typer.echo("sandbox stopped" if stopped else "no background sandbox was running")
@@ -145,7 +146,7 @@ def sandbox_stop(data_dir: DataDir = None) -> None:
 @sandbox_app.command("status")
 def sandbox_status(data_dir: DataDir = None) -> None:
     """The simulated clock and record counts of the world."""
-    from orchestration.sandbox.store import Store, iso
+    from sandbox.store import Store, iso
 
     store = Store(_dir(data_dir), create=False)
     typer.echo(json.dumps({"now": iso(store.now()), "seed": store.get_meta("seed"),

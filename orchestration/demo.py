@@ -83,7 +83,7 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     # import here, in the main thread, keeps other threads from seeing a half-imported module
     import sqlalchemy.orm  # noqa: F401
 
-    from orchestration.sandbox.process import ensure_running
+    from sandbox.process import ensure_running
 
     if console is None:
         console = Console()

@@ -16,7 +16,7 @@ def resolve_base(configured: str, sandbox_prefix: str) -> tuple[str, bool]:
     if configured:
         return configured.rstrip("/"), False
     sandbox_allowed(sandbox_prefix.strip("/"))
-    from orchestration.sandbox.process import ensure_running
+    from sandbox.process import ensure_running
 
     base, _ = ensure_running(sandbox_dir(), sandbox_url())
     return f"{base}{sandbox_prefix}", True
