@@ -25,18 +25,16 @@ GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from sandbox.faults import FaultSpecError
+from sandbox.state import SandboxState
 from sandbox.store import iso, parse_ts
 from sandbox.webhooks import delivery as webhooks
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
 
 
 def routes(state: SandboxState) -> list[BaseRoute]:

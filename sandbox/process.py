@@ -1,5 +1,10 @@
 """Running the sandbox server: in the foreground (`talentvault sandbox serve`) or as a background
-process that the demo, the Dagster resources and the tests start when none is listening."""
+process that the demo, the Dagster resources and the tests start when none is listening.
+
+With credentials.py, this is all the product may import from the sandbox (the `talentvault
+sandbox` commands excepted): it starts, finds and stops a server and reads a stopped world's
+clock; everything else reaches the sandbox over HTTP at its base URL. Which mode may start a
+sandbox is the product's decision (orchestration/config.py), taken before calling in here."""
 
 from __future__ import annotations
 
@@ -10,14 +15,15 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
 
-from orchestration.config import DEFAULT_SANDBOX_HOST
+HOST = "127.0.0.1"  # the sandbox listens on loopback only
 
 
-def serve(data_dir: Path, *, host: str = DEFAULT_SANDBOX_HOST, port: int = 8765,
+def serve(data_dir: Path, *, host: str = HOST, port: int = 8765,
           faults: str | None = None, rate_limits: bool = True,
           token_ttl_seconds: float = 3600.0, log_level: str = "warning") -> None:
     import uvicorn
@@ -32,7 +38,7 @@ def serve(data_dir: Path, *, host: str = DEFAULT_SANDBOX_HOST, port: int = 8765,
 
 def free_port() -> int:
     with socket.socket() as s:
-        s.bind((DEFAULT_SANDBOX_HOST, 0))
+        s.bind((HOST, 0))
         return s.getsockname()[1]
 
 
@@ -66,7 +72,7 @@ def start(data_dir: Path, *, port: int | None = None, faults: str | None = None,
           log_file: Path | None = None, wait_seconds: float = 30.0) -> SandboxProcess:
     """Start `talentvault sandbox serve` in the background and wait until it answers."""
     port = port or free_port()
-    base_url = f"http://{DEFAULT_SANDBOX_HOST}:{port}"
+    base_url = f"http://{HOST}:{port}"
     cmd = [sys.executable, "-m", "orchestration.cli", "sandbox", "serve",
            "--port", str(port), "--data-dir", str(data_dir),
            "--token-ttl", str(token_ttl_seconds)]
@@ -97,13 +103,8 @@ def ensure_running(folder: Path, base_url: str, *, candidates: int = 3000,
 
     Returns (base_url, started). A started server keeps running after this process exits (so
     `dagster dev` runs and the CLI share it); `talentvault sandbox stop` ends it (pid file).
-    Never in live mode: there a vendor without a base URL is a configuration error, not a reason
-    to send its writes to the sandbox."""
-    from orchestration.config import ModeError, mode
-
-    if mode() == "live":
-        raise ModeError("live mode (TALENTVAULT_MODE=live) never starts the sandbox: set every "
-                        "vendor's *_BASE_URL, or set TALENTVAULT_MODE=sandbox")
+    The caller decides whether a sandbox may start at all (never in live mode: see
+    orchestration/config.py `sandbox_may_start`)."""
     if is_up(base_url):
         return base_url, False
     from urllib.parse import urlparse
@@ -130,3 +131,17 @@ def stop_background(folder: Path) -> bool:
     finally:
         pid_file.unlink(missing_ok=True)
     return True
+
+
+def world_now(folder: Path) -> datetime | None:
+    """The simulated clock of the world in `folder`, read from its file (no server needed);
+    None when there is no world."""
+    from sandbox.store import DB_NAME, Store
+
+    if not (Path(folder) / DB_NAME).exists():
+        return None
+    store = Store(Path(folder), create=False)
+    try:
+        return store.now()
+    finally:
+        store.close()

@@ -18,9 +18,8 @@ import asyncio
 import json
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -28,71 +27,15 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from sandbox import admin
 from sandbox.faults import Faults, parse_spec
-from sandbox.ratelimit import Limiter, Verdict
+from sandbox.greenhouse import vendor as greenhouse
+from sandbox.highlevel import vendor as highlevel
+from sandbox.keap import vendor as keap
+from sandbox.ratelimit import Verdict
+from sandbox.state import RequestLog, SandboxState, Vendor
 from sandbox.store import Store
-
-
-class Vendor(Protocol):
-    """What a vendor module gives the server (see greenhouse.py, keap.py, highlevel.py)."""
-
-    name: str                      # "greenhouse" | "keap" | "highlevel"
-    public_paths: tuple[str, ...]  # paths below the prefix that need no auth (token endpoints)
-
-    def routes(self) -> list[BaseRoute]: ...
-
-    def authenticate(self, request: Request) -> tuple[str | None, Response | None]:
-        """(principal, None) when the request is authorized, (None, error response) when not."""
-
-    def limiter_for(self, principal: str) -> Limiter: ...
-
-    def limit_headers(self, verdict: Verdict) -> dict[str, str]:
-        """The vendor's rate-limit headers for a request that passed or was refused."""
-
-    def too_many_requests(self, verdict: Verdict, retry_after: float | None) -> Response: ...
-
-    def error(self, status: int, message: str) -> Response:
-        """An error reply in the vendor's own body shape."""
-
-    def expired_token(self) -> Response: ...
-
-
-@dataclass
-class RequestLog:
-    """What the sandbox was asked, in order: for tests and benchmarks (no bodies, no secrets)."""
-
-    cap: int = 2_000_000
-    entries: list[dict[str, Any]] = field(default_factory=list)
-    seq: int = 0
-
-    def add(self, entry: dict[str, Any]) -> None:
-        self.seq += 1
-        entry["seq"] = self.seq
-        self.entries.append(entry)
-        if len(self.entries) > self.cap:
-            del self.entries[: len(self.entries) - self.cap]
-
-    def query(self, source: str | None = None, since: int = 0,
-              method: str | None = None) -> list[dict[str, Any]]:
-        return [e for e in self.entries
-                if e["seq"] > since and (source is None or e["source"] == source)
-                and (method is None or e["method"] == method)]
-
-    def clear(self) -> None:
-        self.entries.clear()
-
-
-@dataclass
-class SandboxState:
-    """Shared by the gate, the vendors and the admin endpoints of one server."""
-
-    store: Store
-    faults: Faults
-    log: RequestLog
-    rate_limits: bool = True
-    token_ttl_seconds: float = 3600.0
-    vendors: dict[str, Vendor] = field(default_factory=dict)
-    webhooks: Any = None  # webhooks.Dispatcher, made on first use
+from sandbox.webhooks import delivery
 
 
 class VendorGate:
@@ -228,10 +171,6 @@ def json_error(status: int, body: dict[str, Any]) -> JSONResponse:
 def create_app(data_dir: Path | str, *, faults: str | None = None, rate_limits: bool = True,
                token_ttl_seconds: float = 3600.0, fault_seed: int = 0) -> Starlette:
     """Build the ASGI app over the world in `data_dir` (created empty if missing)."""
-    import importlib
-
-    from sandbox import admin
-
     store = Store(Path(data_dir))
     state = SandboxState(store=store, faults=Faults(fault_seed), log=RequestLog(),
                          rate_limits=rate_limits, token_ttl_seconds=token_ttl_seconds)
@@ -239,20 +178,14 @@ def create_app(data_dir: Path | str, *, faults: str | None = None, rate_limits: 
         state.faults.set(source, rates)
 
     routes: list[BaseRoute] = [Mount("/_sandbox", routes=admin.routes(state))]
-    for name in ("greenhouse", "keap", "highlevel"):
-        try:
-            module = importlib.import_module(f"sandbox.{name}.vendor")
-        except ModuleNotFoundError as e:  # TODO(sandbox): remove once all three vendors exist
-            if e.name != f"sandbox.{name}.vendor":
-                raise
-            continue
-        vendor = module.create(state)
+    for create in (greenhouse.create, keap.create, highlevel.create):
+        vendor = create(state)
         state.vendors[vendor.name] = vendor
         inner = Starlette(routes=vendor.routes(), exception_handlers=_handlers(vendor))
         routes.append(Mount(f"/{vendor.name}", app=VendorGate(inner, vendor, state)))
     app = Starlette(routes=routes)
     app.state.sandbox = state
-    admin.webhooks.start_if_configured(state)
+    delivery.start_if_configured(state)
     return app
 
 

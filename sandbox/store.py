@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestration.times import iso, parse_ts
+from sandbox.times import iso, parse_ts
 
 __all__ = ["Store", "Row", "iso", "parse_ts", "DEFAULT_START", "DB_NAME"]
 
@@ -324,14 +324,18 @@ class Store:
 
     # -- whole world ------------------------------------------------------------------------
     def wipe(self) -> None:
-        """Empty the world (records, keys, tombstones, tokens, counters, webhook hooks and
-        pending changes); keeps nothing."""
-        from sandbox.webhooks.store import drop_all
-
+        """Empty the world: every table in the file (records, keys, tombstones, tokens, counters,
+        and the tables other modules add, such as the webhook hooks and pending changes); keeps
+        nothing. The store owns the file, so it needs no list of what others keep in it."""
         with self.transaction():
-            drop_all(self)  # first: with no trigger left, the world's removal emits nothing
-            for table in ("records", "lookup", "tombstones", "meta", "tokens"):
-                self.conn.execute(f"DELETE FROM {table}")
+            # triggers first: with none left, the world's removal emits nothing
+            for (name,) in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'trigger'").fetchall():
+                self.conn.execute(f'DROP TRIGGER IF EXISTS "{name}"')
+            for (table,) in self.conn.execute(
+                    "SELECT name FROM sqlite_master WHERE type = 'table' "
+                    "AND name NOT LIKE 'sqlite_%'").fetchall():
+                self.conn.execute(f'DELETE FROM "{table}"')
 
 
 class _Tx:

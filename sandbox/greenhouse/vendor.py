@@ -20,7 +20,7 @@ import json
 import math
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -36,9 +36,7 @@ from sandbox.greenhouse.lists import (
     parse_query,
 )
 from sandbox.ratelimit import Limiter, Verdict, Window
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
+from sandbox.state import SandboxState
 
 NAME = "greenhouse"
 TOKEN_PATH = "/auth/token"

@@ -18,7 +18,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -31,10 +30,8 @@ from sandbox.highlevel.location import location_routes
 from sandbox.highlevel.opportunities import opportunity_routes
 from sandbox.highlevel.search import search_routes
 from sandbox.ratelimit import Limiter, Verdict, Window
+from sandbox.state import SandboxState
 from sandbox.store import Store
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
 
 BURST = Window(100, 10.0, "burst")
 DAILY = Window(200_000, 86_400.0, "daily")

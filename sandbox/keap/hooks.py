@@ -21,19 +21,17 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import httpx
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.state import SandboxState
 from sandbox.store import iso
 from sandbox.webhooks import delivery as webhooks
 from sandbox.webhooks import store as hs
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
 
 PREFIX = "/crm/rest/v1/hooks"  # real: https://api.infusionsoft.com/crm/rest/v1/hooks
 EVENT_KEYS = ("contact.add", "contact.delete", "contact.edit", "contactGroup.applied",

@@ -16,7 +16,7 @@ import binascii
 import hmac
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import parse_qsl
 
 from starlette.requests import Request
@@ -25,9 +25,7 @@ from starlette.routing import BaseRoute, Route
 
 from sandbox import credentials
 from sandbox.keap.common import SOURCE
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
+from sandbox.state import SandboxState
 
 TOKEN_PATH = "/token"
 CLIENTS = {credentials.KEAP_CLIENT_ID: credentials.KEAP_CLIENT_SECRET}

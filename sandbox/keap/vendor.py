@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -34,9 +33,7 @@ from sandbox.keap.hooks import KeapHooks
 from sandbox.keap.oauth import TENANT, TOKEN_PATH, OAuth
 from sandbox.keap.tags import Tags
 from sandbox.ratelimit import Limiter, Verdict, Window
-
-if TYPE_CHECKING:
-    from sandbox.server import SandboxState
+from sandbox.state import SandboxState
 
 NAME = "keap"
 SPIKE = Window(25, 1.0, "spike")

@@ -46,14 +46,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from sandbox.state import SandboxState
 from sandbox.store import Store, iso
 from sandbox.webhooks import store as hs
 from sandbox.webhooks.events import Event, dumps, events_for
 
 if TYPE_CHECKING:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    from sandbox.server import SandboxState
 
 # seconds before attempt 2, 3, ... (the real vendors wait minutes to hours); the last one repeats
 RETRY_DELAYS: tuple[float, ...] = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0)
@@ -85,7 +84,6 @@ def load_or_create_key(folder: Path) -> Ed25519PrivateKey:
     """The sandbox's HighLevel signing key: created once per sandbox folder (0600), then kept."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
     path = folder / KEY_FILE
     if not path.exists():
         pem = Ed25519PrivateKey.generate().private_bytes(

@@ -184,15 +184,6 @@ def install_triggers(store: Store) -> None:
         END""")
 
 
-def drop_all(store: Store) -> None:
-    """Forget every hook, pending change and trigger (part of `Store.wipe`)."""
-    for name in TRIGGERS:
-        store.conn.execute(f"DROP TRIGGER IF EXISTS {name}")
-    if has_tables(store):
-        store.conn.execute("DELETE FROM webhook_hooks")
-        store.conn.execute("DELETE FROM webhook_outbox")
-
-
 def claim(store: Store, limit: int = 5000) -> list[Change]:
     """Take (and remove) the oldest pending changes, in change order."""
     if not has_tables(store):
