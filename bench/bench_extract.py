@@ -47,7 +47,7 @@ OUT = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Extraction: talentvault vs dlt"
 PLACEHOLDER = "(interpretation: to be written by hand for these numbers)"
-KEAP_PER_CANDIDATE_GUESS = 0.80   # world_build: 60% of candidates in Keap (+4% dupes) + leads
+KEAP_PER_CANDIDATE_GUESS = 0.80   # world/build.py: 60% of candidates in Keap (+4% dupes) + leads
 UNLIMITED = 1_000_000             # client pacing high enough never to wait
 
 if str(ROOT) not in sys.path:     # `python bench/bench_extract.py` puts bench/ first, not root

@@ -19,7 +19,7 @@ GET    /_sandbox/records/{source}/{entity} every live record (JSON lines): the t
 GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
 /_sandbox/webhooks...                      outbound webhooks: Greenhouse / HighLevel config,
                                            HighLevel public key, delivery log, flush
-                                           (see webhooks.py; Keap hooks: keap_hooks.py)
+                                           (see webhooks/delivery.py; Keap hooks: keap/hooks.py)
 """
 
 from __future__ import annotations

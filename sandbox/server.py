@@ -4,7 +4,7 @@
     <base>/keap/...         Keap REST (v2 under /keap/crm/rest/v2, token at /keap/token)
     <base>/highlevel/...    HighLevel (LeadConnector) API v2
     <base>/_sandbox/...     admin: state counts, clock, request log, faults, rate limits,
-                            outbound webhooks (webhooks.py: a delivery thread with its own
+                            outbound webhooks (webhooks/delivery.py: a delivery thread with its own
                             SQLite connection, started only while a hook is configured)
 
 Every vendor request passes one gate (`VendorGate`): request log, fault roll, the vendor's own

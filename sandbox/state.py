@@ -17,7 +17,7 @@ from sandbox.store import Store
 
 
 class Vendor(Protocol):
-    """What a vendor module gives the server (see greenhouse.py, keap.py, highlevel.py)."""
+    """What a vendor module gives the server (see greenhouse/, keap/, highlevel/ vendor.py)."""
 
     name: str                      # "greenhouse" | "keap" | "highlevel"
     public_paths: tuple[str, ...]  # paths below the prefix that need no auth (token endpoints)

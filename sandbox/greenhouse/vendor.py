@@ -6,7 +6,7 @@
 
 Entities: candidates, applications, jobs, job_interview_stages, application_stages, offers,
 interviews, rejection_reasons, rejection_details, users. List parameters, filters and cursors are
-in greenhouse_lists.py. Errors are `{"message": ...}` like Harvest's, plus `errors` (field and
+in greenhouse/lists.py. Errors are `{"message": ...}` like Harvest's, plus `errors` (field and
 message) on 422; the token endpoint answers RFC 6749 errors (`error`, `error_description`).
 """
 

@@ -72,7 +72,7 @@ def find_by_email(store: Store, email: str | None) -> str | None:
 def find_by_phone(store: Store, phone: str | None) -> str | None:
     if not phone:
         return None
-    # the expression matches the partial index hl_contacts_phone (see highlevel.py)
+    # the expression matches the partial index hl_contacts_phone (see vendor.py)
     row = store.conn.execute(
         "SELECT id FROM records INDEXED BY hl_contacts_phone WHERE source = 'highlevel' "
         "AND entity = 'contacts' AND json_extract(doc, '$.phone') = ? ORDER BY seq LIMIT 1",

@@ -12,7 +12,7 @@ GET  /contacts/         ?locationId=&limit<=100&startAfter=&startAfterId=&query=
 Filters (white-label docs shape): {field, operator, value} or {group: AND|OR, filters: [...]};
 operators eq, not_eq, contains, not_contains, exists, not_exists, range ({gte, gt, lte, lt});
 dates take ISO-8601 or epoch milliseconds. Everything pages in SQL with keyset conditions on
-partial indexes (see highlevel.py), so a million contacts page as fast as a hundred.
+partial indexes (see highlevel/vendor.py), so a million contacts page as fast as a hundred.
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ Rate limit, per app and location as HighLevel documents: 100 requests per 10 s b
 200,000 a day, reported on every reply in X-RateLimit-* headers. Over the limit: 429 with the
 headers and no Retry-After (HighLevel does not document one).
 
-Endpoints live in highlevel_contacts.py, highlevel_search.py, highlevel_opportunities.py and
-highlevel_location.py; this module is the gate-facing part (auth, limits, error shapes).
+Endpoints live in highlevel/contacts.py, search.py, opportunities.py and
+location.py; this module is the gate-facing part (auth, limits, error shapes).
 """
 
 from __future__ import annotations

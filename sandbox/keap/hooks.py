@@ -14,7 +14,7 @@ hookUrl `{"event_key": K, "object_type": T, "object_keys": []}` with header `X-H
 200 reply echoing the same header makes the hook `Verified`, anything else leaves it
 `Unverified` (an `Inactive` hook stays `Inactive`). The secret is made once per hook and sent
 again with every delivery. Only Verified hooks receive events; a 410 reply or a fourth failed
-attempt makes a hook `Inactive` until verified again (webhooks.py).
+attempt makes a hook `Inactive` until verified again (webhooks/delivery.py).
 """
 
 from __future__ import annotations

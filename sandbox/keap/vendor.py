@@ -4,7 +4,7 @@
     /keap/crm/rest/v2/contacts...         contacts, upsert, custom field model (real:
                                           api.keap.com/crm/rest/v2/...)
     /keap/crm/rest/v2/tags...             tags, categories, applyTags / removeTags
-    /keap/crm/rest/v1/hooks...            REST hooks (v1 still owns them; keap_hooks.py)
+    /keap/crm/rest/v1/hooks...            REST hooks (v1 still owns them; keap/hooks.py)
 
 Auth: `X-Keap-API-Key: <Personal Access Token>` or `Authorization: Bearer <OAuth access token>`.
 Limits are Keap's published ones, enforced per key or per OAuth client: a PAT gets 10/s,

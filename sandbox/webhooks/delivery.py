@@ -13,9 +13,9 @@
                                                    delivery was attempted to its end
     GET    /_sandbox/webhooks/settings             {"retry_delays": [...], "timeout_seconds": s}
     PUT    /_sandbox/webhooks/settings             change them (not persisted)
-Keap hooks are managed through the Keap v1 API itself (keap_hooks.py).
+Keap hooks are managed through the Keap v1 API itself (keap/hooks.py).
 
-Changes reach the worker through the outbox in the world file (webhooks_store.py), whichever
+Changes reach the worker through the outbox in the world file (webhooks/store.py), whichever
 process made them; the worker is one thread of the server process with its own SQLite
 connection, so deliveries never block API replies. Each delivery is retried on the compressed
 RETRY_DELAYS schedule up to the vendor's number of attempts; every attempt is logged (ids and

@@ -3,7 +3,7 @@
 `generate` replaces the world in a folder with ~90 days of recruiting history ending at `start`
 (00:00 UTC), where it sets the simulated clock. It streams: candidates are built in chunks (their
 applications, stage history, interviews, offers, rejections and CRM contacts with them, see
-world_build) and written chunk by chunk, so a million candidates never sit in memory at once;
+world/build.py) and written chunk by chunk, so a million candidates never sit in memory at once;
 big worlds are built by worker processes while this one writes. The same seed and sizes give
 byte-identical records however they were built. See docs/sandbox.md for the world's shape.
 """

@@ -1,7 +1,7 @@
 """Daily recruiting life: `tick(store, days)` plays whole simulated days on the world.
 
 Day k (k = 1..N) is the UTC calendar day that starts k-1 days after the midnight at or before the
-clock. Its events (see RATES) happen in recruiters' working hours (world_clock), at strictly
+clock. Its events (see RATES) happen in recruiters' working hours (world/clock.py), at strictly
 increasing instants after the clock; every record an event writes gets its own millisecond
 stamp as its update time. Each day is one transaction (readers see whole days) and leaves the
 clock at the next midnight. The day's random choices are seeded by the world's seed and the date,
