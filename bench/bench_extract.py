@@ -47,7 +47,7 @@ OUT = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Extraction: talentvault vs dlt"
 PLACEHOLDER = "(interpretation: to be written by hand for these numbers)"
-KEAP_PER_CANDIDATE_GUESS = 0.80   # world_build: 60% of candidates in Keap (+4% dupes) + leads
+KEAP_PER_CANDIDATE_GUESS = 0.80   # world/build.py: 60% of candidates in Keap (+4% dupes) + leads
 UNLIMITED = 1_000_000             # client pacing high enough never to wait
 
 if str(ROOT) not in sys.path:     # `python bench/bench_extract.py` puts bench/ first, not root
@@ -75,7 +75,7 @@ def ensure_world(candidates: int, seed: int) -> dict[str, Any]:
     done = folder / "summary.json"   # written last: a world without it is incomplete
     if done.exists():
         return json.loads(done.read_text())
-    from orchestration.sandbox import world
+    from sandbox.world import generate as world
 
     print(f"generating a world of {candidates:,} candidates in {folder} "
           "(once; not measured) ...", flush=True)
@@ -269,7 +269,7 @@ def child_dlt(a: dict[str, Any]) -> dict[str, Any]:
     import pyarrow.parquet as pq
     from dlt.sources.rest_api import rest_api_source
 
-    from orchestration.sandbox import credentials
+    from sandbox import credentials
 
     baseline = _preload()
     work = Path(a["work"])
@@ -356,7 +356,7 @@ def same_ids(tv_part: str, dlt_dir: str) -> dict[str, int]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    from orchestration.sandbox import process
+    from sandbox import process
 
     gh_summary = ensure_world(args.candidates, args.seed)
     keap_candidates, keap_summary = ensure_keap_world(args.contacts, args.seed)

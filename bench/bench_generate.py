@@ -19,8 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from orchestration.sandbox import world
-from orchestration.sandbox.store import DB_NAME
+from sandbox.store import DB_NAME
+from sandbox.world import generate as world
 
 
 def run(candidates: int, seed: int, apc: float, folder: Path) -> dict:

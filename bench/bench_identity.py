@@ -53,7 +53,7 @@ def _u(key: str, col: str = "i") -> str:
 
 
 def candidates_sql(n: int) -> str:
-    from orchestration.sandbox import world_people as wp
+    from sandbox.world import people as wp
 
     first = wp.FIRST_NAMES
     last = wp.LAST_NAMES

@@ -4,7 +4,7 @@
     uv run python bench/bench_push.py --changes 2000 --auth pat
 
 A sandbox server is started on an empty world with rate limits on (PAT: 10/s, 240/min,
-30,000/day; OAuth client: 1,500/min, spike 25/s; see orchestration/sandbox/keap.py). Existing
+30,000/day; OAuth client: 1,500/min, spike 25/s; see sandbox/keap/vendor.py). Existing
 Keap contacts are seeded straight into its store (not measured); a changeset partition of
 `--changes` changes is written in the contract layout: 40% creates, 40% field updates of
 existing contacts, 20% tag adds over 4 tags (half of them on contacts created in the same push).
@@ -45,7 +45,7 @@ def build_changeset(root: Path, store, n: int) -> dict[str, int]:
     import pyarrow as pa
 
     from assets.identity.storage import write_partition
-    from orchestration.sandbox import records
+    from sandbox import records
     from tests.e2e.sync_push_support import CHANGESET_SCHEMA, create, tag, update
 
     n_create, n_update = int(n * 0.4), int(n * 0.4)
@@ -100,7 +100,7 @@ def open_client(base: str, auth: str, work: Path):
         KeapClient,
         RotatingOAuth,
     )
-    from orchestration.sandbox import credentials
+    from sandbox import credentials
 
     retry = RetryPolicy()
     if auth == "pat":
@@ -128,8 +128,8 @@ def main() -> None:
     import httpx
 
     from assets.sync.push import run_push
-    from orchestration.sandbox import process
-    from orchestration.sandbox.store import Store
+    from sandbox import process
+    from sandbox.store import Store
 
     work = Path(tempfile.mkdtemp(prefix="bench_push_", dir=ROOT / "bench" / "out"
                                  if (ROOT / "bench" / "out").is_dir() else None))

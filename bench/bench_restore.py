@@ -42,8 +42,9 @@ def main() -> None:
     ap.add_argument("--auth", choices=("pat", "oauth"), default="pat",
                     help="Keap credential: an API key (240 calls/min) or OAuth (1,500/min)")
     args = ap.parse_args()
-    from orchestration.sandbox import process, world
-    from orchestration.sandbox.store import Store
+    from sandbox import process
+    from sandbox.store import Store
+    from sandbox.world import generate as world
 
     shutil.rmtree(OUT, ignore_errors=True)
     OUT.mkdir(parents=True)
@@ -82,7 +83,7 @@ def keap_oauth_client(base_url: str):
     import httpx
 
     from orchestration.resources import KeapResource
-    from orchestration.sandbox import credentials
+    from sandbox import credentials
 
     token_url = f"{base_url}/keap/token"
     grant = httpx.post(token_url, data={"grant_type": "authorization_code",

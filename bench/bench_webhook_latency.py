@@ -48,8 +48,8 @@ DAEMON_WAIT = 60  # at most one webhook_sensor interval plus one automation sens
 def start_receiver(root: Path):
     import uvicorn
 
-    from orchestration.sandbox import process
     from orchestration.webhooks.app import Settings, create_app
+    from sandbox import process
 
     port = process.free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(Settings.from_env(root)), host="127.0.0.1",
@@ -71,8 +71,8 @@ def apply_once(store, rng: random.Random) -> tuple[int, str] | None:
     """One person applies now (the sandbox's life event); returns the candidate id and email,
     or None when the event made no syncable new person (invalid email, a duplicate)."""
     from assets.identity.emails import reference_email
-    from orchestration.sandbox import world_life_ats as gh
-    from orchestration.sandbox.world_life import Day
+    from sandbox.world import life_ats as gh
+    from sandbox.world.day import Day
 
     before = {str(d["id"]) for d in store.iter_docs("greenhouse", "candidates")}
     with store.transaction():
@@ -103,8 +103,9 @@ def main() -> None:
     for name in ("GREENHOUSE_BASE_URL", "KEAP_BASE_URL", "HIGHLEVEL_BASE_URL"):
         os.environ.pop(name, None)
 
-    from orchestration.sandbox import process, world
-    from orchestration.sandbox.store import Store
+    from sandbox import process
+    from sandbox.store import Store
+    from sandbox.world import generate as world
 
     world.generate(base / "sandbox", candidates=args.candidates, seed=args.seed)
     proc = process.start(base / "sandbox", rate_limits=False)

@@ -132,13 +132,9 @@ def reference_now(current_mode: str) -> tuple[datetime, str]:
             return parse_ts(r.json()["now"]), "sandbox"
         except (httpx.HTTPError, KeyError, ValueError):
             pass
-        world = sandbox_dir() / "world.db"
-        if world.exists():
-            from orchestration.sandbox.store import Store
+        from sandbox.process import world_now
 
-            store = Store(world, create=False)
-            try:
-                return store.now(), "sandbox world file"
-            finally:
-                store.close()
+        now = world_now(sandbox_dir())
+        if now is not None:
+            return now, "sandbox world file"
     return datetime.now(UTC), "real"

@@ -154,6 +154,14 @@ def require_sandbox_mode(what: str) -> None:
     checked_mode()
 
 
+def sandbox_may_start() -> None:
+    """Raise in live mode: there a vendor without a base URL is a configuration error, not a
+    reason to start the local sandbox and send its writes there."""
+    if mode() == "live":
+        raise ModeError(f"live mode ({MODE_VAR}=live) never starts the sandbox: set every "
+                        f"vendor's *_BASE_URL, or set {MODE_VAR}=sandbox")
+
+
 def sandbox_allowed(vendor: str) -> None:
     """Raise unless an empty base URL may mean the sandbox (never in live mode)."""
     if mode() == "live":

@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.automation import TRIGGER_TAG
-from orchestration.config import data_root, sandbox_dir, sandbox_url
+from orchestration.config import data_root, sandbox_dir, sandbox_may_start, sandbox_url
 from orchestration.in_process import Automation
 from orchestration.instance import release_abandoned_runs, use_project_instance
 from orchestration.times import parse_ts
@@ -72,13 +72,14 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
     # import here, in the main thread, keeps other threads from seeing a half-imported module
     import sqlalchemy.orm  # noqa: F401
 
-    from orchestration.sandbox.process import ensure_running
+    from sandbox.process import ensure_running
 
     if console is None:
         console = Console()
         if not console.is_terminal:  # piped or CI: do not squeeze the table to 80 columns
             console = Console(width=120)
     started = time.monotonic()
+    sandbox_may_start()
     base, launched = ensure_running(sandbox_dir(), sandbox_url(), candidates=DEMO_CANDIDATES)
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
     partition = day or sandbox_day(base).isoformat()

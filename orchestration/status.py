@@ -50,7 +50,7 @@ def mode_state() -> tuple[dict[str, Any], list[str]]:
 
 
 def sandbox_state() -> dict[str, Any]:
-    from orchestration.sandbox.process import is_up
+    from sandbox.process import is_up
 
     url = sandbox_url()
     return {"url": url, "running": is_up(url, timeout=0.3)}

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.sandbox import process
-from orchestration.sandbox.store import Store
+from sandbox import process
+from sandbox.store import Store
 
 # the sandbox's worlds start in January 2026 and tests back up days before "yesterday": a fixed
 # first partition, set before any test module imports the code location (orchestration/

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-FOLDERS = ("orchestration", "assets", "checks", "tests", "bench")
+FOLDERS = ("orchestration", "assets", "checks", "sandbox", "tests", "bench")
 # `Path(__file__).resolve().parents[2].parent`, `Path(__file__).parent.parent`: how far up
 UP = re.compile(r"__file__\)(?:\.resolve\(\))?((?:\.parents\[\d+\])?(?:\.parent\b)*)")
 OUTSIDE = re.compile(r"""\.\./shared|["'/]shared/specs|/work/shared""")

@@ -7,7 +7,7 @@ What is left out on purpose: values the vendor derives or owns (ids, create/upda
 `number_e164` and e-mail opt-in status, HighLevel's lower-case search copies and `name`), and
 histories the API cannot write back (Keap UTM touches, notes, scores).
 
-Values are compared as the vendor stores them (its write rules, `orchestration/sandbox` and
+Values are compared as the vendor stores them (its write rules, `sandbox/` and
 docs/recovery.md "Restore"): a backed-up value the vendor would change on write is compared and
 sent in that changed form, or a finished restore would list it again forever. Keap trims an
 e-mail address (every Unicode whitespace, like Python's `str.strip`) and keeps its case; it

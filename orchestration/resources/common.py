@@ -15,8 +15,8 @@ def resolve_base(configured: str, sandbox_prefix: str) -> tuple[str, bool]:
     sandbox mode only; in live mode it is an error naming the vendor's *_BASE_URL."""
     if configured:
         return configured.rstrip("/"), False
-    sandbox_allowed(sandbox_prefix.strip("/"))
-    from orchestration.sandbox.process import ensure_running
+    sandbox_allowed(sandbox_prefix.strip("/"))  # live mode never starts the sandbox
+    from sandbox.process import ensure_running
 
     base, _ = ensure_running(sandbox_dir(), sandbox_url())
     return f"{base}{sandbox_prefix}", True

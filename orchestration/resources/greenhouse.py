@@ -12,8 +12,8 @@ import dagster as dg
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_link_header
 from orchestration.resources.common import pause_when_spent, resolve_base
-from orchestration.sandbox import credentials
 from orchestration.times import iso
+from sandbox import credentials
 
 ENTITIES = ("candidates", "applications", "jobs", "job_interview_stages", "application_stages",
             "offers", "interviews", "rejection_reasons", "rejection_details", "users")

@@ -10,8 +10,8 @@ import dagster as dg
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, parsed_json
 from orchestration.resources.common import pause_when_spent, resolve_base
-from orchestration.sandbox import credentials
 from orchestration.times import iso
+from sandbox import credentials
 
 API_VERSION = "2021-07-28"
 SEARCH_PAGE_LIMIT = 500      # POST /contacts/search pageLimit maximum

@@ -30,8 +30,8 @@ from orchestration.http import (
     parsed_json,
 )
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
-from orchestration.sandbox import credentials
 from orchestration.times import iso
+from sandbox import credentials
 
 # Keap's published limits: PAT/SAK 10/s, 240/min, 30,000/day; OAuth 1,500/min; spike 25/s.
 DEFAULT_CONTACT_FIELDS = ("id", "given_name", "family_name", "middle_name", "prefix", "suffix",

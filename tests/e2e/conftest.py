@@ -20,8 +20,10 @@ from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.resources import GreenhouseResource, HighLevelResource, KeapResource
 from orchestration.resources.storage import SnapshotStorage
-from orchestration.sandbox import life, process, world
-from orchestration.sandbox.store import Store
+from sandbox import process
+from sandbox.store import Store
+from sandbox.world import generate as world
+from sandbox.world import life
 
 ALL_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP, *HIGHLEVEL]
 # the sandbox's entity name where the backup's differs

@@ -9,7 +9,7 @@ from typing import Any
 from assets.identity.emails import reference_email
 from assets.identity.phones import reference_phone
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
-from orchestration.sandbox.store import Store
+from sandbox.store import Store
 from tests.e2e.sync_expected import Expected
 
 # exclusive tag groups named tag by tag (families like @stage are covered by the model)

@@ -34,7 +34,7 @@ from assets.identity.emails import reference_email
 from assets.identity.names import display_name, nfkc_trim
 from assets.identity.phones import reference_phone
 from assets.sync.mapping import FALLBACK_KEY, Mapping
-from orchestration.sandbox.store import Store
+from sandbox.store import Store
 
 # RE2's `[\s\p{Z}]` (what the SQL `trim` transform strips)
 WHITESPACE = " \t\n\r\x0c\u00a0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007" \

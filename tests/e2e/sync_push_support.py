@@ -17,7 +17,7 @@ from assets.identity.storage import write_partition
 from assets.sync.ledger import ledger_relation
 from orchestration.http import RetryPolicy
 from orchestration.resources.keap import KeapClient
-from orchestration.sandbox import credentials, records
+from sandbox import credentials, records
 from tests.conftest import Sandbox
 
 DAY = "2026-01-15"

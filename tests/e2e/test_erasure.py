@@ -28,8 +28,9 @@ from assets.extract import run_extract
 from assets.identity.assets import identity_assets
 from orchestration.resources import build_resources
 from orchestration.resources.storage import RUN_METADATA, SnapshotStorage
-from orchestration.sandbox import process, world
-from orchestration.sandbox.store import Store
+from sandbox import process
+from sandbox.store import Store
+from sandbox.world import generate as world
 from tests.e2e.conftest import ALL_SPECS, World
 
 # id columns by name -> the person's id set they hold (the test's own reading of the layout)

@@ -32,8 +32,8 @@ from checks import identity as checks
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
 from orchestration.resources.storage import SnapshotStorage
-from orchestration.sandbox import process, records
-from orchestration.sandbox.store import Store
+from sandbox import process, records
+from sandbox.store import Store
 from tests.e2e.conftest import World
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "messy"

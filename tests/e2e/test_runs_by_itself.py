@@ -19,8 +19,8 @@ from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.automation import TRIGGER_TAG, held_by
 from orchestration.in_process import Automation
 from orchestration.resources import KeapResource, build_resources
-from orchestration.sandbox import records
 from orchestration.sensors import failed_run_alert_sensor, finished_run_alert_sensor
+from sandbox import records
 from tests.e2e.conftest import World, served_world
 from tests.e2e.keap_state import field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts

@@ -14,8 +14,8 @@ from assets.keap.extract import keap_assets
 from checks.rules import ENUMERATIONS_KNOWN, REFERENCES_RESOLVE, TIMESTAMPS_NOT_IN_FUTURE
 from orchestration.partitions import daily_snapshots
 from orchestration.resources import build_resources
-from orchestration.sandbox import records
 from orchestration.times import iso
+from sandbox import records
 from tests.e2e.conftest import World
 
 MISSING_CANDIDATE = 99999999

@@ -33,7 +33,7 @@ from pathlib import Path
 from assets.sync.push import run_push
 from orchestration.http import RetryPolicy
 from orchestration.resources.keap import KeapClient
-from orchestration.sandbox import credentials
+from sandbox import credentials
 
 base, root, day, run_id = sys.argv[1:5]
 client = KeapClient(f"{base}/keap/crm", api_key=credentials.KEAP_API_KEY, windows=[(25, 1.0)],

@@ -11,7 +11,7 @@ from pathlib import Path
 from assets.backups.catalog import open_catalog
 from assets.sync import preview
 from assets.sync.push import run_push
-from orchestration.sandbox import records
+from sandbox import records
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import client, ledger_rows, writes
 from tests.unit.sync_changeset_world import World, contact, profile

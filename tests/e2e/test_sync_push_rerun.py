@@ -19,7 +19,7 @@ import dagster as dg
 from assets.sync.ledger import parquet_path, read_wal, run_wals
 from assets.sync.push import keap_push
 from orchestration.resources import KeapResource, SnapshotStorage
-from orchestration.sandbox import credentials
+from sandbox import credentials
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import (
     DAY,

@@ -26,11 +26,11 @@ from typer.testing import CliRunner
 
 from assets.backups.audit import events_glob
 from orchestration.resources.storage import SnapshotStorage
-from orchestration.sandbox import process
 from orchestration.webhooks.app import Settings, create_app
 from orchestration.webhooks.cli import webhooks_app
 from orchestration.webhooks.inbox import events_sql, inbox_dir
 from orchestration.webhooks.sensor import webhook_sensor
+from sandbox import process
 from tests.e2e.conftest import World, served_world
 
 SECRET = "e2e-greenhouse-secret"

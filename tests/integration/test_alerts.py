@@ -150,7 +150,7 @@ def test_a_backup_late_beyond_the_rpo_alerts_once_per_late_day(channel, tmp_path
 
 def test_an_unreachable_or_wrong_channel_fails_the_tick_without_naming_the_url(
         channel, instance, monkeypatch):
-    from orchestration.sandbox.process import free_port
+    from sandbox.process import free_port
 
     _, cursor = tick(finished_run_alert_sensor, instance, None)
     dg.materialize([push_with_dead_letters], instance=instance, partition_key=DAY)

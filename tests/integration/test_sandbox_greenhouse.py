@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.sandbox import credentials, records
-from orchestration.sandbox.greenhouse import RATE_LIMIT, RATE_WINDOW_SECONDS
-from orchestration.sandbox.store import iso
+from sandbox import credentials, records
+from sandbox.greenhouse.vendor import RATE_LIMIT, RATE_WINDOW_SECONDS
+from sandbox.store import iso
 from tests.conftest import SPECS, Sandbox
 from tests.integration.contract import assert_conforms, load_schema
 

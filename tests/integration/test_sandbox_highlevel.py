@@ -17,8 +17,8 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.sandbox import credentials, records
-from orchestration.sandbox.store import iso, parse_ts
+from sandbox import credentials, records
+from sandbox.store import iso, parse_ts
 from tests.conftest import SPECS, Sandbox
 from tests.integration.contract import assert_openapi_conforms
 

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from orchestration.sandbox import credentials, records
+from sandbox import credentials, records
 from tests.conftest import SPECS, Sandbox
 from tests.integration.contract import assert_conforms, openapi_schema
 

@@ -26,8 +26,10 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from orchestration.sandbox import credentials, life, process, records, world
-from orchestration.sandbox.store import Store
+from sandbox import credentials, process, records
+from sandbox.store import Store
+from sandbox.world import generate as world
+from sandbox.world import life
 
 KEAP_V1 = "/keap/crm/rest/v1"
 KEAP_V2 = "/keap/crm/rest/v2"

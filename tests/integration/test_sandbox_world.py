@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from orchestration.sandbox import process, world
-from orchestration.sandbox.store import parse_ts
+from sandbox import process
+from sandbox.store import parse_ts
+from sandbox.world import generate as world
 
-EXAMPLES = Path(world.__file__).parent / "examples"
+EXAMPLES = Path(world.__file__).parents[1] / "examples"
 
 
 def cli(*args: str) -> subprocess.CompletedProcess:

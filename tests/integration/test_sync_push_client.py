@@ -9,7 +9,7 @@ import pytest
 
 from orchestration.http import ApiError, RetryPolicy
 from orchestration.resources.keap import KeapClient
-from orchestration.sandbox import credentials
+from sandbox import credentials
 from tests.conftest import Sandbox
 
 FAST = RetryPolicy(max_attempts=5, base_delay=0.01, max_delay=0.05, min_retry_after=0.01)

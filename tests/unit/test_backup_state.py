@@ -3,8 +3,8 @@
 from datetime import UTC, datetime
 
 from orchestration.backup_state import reference_now, source_states
-from orchestration.sandbox.process import free_port
-from orchestration.sandbox.store import Store
+from sandbox.process import free_port
+from sandbox.store import Store
 from tests.integration.installs import land_install
 
 

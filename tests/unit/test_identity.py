@@ -30,7 +30,7 @@ from assets.identity.phones import normalize_phones, reference_phone
 from assets.identity.storage import partition_dir, partition_glob, write_partition
 from assets.keap import schemas as kp
 from orchestration.resources.storage import SnapshotStorage, sha256_file
-from orchestration.sandbox import world_people as wp
+from sandbox.world import people as wp
 
 DAY = "2026-01-04"
 

@@ -14,7 +14,7 @@ from typer.testing import CliRunner
 
 from orchestration.cli import app
 from orchestration.config import VENDORS, ModeError, checked_mode, mode
-from orchestration.sandbox.process import free_port
+from sandbox.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -19,15 +19,15 @@ import yaml
 from email_validator import EmailNotValidError, validate_email
 from openapi_schema_validator import OAS30Validator, OAS31Validator
 
-from orchestration.sandbox import fixtures, life, records, world, world_build
-from orchestration.sandbox import world_ats as ats
-from orchestration.sandbox import world_crm as crm
-from orchestration.sandbox import world_people as people
-from orchestration.sandbox.store import Store, iso, parse_ts
-from orchestration.sandbox.world_clock import WORK_END_HOUR, WORK_START_HOUR
+from sandbox import fixtures, records
+from sandbox.store import Store, iso, parse_ts
+from sandbox.world import ats, crm, life, people
+from sandbox.world import build as world_build
+from sandbox.world import generate as world
+from sandbox.world.clock import WORK_END_HOUR, WORK_START_HOUR
 from tests.conftest import SPECS
 
-EXAMPLES = Path(world.__file__).parent / "examples"
+EXAMPLES = Path(world.__file__).parents[1] / "examples"
 START = "2026-01-05"
 SIZE = 400
 SEED = 11

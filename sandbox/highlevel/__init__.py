@@ -1,0 +1,1 @@
+"""The emulated HighLevel (LeadConnector) API v2: location, contacts, opportunities, search."""

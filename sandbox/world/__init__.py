@@ -1,0 +1,1 @@
+"""The synthetic recruiting world: its people, history, clock and daily life."""

@@ -1,0 +1,97 @@
+"""What every daily-life event needs: the day's context (event time, write stamps, the store),
+random sampling of records with SQL, and id allocation that continues the world's counters."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sandbox import records
+from sandbox.store import Row, Store
+from sandbox.world import ats, crm
+
+# json_extract conditions used by several events
+IN_PROCESS = ("json_extract(doc, '$.status') = 'in_process' "
+              "AND json_extract(doc, '$.stage_id') IS NOT NULL")
+OPEN_JOB = "json_extract(doc, '$.status') = 'open'"
+# index ranges of the people made by `tick` (emails end with digits derived from the index, so
+# they never collide with the generated world's people or with each other)
+PERSON_INDEX_BASE = {"candidate": 0, "keap": 500_000_000, "highlevel": 600_000_000}
+
+
+class Day:
+    """One simulated day being played: the current event's time and its write stamps."""
+
+    def __init__(self, store: Store, rng: random.Random, size: int):
+        self.store, self.rng, self.size = store, rng, size
+        self.at: datetime = store.now()
+        self._k = 0
+        self._room = 1
+        self.touched: set[tuple[str, str]] = set()
+
+    def begin(self, at: datetime, until: datetime | None) -> None:
+        """Start an event at `at`; `until` is the next event's time (the room for stamps)."""
+        self.at, self._k = at, 0
+        self._room = max(1, int((until - at).total_seconds() * 1000)) if until else 1000
+
+    def stamp(self) -> datetime:
+        """A fresh write time inside the current event: 1 ms after the previous write."""
+        t = self.at + timedelta(milliseconds=min(self._k, self._room - 1))
+        self._k += 1
+        return t
+
+    def save(self, source: str, entity: str, doc: dict[str, Any]) -> None:
+        records.save(self.store, source, entity, doc)
+        self.touched.add((source, str(doc["id"])))
+
+    def delete(self, source: str, entity: str, id_: str | int,
+               merged_into: str | int | None = None) -> bool:
+        return self.store.delete(source, entity, id_, at=self.at, merged_into=merged_into)
+
+    # -- ids ----------------------------------------------------------------------------------
+    def gh_id(self, entity: str) -> int:
+        return self.store.next_id("greenhouse", entity, start=ats.ID_BASE[entity])
+
+    def keap_id(self, entity: str) -> int:
+        return self.store.next_id("keap", entity, start=crm.KEAP_ID_BASE[entity])
+
+    def hl_id(self, entity: str) -> str:
+        return records.next_highlevel_id(self.store, entity)
+
+    # -- sampling -----------------------------------------------------------------------------
+    def pick(self, source: str, entity: str, where: str = "1", params: Sequence[Any] = (),
+             avoid_touched: bool = True) -> Row | None:
+        """A random record matching `where`: start at a random `seq` and take the first match
+        (wrapping around), so a pick costs a few index steps, never a scan into Python."""
+        lo, hi = self.store.conn.execute(
+            "SELECT min(seq), max(seq) FROM records WHERE source = ? AND entity = ?",
+            (source, entity)).fetchone()
+        if lo is None:
+            return None
+        for _ in range(4):
+            start = self.rng.randint(lo, hi)
+            for cond, args in ((f"seq >= ? AND ({where})", (start, *params)),
+                               (f"seq < ? AND ({where})", (start, *params))):
+                for row in self.store.select(source, entity, cond, args, order="seq",
+                                             limit=8):
+                    if not (avoid_touched and (source, row.id) in self.touched):
+                        return row
+        return None
+
+    def children(self, entity: str, parent: str | int, where: str = "1") -> list[Row]:
+        """Greenhouse records owned by `parent` (applications of a candidate, stage rows of an
+        application ...), oldest first."""
+        return self.store.select("greenhouse", entity, f"parent = ? AND ({where})",
+                                 (str(parent),), order="seq, id")
+
+    def job_stages(self, job_id: int, active_only: bool = True) -> list[dict[str, Any]]:
+        where = "json_extract(doc, '$.active') = 1" if active_only else "1"
+        rows = self.children("job_interview_stages", job_id, where)
+        return sorted((r.doc for r in rows), key=lambda d: (d["sort_order"], d["id"]))
+
+    def users(self) -> list[int]:
+        rows = self.store.select("greenhouse", "users",
+                                 "json_extract(doc, '$.deactivated') = 0", limit=100)
+        return [int(r.id) for r in rows] or [1]

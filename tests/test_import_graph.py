@@ -1,0 +1,51 @@
+"""The sandbox stands apart from the product: no import cycle inside it, no arrow from it into
+the product, and the product reaches it only through its two entry points (besides the
+`talentvault sandbox` commands). Read from the source with `ast` (tests/import_graph.py)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests import import_graph as g
+
+PRODUCT = ("assets", "checks", "orchestration")
+# what the product may import from the sandbox: starting / finding a server and reading a
+# stopped world's clock, and the built-in credentials; the rest is reached over HTTP
+ENTRY_POINTS = {"sandbox.process", "sandbox.credentials"}
+SANDBOX_COMMANDS = "orchestration.sandbox_cli"  # `talentvault sandbox ...` manages the world
+
+
+@pytest.fixture(scope="module")
+def graph() -> g.Graph:
+    return g.import_graph()
+
+
+def test_the_sandbox_has_no_import_cycle(graph):
+    assert g.cycles(g.within(graph, "sandbox")) == []
+
+
+def test_the_sandbox_imports_nothing_of_the_product(graph):
+    assert g.top_level(graph)["sandbox"] == set()
+
+
+def test_the_product_reaches_the_sandbox_only_through_its_entry_points(graph):
+    reach = {module: sorted(t for t in targets if t.split(".")[0] == "sandbox")
+             for module, targets in graph.items()
+             if module.split(".")[0] in PRODUCT and module != SANDBOX_COMMANDS}
+    assert {m: ts for m, ts in reach.items() if set(ts) - ENTRY_POINTS} == {}
+    assert set().union(*map(set, reach.values())) == ENTRY_POINTS  # both are in use
+
+
+def test_the_graph_sees_cycles_and_imports_inside_functions(tmp_path):
+    # the proof is only as good as its reader: a cycle through a function-level import and a
+    # relative import must show
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("")
+    (pkg / "a.py").write_text("def f():\n    from pkg import b\n")
+    (pkg / "b.py").write_text("from . import c\n")
+    (pkg / "c.py").write_text("from pkg.a import f\n")
+    (pkg / "d.py").write_text("import pkg.c\n")
+    graph = g.import_graph(tmp_path, ["pkg"])
+    assert graph["pkg.d"] == {"pkg.c"}
+    assert g.cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
