@@ -26,6 +26,8 @@ from sandbox.world import generate as world
 from sandbox.world import life
 
 ALL_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP, *HIGHLEVEL]
+# What a restore reads: the CRMs it writes (Keap, HighLevel), for tests that need no ATS.
+CRM_SPECS: list[ExtractSpec] = [*KEAP, *HIGHLEVEL]
 # the sandbox's entity name where the backup's differs
 SANDBOX_ENTITY = {("greenhouse", "job_stages"): "job_interview_stages"}
 # fields an API derives at read time from another record (kept in the backup as returned,

@@ -14,7 +14,7 @@ import pytest
 from assets.backups.restore import apply as apply_plan
 from assets.backups.restore import preview
 from orchestration.times import iso
-from tests.e2e.conftest import World, backed_up_docs
+from tests.e2e.conftest import CRM_SPECS, World, backed_up_docs
 
 ALL_MODES = ["create-missing", "update-existing", "delete-new"]
 CHANGE_KEYS = ("create", "update_records", "update_fields", "delete", "tag_add", "tag_remove",
@@ -139,10 +139,10 @@ def damage(w: World) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def drill(sandbox_world: World) -> dict[str, Any]:
     w = sandbox_world
-    w.backup(w.day())
+    w.backup(w.day(), CRM_SPECS)
     for _ in range(3):
         w.tick(1)
-        w.backup(w.day())
+        w.backup(w.day(), CRM_SPECS)
     as_of = iso(w.store.now() - timedelta(milliseconds=1))
     w.admin("POST", "/clock", json={"advance_seconds": 3600})
     return {"as_of": as_of, **damage(w)}

@@ -20,15 +20,15 @@ from assets.backups.restore import apply as apply_plan
 from orchestration.resources import HighLevelResource, KeapResource
 from orchestration.resources.storage import SnapshotStorage
 from orchestration.times import iso
-from tests.e2e.conftest import World
+from tests.e2e.conftest import CRM_SPECS, World
 
 
 @pytest.fixture(scope="module")
 def as_of(sandbox_world: World) -> str:
     w = sandbox_world
-    w.backup(w.day())
+    w.backup(w.day(), CRM_SPECS)
     w.tick(1)
-    w.backup(w.day())
+    w.backup(w.day(), CRM_SPECS)
     t = iso(w.store.now() - timedelta(milliseconds=1))
     w.admin("POST", "/clock", json={"advance_seconds": 600})
     return t
