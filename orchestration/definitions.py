@@ -1,5 +1,7 @@
 """The talentvault code location: every asset, check, job, schedule, sensor and resource."""
 
+import warnings
+
 import dagster as dg
 
 from assets.backups.assets import catalog
@@ -16,6 +18,7 @@ from assets.sync.push import keap_push
 from orchestration import pools
 from orchestration.automation import automation_sensor
 from orchestration.jobs import backup_job
+from orchestration.owners import with_owners
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
 from orchestration.sensors import alert_sensors
@@ -32,9 +35,18 @@ STEP_EXECUTOR = dg.multiprocess_executor.configured(
 # bounded time naming the run that holds it, and hears SIGTERM (orchestration/pools.py)
 pools.install()
 
+ASSETS = [*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
+          retention, keap_desired, keap_changeset, keap_push]
+
+# the UI shows each asset's owner (orchestration/owners.py) and the file and line defining it
+# (local paths, opened from a checkout: there is no hosted repository to link to). The code
+# references are beta in Dagster 1.13 and say so once per asset at every load: not shown.
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", dg.BetaWarning)
+    UI_ASSETS = dg.with_source_code_references(with_owners(ASSETS))
+
 defs = dg.Definitions(
-    assets=[*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
-            retention, keap_desired, keap_changeset, keap_push],
+    assets=UI_ASSETS,
     asset_checks=[backup_files_match_manifests],
     jobs=[backup_job, verify_job, retention_job, restore_preview_job, restore_apply_job,
           *source_backup_jobs.values()],

@@ -12,7 +12,7 @@ PRODUCT = ("assets", "checks", "orchestration")
 # what the product may import from the sandbox: starting / finding a server and reading a
 # stopped world's clock, and the built-in credentials; the rest is reached over HTTP
 ENTRY_POINTS = {"sandbox.process", "sandbox.credentials"}
-SANDBOX_COMMANDS = "orchestration.sandbox_cli"  # `talentvault sandbox ...` manages the world
+SANDBOX_COMMANDS = "orchestration.cli.sandbox"  # `talentvault sandbox ...` manages the world
 
 
 @pytest.fixture(scope="module")

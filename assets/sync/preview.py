@@ -2,20 +2,18 @@
 
 - `markdown(preview)`: for the Dagster UI (counts per action, fields touched, a sample by
   profile and contact id, conflicts): ids, field names and counts, never a value.
-- `render(preview)`: the terminal view of `talentvault sync preview [--limit N] [--date D]`,
-  which also shows each changed value masked (first character and length: `A…(4)`), enough to
-  see that a value changes without showing personal data.
+- `render(preview)`: the terminal view of `talentvault sync preview [--limit N] [--date D]`
+  (orchestration/cli/sync.py), which also shows each changed value masked (first character and
+  length: `A…(4)`), enough to see that a value changes without showing personal data.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import duckdb
-import typer
 
 from assets.identity.storage import partition_dir, partition_glob, read_manifest
 from assets.sync.changeset_state import CHANGESET, SOURCE
@@ -226,41 +224,3 @@ def render(p: Preview) -> None:
             t.add_row(str(profile_id), contact_id or "(new)", action, keap_field,
                       "the whole contact" if scope == "contact" else "this field", reason)
         console.print(t)
-
-
-def preview_command(
-    limit: Annotated[int, typer.Option("--limit", "-n", help="Sample rows to show.")] = 20,
-    day: Annotated[str | None, typer.Option(
-        "--date", help="Changeset day YYYY-MM-DD (default: the latest).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Counts and sample as JSON.")] = False,
-    as_markdown: Annotated[bool, typer.Option("--markdown", help="The UI's markdown.")] = False,
-) -> None:
-    """Show what the Keap sync will change (counts per action, fields and tags touched, a
-    sample by contact id with values masked) before anything is written."""
-    from orchestration.config import data_root
-
-    try:
-        p = load(data_root(), day, limit)
-    except FileNotFoundError as e:
-        typer.echo(str(e), err=True)
-        raise typer.Exit(1) from None
-    if as_json:
-        sample = [{k: v for k, v in r.items() if k != "fields"} for r in p.sample]
-        typer.echo(json.dumps({"day": p.day, "counts": p.counts,
-                               "fields_touched": p.fields_touched, "skipped": p.extra,
-                               "sample": sample,
-                               "rejects": [dict(zip(("profile_id", "contact_id", "action",
-                                                     "keap_field", "scope", "reason"), r,
-                                                    strict=True)) for r in p.rejects]},
-                              indent=2, default=str))
-    elif as_markdown:
-        typer.echo(markdown(p))
-    else:
-        render(p)
-
-
-app = typer.Typer(help="Keap sync preview.", no_args_is_help=True)
-app.command("preview")(preview_command)
-
-if __name__ == "__main__":
-    app()

@@ -21,11 +21,11 @@ from typer.testing import CliRunner
 
 from assets.backups import suppression
 from assets.backups.catalog import open_catalog
-from assets.backups.cli_forget import app as forget_cli
 from assets.backups.erasure import forget
 from assets.backups.verify import verify
 from assets.extract import run_extract
 from assets.identity.assets import identity_assets
+from orchestration.cli import app as cli
 from orchestration.resources import build_resources
 from orchestration.resources.storage import RUN_METADATA, SnapshotStorage
 from sandbox import process
@@ -203,10 +203,10 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Erased]:
                   for p in sorted(root.rglob("*.parquet"))}
         found_before = _scan(root, email, ids)
         hashes_before = {str(p.relative_to(root)): _sha(p) for p in _files(root)}
-        dry = CliRunner().invoke(forget_cli, ["--email", f"  {email.upper()} ", "--dry-run"])
+        dry = CliRunner().invoke(cli, ["forget", "--email", f"  {email.upper()} ", "--dry-run"])
         assert dry.exit_code == 0, dry.output
         dry_run_hashes = {str(p.relative_to(root)): _sha(p) for p in _files(root)}
-        result = CliRunner().invoke(forget_cli, ["--email", f"  {email.upper()} "])
+        result = CliRunner().invoke(cli, ["forget", "--email", f"  {email.upper()} "])
         assert result.exit_code == 0, result.output
         yield Erased(w, root, email, ids, before, found_before, hashes_before, dry_run_hashes,
                      result.output, dry.output, days)

@@ -9,7 +9,6 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups.catalog import open_catalog
-from assets.backups.cli_restore import app
 from assets.backups.restore import (
     RestoreRefused,
     preview,
@@ -17,6 +16,7 @@ from assets.backups.restore import (
     restore_preview_job,
 )
 from assets.backups.restore import apply as apply_plan
+from orchestration.cli.restore import restore_app as app
 from orchestration.resources import HighLevelResource, KeapResource
 from orchestration.resources.storage import SnapshotStorage
 from orchestration.times import iso

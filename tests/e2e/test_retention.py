@@ -17,12 +17,12 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups.catalog import open_catalog, write_catalog_file
-from assets.backups.cli import app
 from assets.backups.retention import Policy, prune, retention
 from assets.backups.state import history_sql, state_sql
 from assets.backups.verify import verify
 from assets.extract import run_extract
 from assets.identity.storage import write_partition
+from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage
 from orchestration.times import iso
 from tests.e2e.conftest import ALL_SPECS, World

@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 from assets.backups.assets import catalog
 from assets.backups.catalog import open_catalog
-from assets.backups.cli import app
 from assets.backups.verify import (
     backup_files_match_manifests,
     verify,
@@ -25,6 +24,7 @@ from assets.backups.verify import (
     verify_schedule,
 )
 from assets.identity.storage import write_partition
+from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage, sha256_file
 from tests.e2e.conftest import World
 

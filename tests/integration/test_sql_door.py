@@ -14,7 +14,7 @@ import pytest
 
 from assets.backups import sql_door
 from assets.backups.catalog import open_catalog
-from orchestration import sqlcli
+from orchestration.cli import sql as sqlcli
 from tests.integration.sql_door_world import SECRET_FILES, build
 
 

@@ -12,8 +12,8 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups.catalog import open_catalog
-from orchestration import sqlcli
 from orchestration.cli import app
+from orchestration.cli import sql as sqlcli
 from tests.integration.sql_door_world import EMAIL, build
 
 

@@ -120,7 +120,7 @@ def test_status_of_a_failing_install_lists_every_reason(install):
 
 
 def test_a_failed_warn_check_is_a_warning_not_a_failure():
-    from orchestration.status_cli import check_counts
+    from orchestration.cli.status import check_counts
 
     group = {"passed": 6, "failed": [
         {"check": "identity/keap_contacts keap_emails_are_unique", "partition": "2026-01-04",

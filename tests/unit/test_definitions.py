@@ -61,3 +61,41 @@ def test_nightly_schedule_backs_up_the_day_that_ended_not_the_open_day():
     today = datetime.now(UTC).date()
     assert daily_snapshots.has_partition_key(today.isoformat())
     assert daily_snapshots.get_last_partition_key() == today.isoformat()
+
+
+def test_every_asset_shows_its_owner_and_where_its_code_is():
+    from pathlib import Path
+
+    from orchestration.owners import DEFAULT_OWNER
+
+    graph = defs.resolve_asset_graph()
+    for key in graph.get_all_asset_keys():
+        node = graph.get(key)
+        assert node.owners == [DEFAULT_OWNER], key
+        refs = node.metadata["dagster/code_references"].code_references
+        assert refs and all(Path(r.file_path).is_file() and r.line_number > 0 for r in refs), key
+
+
+def test_owners_per_group_from_the_setting():
+    import pytest
+
+    from orchestration.owners import OwnersError, owners_by_group, with_owners
+
+    @dg.asset(group_name="sync")
+    def pushed() -> None: ...
+
+    @dg.asset(group_name="keap")
+    def backed_up() -> None: ...
+
+    @dg.asset(group_name="keap", owners=["someone@example.com"])
+    def declared() -> None: ...
+
+    owners = owners_by_group(" sync = team:crm-ops , *=team:data ")
+    assert owners == {"*": "team:data", "sync": "team:crm-ops"}
+    assert [a.specs_by_key[a.key].owners for a in with_owners([pushed, backed_up, declared],
+                                                               owners)] == [
+        ["team:crm-ops"], ["team:data"], ["someone@example.com"]]
+    assert owners_by_group("") == {"*": "team:data-platform"}
+    for bad in ("sync", "sync=", "=team:x", "sync=crm-ops"):
+        with pytest.raises(OwnersError, match="TALENTVAULT_ASSET_OWNERS"):
+            owners_by_group(bad)

@@ -13,11 +13,11 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups import suppression
-from assets.backups.cli import app
 from assets.backups.erasure import forget
 from assets.backups.retention import Policy, prune
 from assets.keap.schemas import contacts
 from orchestration import seals
+from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage
 
 runner = CliRunner()

@@ -14,7 +14,6 @@ from typer.testing import CliRunner
 
 from assets.greenhouse import schemas as gh
 from assets.identity import field_rules
-from assets.sync.cli import mapping_app
 from assets.sync.mapping import (
     DEFAULT_PATH,
     MappingError,
@@ -22,6 +21,7 @@ from assets.sync.mapping import (
     load_mapping,
     parse_mapping,
 )
+from orchestration.cli.mapping import mapping_app
 from orchestration.resources.storage import SnapshotStorage
 
 DAY = "2026-01-04"

@@ -1,4 +1,5 @@
-"""`talentvault restore preview|apply`: point-in-time restore of Keap and HighLevel."""
+"""`talentvault restore preview|apply`: point-in-time restore of Keap and HighLevel
+(assets/backups/restore_plan.py, restore_apply.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import typer
 
 from orchestration.config import data_root
 
-app = typer.Typer(help="Restore Keap or HighLevel records from the backups: preview first, "
-                  "then apply the saved plan.", no_args_is_help=True)
+restore_app = typer.Typer(help="Restore Keap or HighLevel records from the backups: preview "
+                          "first, then apply the saved plan.", no_args_is_help=True)
 
 
 ROOT_OPTION = typer.Option(None, "--root", help="data root (default TALENTVAULT_DATA_DIR)")
@@ -19,7 +20,7 @@ def _split(text: str | None) -> list[str] | None:
     return [p.strip() for p in text.split(",") if p.strip()] if text else None
 
 
-@app.command("preview")
+@restore_app.command("preview")
 def preview_cmd(
     source: str = typer.Option(..., "--source", help="keap or highlevel"),
     as_of: str = typer.Option(..., "--as-of", help="point in time, e.g. 2025-11-20T18:00:00Z"),
@@ -49,7 +50,7 @@ def preview_cmd(
     typer.echo(f"\nplan id: {plan.plan_id}")
 
 
-@app.command("apply")
+@restore_app.command("apply")
 def apply_cmd(
     plan_id: str = typer.Argument(..., help="the id `restore preview` printed"),
     root: Path = ROOT_OPTION,
@@ -72,7 +73,3 @@ def apply_cmd(
         typer.echo(f"{failed} writes failed: run `restore apply {plan_id}` again to retry "
                    "(what succeeded is skipped)", err=True)
         raise typer.Exit(1)
-
-
-if __name__ == "__main__":
-    app()

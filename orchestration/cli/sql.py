@@ -9,11 +9,13 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Annotated
 
 import duckdb
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import typer
 from rich.console import Console
 from rich.table import Table
 
@@ -22,6 +24,30 @@ from assets.backups.catalog import ReadOnlyViolation, check_read_only
 from orchestration.config import data_root
 
 FORMATS = ("table", "csv", "json", "parquet")
+
+
+def sql_command(
+    query: Annotated[str | None, typer.Argument(
+        help="A SELECT over the catalog; without one, an interactive prompt opens.")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table | csv | json | parquet")]
+    = "table",
+    output: Annotated[Path | None, typer.Option(help="Write the result to this file.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows shown in table format.")] = 50,
+    duckdb_init: Annotated[Path | None, typer.Option(
+        "--duckdb-init", help="Write a duckdb CLI init script with the same views and locks "
+        "to this file ('-' = stdout), for `duckdb -init FILE`.")] = None,
+) -> None:
+    """Read-only SQL over every snapshot: <source>.<entity> (current state),
+    <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Only the backup
+    files are readable (no other file, URL or extension; settings locked); statements that
+    would write (COPY, CREATE, INSERT, ATTACH, SET ...) are refused; every query is recorded in
+    audit.events."""
+    if duckdb_init is not None:
+        raise typer.Exit(write_init_script(duckdb_init))
+    if query is None:
+        interactive()
+    else:
+        raise typer.Exit(run_and_print(query, fmt, output, limit))
 
 
 def output_problem(output: Path, root: Path) -> str | None:

@@ -1,15 +1,13 @@
-"""Command-line entry points of the Keap sync (wired into `talentvault` by orchestration/cli.py):
+"""`talentvault mapping check [FILE]`: validate the Keap sync's mapping document, and check it
+against the backup (assets/sync/mapping.py)."""
 
-    talentvault mapping check [FILE]    validate a mapping document (and against the backup)
-    talentvault sync ...                the sync's commands (preview: assets/sync/preview.py)
-"""
+from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-# -- mapping (owner: the mapping document, assets/sync/mapping.py) -------------------------------
 mapping_app = typer.Typer(
     help="The Keap sync's mapping document: which ATS events, fields and tags reach Keap.",
     no_args_is_help=True,
@@ -63,29 +61,3 @@ def mapping_check(
     where = "" if offline else f" and matches the backup in {data_root()}"
     typer.echo(f"{mapping.path}: valid{where} ({len(mapping.fields)} fields, "
                f"{len(mapping.cross)} crossing events)")
-
-
-# =================================================================================================
-# -- sync (owner: the CHANGESET helper adds `preview` here; keep the mapping commands above) -----
-sync_app = typer.Typer(
-    help="The Keap sync: preview the changeset before anything is written.",
-    no_args_is_help=True,
-)
-
-
-@sync_app.callback()
-def _sync() -> None:
-    """The Keap sync."""
-
-
-def _register_sync_commands() -> None:
-    from assets.sync.preview import preview_command
-
-    sync_app.command("preview")(preview_command)
-
-
-_register_sync_commands()
-
-
-if __name__ == "__main__":
-    mapping_app()

@@ -1,4 +1,5 @@
-"""`talentvault forget`: erase one person from every backup and suppress them from then on."""
+"""`talentvault forget`: erase one person from every backup and suppress them from then on
+(assets/backups/erasure.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ import typer
 
 from orchestration.config import data_root
 
-app = typer.Typer(help="GDPR / CCPA erasure.")
-
 
 class Source(StrEnum):
     greenhouse = "greenhouse"
@@ -19,7 +18,6 @@ class Source(StrEnum):
     highlevel = "highlevel"
 
 
-@app.command("forget")
 def forget_command(
     email: Annotated[str | None, typer.Option(
         "--email", help="The person's email address.")] = None,
@@ -52,7 +50,3 @@ def forget_command(
         typer.echo(json.dumps(report.to_dict(), indent=2))
     else:
         typer.echo("\n".join(report.lines()))
-
-
-if __name__ == "__main__":
-    app()

@@ -1,0 +1,21 @@
+"""`talentvault demo`: the whole product against the sandbox (orchestration/demo.py runs it)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+
+def demo_command(
+    day: Annotated[str | None, typer.Option(
+        help="Partition (YYYY-MM-DD) to back up; default: the sandbox's last whole day.")] = None,
+) -> None:
+    """The main job: start the sandbox if needed, back up every entity of Greenhouse, Keap and
+    HighLevel for the sandbox's current day through Dagster, refresh the SQL catalog, and print
+    a summary with example queries. Run it again after `talentvault sandbox tick`."""
+    from orchestration.demo import run_demo
+
+    summary = run_demo(day)
+    if not summary["success"]:
+        raise typer.Exit(1)

@@ -1,0 +1,60 @@
+"""`talentvault verify` and `talentvault seal`: is every backup file what its manifest and the
+seal ledger say it is (assets/backups/verify.py, verify_seals.py)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from orchestration.cli.options import DataDir, root_of
+
+
+def verify_command(
+    read_data: Annotated[bool, typer.Option(
+        "--read-data", help="Also decode every row of every file and recompute each backup "
+        "partition's content fingerprint (slower: proves the backup restores).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    data_dir: DataDir = None,
+) -> None:
+    """Re-hash every backup file against its manifest, check the incremental chains and the
+    catalog; exits 1 naming each damaged file."""
+    from assets.backups.verify import verify
+
+    try:
+        report = verify(root_of(data_dir), read_data=read_data)
+    except FileNotFoundError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def seal_command(
+    accept: Annotated[list[str] | None, typer.Option(
+        "--accept", help="Accept this partition (`keap/contacts/snapshot_date=2026-01-04`) or "
+        "state file (`state/suppression.parquet`) as it is now, after a deliberate restore or "
+        "repair; `all` accepts everything (and starts a new ledger if it is damaged). "
+        "Repeatable.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Seal the backups written before sealing (and any landing a crash left unrecorded) as
+    they are now, after checking their files against their manifests. A partition that changed
+    since it was sealed is refused unless named with --accept; exits 1 when anything was
+    refused."""
+    from assets.backups.verify_seals import SealError, seal_root
+    from orchestration.seals import SealKeyError
+
+    try:
+        report = seal_root(root_of(data_dir), tuple(accept or ()))
+    except FileNotFoundError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    except (SealError, SealKeyError) as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(1) from e
+    typer.echo("\n".join(report.lines()))
+    if report.refused:
+        raise typer.Exit(1)
