@@ -4,10 +4,9 @@ import warnings
 
 import dagster as dg
 
-from assets.backups.assets import catalog
-from assets.backups.restore import restore_apply_job, restore_preview_job
 from assets.backups.retention import retention, retention_job, retention_schedule
 from assets.backups.verify import backup_files_match_manifests, verify_job, verify_schedule
+from assets.catalog.asset import catalog
 from assets.greenhouse.extract import greenhouse_assets
 from assets.highlevel.extract import highlevel_assets
 from assets.identity.assets import identity_assets
@@ -17,7 +16,7 @@ from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
 from orchestration import pools
 from orchestration.automation import automation_sensor
-from orchestration.jobs import backup_job
+from orchestration.jobs import backup_job, restore_apply_job, restore_preview_job
 from orchestration.owners import with_owners
 from orchestration.resources import build_resources
 from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule

@@ -1,8 +1,17 @@
-"""Jobs: the daily backup of every source, and its weekly full variant."""
+"""Jobs: the daily backup of every source (the weekly full is the same job with `mode: full`),
+and the maintenance jobs launched from the UI or a schedule: restore preview and apply."""
 
 import dagster as dg
 
 from assets.backups.verify import backup_files_match_manifests
+from assets.recovery.restore import (
+    DEFAULT_MODES,
+    RestoreRefused,
+    Selection,
+    apply,
+    load_plan,
+    preview,
+)
 from orchestration.partitions import daily_snapshots
 
 # the whole-backup verify check runs on its own schedule (verify_job), not with every partition
@@ -16,3 +25,85 @@ backup_job = dg.define_asset_job(
     partitions_def=daily_snapshots,
     description="Back up Greenhouse, Keap and HighLevel for one day and refresh the catalog.",
 )
+
+
+# -- restore (assets/recovery/restore/): preview, then apply the saved plan ------------------
+class RestorePreviewConfig(dg.Config):
+    """What to compare. One of ids / tag / where, or none for every record."""
+
+    source: str = "keap"                       # keap | highlevel
+    as_of: str                                 # e.g. 2025-11-20T18:00:00Z
+    ids: list[str] = []
+    tag: str = ""
+    where: str = ""                            # SQL over the backup view's columns
+    fields: list[str] = []                     # restrict updates to these fields
+    modes: list[str] = list(DEFAULT_MODES)     # + "delete-new" to remove records made after T
+
+
+class RestoreApplyConfig(dg.Config):
+    plan_id: str
+
+
+def _client(context: dg.OpExecutionContext, source: str):
+    if source not in ("keap", "highlevel"):
+        raise dg.Failure(description=f"source must be keap or highlevel, got {source!r}")
+    return getattr(context.resources, source).open()
+
+
+def _root(context: dg.OpExecutionContext):
+    return context.resources.storage.path()
+
+
+@dg.op(tags={"kind": "restore"}, required_resource_keys={"keap", "highlevel", "storage"})
+def restore_preview_op(context: dg.OpExecutionContext, config: RestorePreviewConfig) -> str:
+    """Compares the backup at a point in time with Keap or HighLevel as they are now and saves
+    a restore plan: which contacts would be recreated, which fields overwritten (personal values
+    masked), which records deleted, which tags and opportunities changed. Nothing is written to
+    Keap or HighLevel. The plan id goes to the apply job."""
+    client = _client(context, config.source)
+    try:
+        plan = preview(_root(context), config.source, config.as_of,
+                       Selection(ids=config.ids or None, tag=config.tag or None,
+                                 where=config.where or None),
+                       fields=config.fields or None, modes=config.modes, client=client,
+                       run_id=context.run_id)
+    finally:
+        client.close()
+    context.add_output_metadata({
+        "plan_id": plan.plan_id, "preview": dg.MetadataValue.md(plan.markdown),
+        **{k: dg.MetadataValue.int(v) for k, v in sorted(plan.counts.items())}})
+    return plan.plan_id
+
+
+@dg.op(tags={"kind": "restore"}, required_resource_keys={"keap", "highlevel", "storage"})
+def restore_apply_op(context: dg.OpExecutionContext, config: RestoreApplyConfig) -> None:
+    """Applies a saved restore plan to Keap or HighLevel, exactly as previewed; refuses (and
+    writes nothing) if the records it touches changed since the preview. Safe to re-run: what
+    succeeded before is skipped."""
+    root = _root(context)
+    plan = load_plan(root, config.plan_id)
+    client = _client(context, plan.source)
+    try:
+        counts = apply(root, config.plan_id, client=client, run_id=context.run_id)
+    except RestoreRefused as e:
+        raise dg.Failure(description=str(e)) from e
+    finally:
+        client.close()
+    metadata = {"plan_id": config.plan_id, "preview": dg.MetadataValue.md(plan.markdown),
+                **{k: dg.MetadataValue.int(int(v)) for k, v in sorted(counts.items())}}
+    failed = counts.get("failed_retryable", 0) + counts.get("failed_permanent", 0)
+    if failed:
+        raise dg.Failure(description=f"{failed} writes failed (see the restore ledger); run "
+                         "the apply job again with the same plan id to retry them",
+                         metadata=metadata)
+    context.add_output_metadata(metadata)
+
+
+@dg.job(description="Preview a point-in-time restore of Keap or HighLevel (writes nothing).")
+def restore_preview_job() -> None:
+    restore_preview_op()
+
+
+@dg.job(description="Apply a previewed restore plan to Keap or HighLevel.")
+def restore_apply_job() -> None:
+    restore_apply_op()

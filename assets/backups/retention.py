@@ -256,7 +256,7 @@ def prune(root: Path, policy: Policy | None = None, today: date | None = None,
             _empty_trash(entity_dir)
         report.applied = True
         if report.partitions_removed and (root / "catalog.duckdb").exists():
-            from assets.backups.catalog import write_catalog_file
+            from assets.catalog.views import write_catalog_file
 
             write_catalog_file(root)
     audit.record(

@@ -340,7 +340,7 @@ def _safe(e: Exception) -> str:
 
 def _check_catalog(root: Path, report: VerifyReport) -> None:
     """The catalog builds and every view reads (a damaged file a view reads shows here too)."""
-    from assets.backups.catalog import open_catalog
+    from assets.catalog.views import open_catalog
 
     try:
         con = open_catalog(root)

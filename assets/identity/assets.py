@@ -229,7 +229,7 @@ def _extract_keys() -> list[dg.AssetKey]:
 )
 def field_profile(context: dg.AssetExecutionContext, config: FieldProfileConfig,
                   storage: SnapshotStorage):
-    from assets.backups.catalog import backed_up_entities
+    from assets.catalog.views import backed_up_entities
     from assets.identity import field_profile as fp
     from assets.identity.normalize import connect
 

@@ -1,5 +1,5 @@
 """Catalog views over the identity outputs (added to the SQL catalog by
-`assets/backups/catalog.py`):
+`assets/catalog/views.py`):
 
   identity.<name>          the latest partition (today's profiles, quarantine, ...)
   identity.<name>_by_day   every partition, with `snapshot_date`

@@ -1,4 +1,4 @@
-"""Catalog views over the Keap sync (added to the SQL catalog by `assets/backups/catalog.py`):
+"""Catalog views over the Keap sync (added to the SQL catalog by `assets/catalog/views.py`):
 
   sync.ledger                   every write attempt of every push run: the compacted runs and
                                 the write-ahead logs not compacted yet (a run in progress, or one

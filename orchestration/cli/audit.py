@@ -37,8 +37,8 @@ def reads_command(
     id in the result, or more people than the trail lists one by one)."""
     import duckdb
 
-    from assets.backups.catalog import open_catalog
     from assets.backups.read_audit import person_subjects, reads_of
+    from assets.catalog.views import open_catalog
     from orchestration.config import data_root
 
     if profile_id is None and not subject:

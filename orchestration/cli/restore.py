@@ -1,5 +1,5 @@
 """`talentvault restore preview|apply`: point-in-time restore of Keap and HighLevel
-(assets/backups/restore_plan.py, restore_apply.py)."""
+(assets/recovery/restore/: plan.py, apply.py)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,7 @@ def preview_cmd(
     root: Path = ROOT_OPTION,
 ) -> None:
     """Show what a restore would change, and save it as a plan. Writes nothing to the CRM."""
-    from assets.backups.restore_plan import Selection, preview
+    from assets.recovery.restore.plan import Selection, preview
 
     try:
         plan = preview(root or data_root(), source, as_of,
@@ -56,7 +56,7 @@ def apply_cmd(
     root: Path = ROOT_OPTION,
 ) -> None:
     """Apply a saved plan exactly; refuses if the live records it touches changed since."""
-    from assets.backups.restore_apply import RestoreRefused, apply
+    from assets.recovery.restore.apply import RestoreRefused, apply
 
     try:
         counts = apply(root or data_root(), plan_id)

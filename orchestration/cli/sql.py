@@ -19,8 +19,9 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assets.backups import read_audit, sql_door
-from assets.backups.catalog import ReadOnlyViolation, check_read_only
+from assets.backups import read_audit
+from assets.catalog import sql_door
+from assets.catalog.read_only import ReadOnlyViolation, check_read_only
 from orchestration.config import data_root
 
 FORMATS = ("table", "csv", "json", "parquet")

@@ -1,4 +1,4 @@
-"""Catalog views of the webhook inbox (hooked in through assets/backups/catalog.py EXTENSIONS).
+"""Catalog views of the webhook inbox (listed in EXTENSIONS of assets/catalog/views.py).
 
   webhooks.events     one row per (event, object): event_id, source, event_type, object_type,
                       object_id, op (upsert | delete), related_id, vendor_timestamp,

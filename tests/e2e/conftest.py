@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from assets.extract import ExtractSpec, run_extract
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL

@@ -15,7 +15,7 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from assets.identity.assets import (
     DUPLICATES_KEY,
     FIELD_PROFILE_KEY,

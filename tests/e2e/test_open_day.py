@@ -8,7 +8,7 @@ from datetime import timedelta
 import dagster as dg
 import duckdb
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from orchestration.definitions import defs
 from orchestration.partitions import daily_snapshots
 from orchestration.resources import build_resources

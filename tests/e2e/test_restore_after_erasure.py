@@ -7,9 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from assets.backups.erasure import forget
-from assets.backups.restore import apply as apply_plan
-from assets.backups.restore import preview
 from assets.identity.emails import reference_email
+from assets.recovery.restore import apply as apply_plan
+from assets.recovery.restore import preview
 from orchestration.resources import KeapResource
 from orchestration.times import iso
 from tests.e2e.conftest import World

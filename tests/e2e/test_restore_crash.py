@@ -38,14 +38,14 @@ from typing import Any
 import duckdb
 import pytest
 
-from assets.backups.catalog import open_catalog
-from assets.backups.restore import Selection, preview
-from assets.backups.restore import apply as apply_plan
-from assets.backups.restore_apply import write_id
-from assets.backups.restore_ledger import ledger_dir, ledger_relation
-from assets.backups.restore_plan import plan_dir
+from assets.catalog.views import open_catalog
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
+from assets.recovery.restore import Selection, preview
+from assets.recovery.restore import apply as apply_plan
+from assets.recovery.restore.ledger import ledger_dir, ledger_relation
+from assets.recovery.restore.plan import plan_dir
+from assets.recovery.restore.runner import write_id
 from orchestration.resources import HighLevelResource, KeapResource
 from orchestration.times import iso
 from tests.e2e.conftest import World, backed_up_docs, served_world
@@ -67,8 +67,8 @@ FAST = {"keap": {"requests_per_second": 60, "requests_per_minute": 3000},
 CHILD = """
 import json, os, signal, sys
 from pathlib import Path
-from assets.backups import restore_ledger
-from assets.backups.restore import apply
+from assets.recovery.restore import ledger as restore_ledger
+from assets.recovery.restore import apply
 from orchestration.resources import HighLevelResource, KeapResource
 
 root, mode, nth, run_id, source = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:6]
@@ -278,7 +278,7 @@ def ledger_of(root: Path, plan_id: str) -> list[tuple]:
 
 
 def planned_writes(root: Path, plan_id: str) -> set[str]:
-    """The write ids the plan's changes become (restore_keap / restore_highlevel): one per
+    """The write ids the plan's changes become (restore/keap.py / highlevel.py): one per
     create, delete and tag change, one per updated record, two per `replace`."""
     con = duckdb.connect()
     try:

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from assets.backups.restore import apply as apply_plan
-from assets.backups.restore import preview
+from assets.recovery.restore import apply as apply_plan
+from assets.recovery.restore import preview
 from orchestration.times import iso
 from tests.e2e.conftest import CRM_SPECS, World, backed_up_docs
 
@@ -180,7 +180,7 @@ def test_disaster_drill_restores_the_backup_exactly(sandbox_world: World, drill,
 
 
 def test_audit_trail_and_ledger_name_the_plans(sandbox_world: World, drill):
-    from assets.backups.catalog import open_catalog
+    from assets.catalog.views import open_catalog
 
     con = open_catalog(sandbox_world.root)
     rows = con.execute("SELECT action, count(*), count(plan_id) FROM audit.events WHERE "

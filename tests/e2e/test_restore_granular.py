@@ -8,15 +8,11 @@ from datetime import timedelta
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.catalog import open_catalog
-from assets.backups.restore import (
-    RestoreRefused,
-    preview,
-    restore_apply_job,
-    restore_preview_job,
-)
-from assets.backups.restore import apply as apply_plan
+from assets.catalog.views import open_catalog
+from assets.recovery.restore import RestoreRefused, preview
+from assets.recovery.restore import apply as apply_plan
 from orchestration.cli.restore import restore_app as app
+from orchestration.jobs import restore_apply_job, restore_preview_job
 from orchestration.resources import HighLevelResource, KeapResource
 from orchestration.resources.storage import SnapshotStorage
 from orchestration.times import iso
@@ -65,7 +61,7 @@ def test_granular_restore_of_two_fields_changes_only_those(sandbox_world: World,
 
 
 def _ids(*ids: str):
-    from assets.backups.restore import Selection
+    from assets.recovery.restore import Selection
 
     return Selection(ids=list(ids))
 

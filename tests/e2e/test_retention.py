@@ -16,10 +16,10 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.catalog import open_catalog, write_catalog_file
 from assets.backups.retention import Policy, prune, retention
 from assets.backups.state import history_sql, state_sql
 from assets.backups.verify import verify
+from assets.catalog.views import open_catalog, write_catalog_file
 from assets.extract import run_extract
 from assets.identity.storage import write_partition
 from orchestration.cli import app

@@ -12,7 +12,7 @@ import duckdb
 import pytest
 import yaml
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from assets.sync.ledger import dead_letter
 from assets.sync.push import PUSH_KEY, keap_push, run_push
 from orchestration.resources import KeapResource

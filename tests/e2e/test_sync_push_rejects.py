@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from assets.sync import preview
 from assets.sync.push import run_push
 from sandbox import records

@@ -15,14 +15,14 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.assets import catalog
-from assets.backups.catalog import open_catalog
 from assets.backups.verify import (
     backup_files_match_manifests,
     verify,
     verify_job,
     verify_schedule,
 )
+from assets.catalog.asset import catalog
+from assets.catalog.views import open_catalog
 from assets.identity.storage import write_partition
 from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage, sha256_file

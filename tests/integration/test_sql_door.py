@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.backups import sql_door
-from assets.backups.catalog import open_catalog
+from assets.catalog import sql_door
+from assets.catalog.views import open_catalog
 from orchestration.cli import sql as sqlcli
 from tests.integration.sql_door_world import SECRET_FILES, build
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from orchestration.cli import app
 from orchestration.cli import sql as sqlcli
 from tests.integration.sql_door_world import EMAIL, build

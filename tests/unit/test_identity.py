@@ -13,7 +13,7 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from assets.backups.catalog import open_catalog
+from assets.catalog.views import open_catalog
 from assets.greenhouse import schemas as gh
 from assets.identity.build import build_identity
 from assets.identity.config import (

@@ -1,6 +1,6 @@
 """A restore talks to the vendor the environment names, like the Dagster runs do."""
 
-from assets.backups.restore_plan import open_client
+from assets.recovery.restore.plan import open_client
 
 
 def _base_urls(client) -> list[str]:

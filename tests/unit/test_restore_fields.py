@@ -7,7 +7,7 @@ import json
 import duckdb
 import pytest
 
-from assets.backups.restore_fields import MACROS, SPECS, check_fields
+from assets.recovery.restore.fields import MACROS, SPECS, check_fields
 
 
 def canonical(source: str, doc: dict) -> dict[str, str | None]:

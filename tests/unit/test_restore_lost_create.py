@@ -1,6 +1,6 @@
 """Finding the contact a killed restore created (reply lost): HighLevel contacts with neither
 email nor phone (`_lost_create_by_name`) and Keap contacts by their address
-(`restore_keap._made_by_lost_reply`), over fake clients below the resource (the calls' filters
+(`_made_by_lost_reply` of restore/keap.py), over fake clients below the resource (the filters
 are asserted; the e2e crash test runs both against the sandbox)."""
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from assets.backups.restore_highlevel import _lost_create_by_name
-from assets.backups.restore_keap import _made_by_lost_reply
+from assets.recovery.restore.highlevel import _lost_create_by_name
+from assets.recovery.restore.keap import _made_by_lost_reply
 
 SINCE = "2026-01-05T00:00:01.000Z"
 RUNNER = SimpleNamespace(ledger=SimpleNamespace(plan_id="rp-test-1"))

@@ -6,7 +6,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from assets.backups import catalog
+from assets.catalog import read_only, views
 from assets.keap.schemas import contacts
 from orchestration.resources.storage import SnapshotStorage, sha256_file
 
@@ -63,7 +63,7 @@ def test_state_as_of_follows_versions_and_deletes(storage, tmp_path):
                                     _contact("2", "B", "2026-01-05T10:00:00Z")]], mode="full")
     _write(storage, "2026-01-06", [[_contact("2", "B2", "2026-01-06T10:00:00Z")]],
            deletes=["1"])
-    con = catalog.open_catalog(tmp_path)
+    con = views.open_catalog(tmp_path)
     now = con.execute("SELECT id, given_name FROM keap.contacts ORDER BY id").fetchall()
     assert now == [("2", "B2")]
     then = con.execute("SELECT id, given_name FROM keap.contacts_as_of('2026-01-05T23:00:00Z') "
@@ -81,14 +81,14 @@ def test_state_as_of_follows_versions_and_deletes(storage, tmp_path):
 ])
 def test_sql_entry_point_refuses_writes(storage, tmp_path, statement):
     _write(storage, "2026-01-05", [[_contact("1", "A", "2026-01-05T09:00:00Z")]], mode="full")
-    con = catalog.open_catalog(tmp_path)
-    with pytest.raises(catalog.ReadOnlyViolation, match="not allowed"):
-        catalog.check_read_only(con, statement)
+    con = views.open_catalog(tmp_path)
+    with pytest.raises(read_only.ReadOnlyViolation, match="not allowed"):
+        read_only.check_read_only(con, statement)
 
 
 def test_catalog_file_opens_read_only_in_plain_duckdb(storage, tmp_path):
     _write(storage, "2026-01-05", [[_contact("1", "A", "2026-01-05T09:00:00Z")]], mode="full")
-    path = catalog.write_catalog_file(tmp_path)
+    path = views.write_catalog_file(tmp_path)
     con = duckdb.connect(str(path), read_only=True)
     assert con.execute("SELECT count(*) FROM keap.contacts").fetchone()[0] == 1
 

@@ -156,7 +156,7 @@ def test_the_sql_catalog_shows_the_lines_of_uncompacted_logs(tmp_path: Path) -> 
     """`sync.ledger` / `sync.dead_letter` in SQL see what `ledger_relation` sees in Python: a
     killed run's log before the next push compacts it, without counting a leftover log twice,
     with the compacted files' column types; and the view survives the logs being compacted."""
-    from assets.backups.catalog import open_catalog
+    from assets.catalog.views import open_catalog
 
     r1 = LedgerWriter(tmp_path, "r1")
     line(r1, "a", "succeeded")

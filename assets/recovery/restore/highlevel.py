@@ -29,8 +29,8 @@ from typing import Any
 
 import duckdb
 
-from assets.backups.restore_apply import Runner, Write, clean, values, write_id
-from assets.backups.restore_fields import OPPORTUNITY_FIELDS, SPECS
+from assets.recovery.restore.fields import OPPORTUNITY_FIELDS, SPECS
+from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
 from orchestration.http import ApiError
 
 SPEC = SPECS["highlevel"]

@@ -2,7 +2,7 @@
 
 `talentvault sql` (`connect()`), `locked_connection()` (people's own Python) and `init_script()`
 (the duckdb CLI) open the catalog the same way: DuckDB's own sandbox, locked, then the views of
-`assets/backups/catalog.py`:
+`assets/catalog/views.py`:
 
 - `allowed_paths` is the exact list of files the views read now (each glob of a view definition
   is replaced by the files it matches), so nothing else on the host is readable: not
@@ -35,7 +35,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups.catalog import catalog_statements
+from assets.catalog.views import catalog_statements
 from orchestration.config import data_root
 
 # where the installation keeps its secrets (the suppression salt, Keap's rotating OAuth token in

@@ -22,20 +22,18 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from assets.backups import audit
-from assets.backups.catalog import open_catalog
-from assets.backups.restore_fields import OPPORTUNITY_FIELDS, SPECS
-from assets.backups.restore_ledger import (
+from assets.catalog.views import open_catalog
+from assets.recovery.restore.highlevel import apply_highlevel
+from assets.recovery.restore.keap import apply_keap
+from assets.recovery.restore.ledger import (
     PERMANENT,
     RETRYABLE,
     SUCCEEDED,
@@ -45,28 +43,14 @@ from assets.backups.restore_ledger import (
     succeeded_write_ids,
     unresolved_started,
 )
-from assets.backups.restore_plan import Selection, compute, load_plan, open_client, plan_dir
-from orchestration.http import ApiError
+from assets.recovery.restore.plan import Selection, compute, load_plan, open_client, plan_dir
+from assets.recovery.restore.runner import Runner
 
-KEAP_ARRAYS = ("email_addresses", "phone_numbers", "addresses", "fax_numbers",
-               "social_accounts", "custom_fields")
 SHOWN_IDS = 10
 
 
 class RestoreRefused(RuntimeError):
     """The plan no longer describes the live system (or the backup); preview again."""
-
-
-@dataclass
-class Write:
-    write_id: str
-    entity: str
-    action: str
-    backup_id: str | None
-    live_id: str | None
-    fields: list[str]
-    run: Callable[[], Any]    # performs the call; returns the live id (or (live id, remark))
-    tag: str | None = None
 
 
 @contextlib.contextmanager
@@ -181,28 +165,6 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any) 
           AND c.change_id NOT IN (SELECT change_id FROM planned)""")
 
 
-def values(con: duckdb.DuckDBPyConnection, rel: str, ids: list[str], fields: tuple
-           ) -> dict[str, dict[str, Any]]:
-    """Backup values (canonical, parsed) of some records: id -> {field: value}."""
-    if not ids:
-        return {}
-    cols = ", ".join(f'CAST({f.sql} AS VARCHAR) AS "{f.name}"' for f in fields)
-    rows = con.execute(f"SELECT id, {cols} FROM {rel} WHERE id IN (SELECT unnest(?))",
-                       [ids]).fetchall()
-    names = [f.name for f in fields]
-    return {r[0]: {n: clean(json.loads(v)) for n, v in zip(names, r[1:], strict=True)
-                   if v is not None} for r in rows}
-
-
-def clean(value: Any) -> Any:
-    """Drop null members of objects (the canonical form keeps every key of its shape)."""
-    if isinstance(value, dict):
-        return {k: clean(v) for k, v in value.items() if v is not None}
-    if isinstance(value, list):
-        return [clean(v) for v in value]
-    return value
-
-
 def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, run: str,
             concurrency: int) -> dict[str, int]:
     done = succeeded_write_ids(con, plan.plan_id)
@@ -214,12 +176,8 @@ def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, 
     confirmed = 0
     try:
         if plan.source == "keap":
-            from assets.backups.restore_keap import apply_keap
-
             apply_keap(con, client, runner, since=plan.live_watermark or plan.as_of)
         else:
-            from assets.backups.restore_highlevel import apply_highlevel
-
             apply_highlevel(con, client, runner, since=plan.live_watermark or plan.as_of)
         confirmed = _confirm_landed(con, root, plan.plan_id, run, ledger)
     finally:
@@ -261,98 +219,3 @@ def _confirm_landed(con: duckdb.DuckDBPyConnection, root: Path, plan_id: str, ru
                             "run stopped before recording the answer)")
         n += 1
     return n
-
-
-class Runner:
-    """Runs writes in a small pool, skipping what succeeded before, recording every outcome."""
-
-    def __init__(self, ledger: Ledger, done: dict[str, str | None], attempts: dict[str, int],
-                 concurrency: int):
-        self.ledger, self.done, self.attempts = ledger, done, attempts
-        self.concurrency = max(1, concurrency)
-        self.skipped = 0
-
-    def tried_before(self, write_id: str) -> bool:
-        return self.attempts.get(write_id, 0) > 0
-
-    def run(self, writes: list[Write]) -> dict[str, str | None]:
-        """Run the writes (a phase); returns write_id -> live id for the ones that succeeded
-        now or before."""
-        results: dict[str, str | None] = {}
-        todo = []
-        for w in writes:
-            if w.write_id in self.done:
-                results[w.write_id] = self.done[w.write_id] or w.live_id
-                self.skipped += 1
-            else:
-                todo.append(w)
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            for w, live_id in zip(todo, pool.map(self._one, todo), strict=True):
-                if live_id is not False:
-                    results[w.write_id] = live_id
-        return results
-
-    def start(self, writes: list[Write]) -> None:
-        """`started` rows, before the calls are sent (see the module docstring, 4.)."""
-        self.ledger.record_started([
-            {"write_id": w.write_id, "entity": w.entity, "action": w.action,
-             "backup_id": w.backup_id, "live_id": w.live_id, "tag": w.tag, "fields": w.fields,
-             "attempt": self.attempts.get(w.write_id, 0) + 1} for w in writes])
-
-    def _one(self, w: Write) -> str | None | bool:
-        attempt = self.attempts.get(w.write_id, 0) + 1
-        common = {"write_id": w.write_id, "entity": w.entity, "action": w.action,
-                  "backup_id": w.backup_id, "tag": w.tag, "fields": w.fields or None,
-                  "attempt": attempt}
-        self.start([w])
-        try:
-            live_id = w.run()
-        except ApiError as e:
-            status = RETRYABLE if e.retryable else PERMANENT
-            self.ledger.record(**common, live_id=w.live_id, status=status,
-                               http_status=e.status, error=_error_text(e))
-            return False
-        except (KeyError, ValueError, TypeError) as e:
-            self.ledger.record(**common, live_id=w.live_id, status=PERMANENT,
-                               error=f"{type(e).__name__}: {e}")
-            return False
-        note = None
-        if isinstance(live_id, tuple):   # succeeded with a remark (e.g. a field left out)
-            live_id, note = live_id
-        self.ledger.record(**common, live_id=live_id or w.live_id, status=SUCCEEDED, error=note)
-        return live_id or w.live_id
-
-    def record_outcome(self, w: Write, status: str, error: str | None = None,
-                       http_status: int | None = None, live_id: str | None = None) -> None:
-        """For batched calls (tags): one ledger row per record of the batch."""
-        self.ledger.record(write_id=w.write_id, entity=w.entity, action=w.action,
-                           backup_id=w.backup_id, live_id=live_id or w.live_id, tag=w.tag,
-                           fields=w.fields or None, status=status, error=error,
-                           http_status=http_status,
-                           attempt=self.attempts.get(w.write_id, 0) + 1)
-
-
-def _error_text(e: ApiError) -> str:
-    """Status, call and the names of the fields the vendor objected to: the vendor's message
-    itself can quote the values sent, so it is not kept."""
-    path = e.url.split("?", 1)[0]
-    names: list[str] = []
-    with contextlib.suppress(ValueError, TypeError, AttributeError):
-        body = json.loads(e.body or "")
-        names += [str(d.get("resource")) for d in body.get("details") or [] if d.get("resource")]
-        meta = body.get("meta") or {}
-        if meta.get("matchingField"):
-            names.append(f"duplicate {meta['matchingField']} of contact {meta.get('contactId')}")
-    where = f" ({', '.join(names)})" if names else ""
-    return f"HTTP {e.status} {e.method} {path}{where}" if e.status else f"{e.method} {path}: " \
-        f"no reply after {e.attempts} attempts"
-
-
-def write_id(*parts: str | None) -> str:
-    import hashlib
-
-    return hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()[:32]
-
-
-__all__ = ["OPPORTUNITY_FIELDS", "SPECS", "RestoreRefused", "Runner", "Write", "apply",
-           "clean", "values", "write_id"]

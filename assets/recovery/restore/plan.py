@@ -24,12 +24,14 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit, restore_live, suppression
-from assets.backups.catalog import check_read_only, open_catalog
+from assets.backups import audit, suppression
 from assets.backups.read_audit import MAX_SUBJECTS
-from assets.backups.restore_diff import contact_changes, opportunity_changes
-from assets.backups.restore_fields import MACROS, SPECS, check_fields
-from assets.backups.restore_ledger import ledger_relation
+from assets.catalog.read_only import check_read_only
+from assets.catalog.views import open_catalog
+from assets.recovery.restore import live as restore_live
+from assets.recovery.restore.diff import contact_changes, opportunity_changes
+from assets.recovery.restore.fields import MACROS, SPECS, check_fields
+from assets.recovery.restore.ledger import ledger_relation
 from orchestration.times import iso, parse_ts
 
 MODES = ("create-missing", "update-existing", "delete-new")
@@ -317,7 +319,7 @@ def where_reads_only_backups(root: Path, source: str, where: str) -> None:
     """`--where` is SQL from the person at the keyboard: it binds in the SQL door first, so it
     can read the backup files and nothing else on the host (a subquery of read_text(...) is
     refused there)."""
-    from assets.backups.sql_door import connect
+    from assets.catalog.sql_door import connect
 
     try:
         connect(root).execute(f"SELECT count(*) FROM (SELECT * FROM {source}.contacts LIMIT 0) "

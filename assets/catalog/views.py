@@ -6,7 +6,7 @@ For each backed-up entity:
   <source>.<entity>_as_of(ts)      the state at a point in time (table macro)
 
 `open_catalog()` builds these views in an in-memory database, unconfined: for talentvault's own
-code (restore, verify, erasure). People query through the SQL door (`assets/backups/sql_door.py`:
+code (restore, verify, erasure). People query through the SQL door (`assets/catalog/sql_door.py`:
 the same views, confined to the backup files and locked). `write_catalog_file()` saves the same
 definitions as `<root>/catalog.duckdb`, for tools that open a database file (not a locked door).
 """
@@ -14,25 +14,22 @@ definitions as `<root>/catalog.duckdb`, for tools that open a database file (not
 from __future__ import annotations
 
 import os
-import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import duckdb
 
 from assets.backups.state import history_sql, state_sql
 from assets.identity.catalog import identity_statements
+from assets.sync.catalog import catalog_statements as sync_statements
+from orchestration.webhooks.catalog import catalog_statements as webhook_statements
 
 SOURCES = ("greenhouse", "keap", "highlevel")
 CATALOG_FILE = "catalog.duckdb"
-
-# Statement types a user may run through `talentvault sql`: reading only.
-READ_ONLY_TYPES = {"SELECT", "EXPLAIN"}
-
-
-class ReadOnlyViolation(ValueError):
-    pass
+# the views other rooms add over their own outputs, after the backups, identity and the audit
+# trail: each gives the DDL of its views for a data root
+EXTENSIONS: tuple[Callable[[Path], list[str]], ...] = (sync_statements, webhook_statements)
 
 
 def backed_up_entities(root: Path) -> Iterator[tuple[str, str, Path]]:
@@ -58,7 +55,10 @@ def catalog_statements(root: Path) -> list[str]:
             f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
             f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)', entity_dir=folder)}",
         ]
-    return stmts + identity_statements(root) + audit_statements(root) + _extension_statements(root)
+    stmts += identity_statements(root) + audit_statements(root)
+    for extension in EXTENSIONS:
+        stmts += extension(root)
+    return stmts
 
 
 def audit_statements(root: Path) -> list[str]:
@@ -71,27 +71,6 @@ def audit_statements(root: Path) -> list[str]:
     return stmts
 
 
-# Modules that add views of their own outputs: each has `catalog_statements(root) -> list[str]`
-# (imported lazily so `talentvault sql` stays light and a missing optional part never breaks it).
-EXTENSIONS = ("assets.sync.catalog", "assets.backups.extra_catalog",
-              "orchestration.webhooks.catalog")
-
-
-def _extension_statements(root: Path) -> list[str]:
-    import importlib
-
-    stmts: list[str] = []
-    for name in EXTENSIONS:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name != name:
-                raise
-            continue
-        stmts += module.catalog_statements(root)
-    return stmts
-
-
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every catalog view (not confined: talentvault's own code)."""
     con = duckdb.connect(config={"threads": 2})
@@ -99,50 +78,6 @@ def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
     for stmt in catalog_statements(root):
         con.execute(stmt)
     return con
-
-
-_PREFIX_TOKEN = re.compile(r"\s+|--[^\n]*|/\*.*?\*/|\([^)]*\)|\w+", re.S)
-
-
-def explain_analyze_target(text: str) -> str | None:
-    """For `EXPLAIN ANALYZE <statement>` (which runs the statement, not only plans it): the
-    statement's text; else None. Skips comments and reads `EXPLAIN (ANALYZE, ...)` options."""
-    pos, words = 0, []
-    while len(words) < 2 and (m := _PREFIX_TOKEN.match(text, pos)):
-        tok, pos = m.group(0), m.end()
-        if tok.startswith("("):
-            if re.search(r"\banaly[sz]e\b", tok, re.I):
-                return text[pos:]
-        elif tok[0].isalnum() or tok[0] == "_":
-            words.append(tok.upper())
-    return text[pos:] if words in (["EXPLAIN", "ANALYZE"], ["EXPLAIN", "ANALYSE"]) else None
-
-
-def check_read_only(con: duckdb.DuckDBPyConnection, sql: str) -> None:
-    """Refuse anything but reading (COPY, ATTACH, INSERT, CREATE, SET, INSTALL ...): SELECT
-    (FROM-first, PIVOT, DESCRIBE, SUMMARIZE ...) and EXPLAIN only. `EXPLAIN ANALYZE` runs its
-    statement, so that statement must be a SELECT too."""
-    try:
-        statements = con.extract_statements(sql)
-    except duckdb.Error as e:
-        raise ReadOnlyViolation(f"cannot parse the query: {e}") from e
-    if not statements:
-        raise ReadOnlyViolation("no statement given")
-    for st in statements:
-        kind = st.type.name
-        inner = explain_analyze_target(st.query) if kind == "EXPLAIN" else None
-        if inner is not None:
-            try:
-                kinds = [s.type.name for s in con.extract_statements(inner)]
-            except duckdb.Error:
-                kinds = ["an unreadable"]
-            if kinds != ["SELECT"]:
-                kind = f"EXPLAIN ANALYZE of {kinds[0] if kinds else 'nothing'}"
-        if kind not in READ_ONLY_TYPES:
-            raise ReadOnlyViolation(
-                f"refused: {kind} statements are not allowed here. The SQL entry point is "
-                "read-only, so no backup can be changed through it; use SELECT (or EXPLAIN), "
-                "and --output/--format to save results")
 
 
 def write_catalog_file(root: Path) -> Path:

@@ -2,7 +2,7 @@
 
 import dagster as dg
 
-from assets.backups.catalog import describe, write_catalog_file
+from assets.catalog.views import describe, write_catalog_file
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP

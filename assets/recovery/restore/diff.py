@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import duckdb
 
-from assets.backups.restore_fields import (
+from assets.recovery.restore.fields import (
     OPPORTUNITY_CONTACT,
     OPPORTUNITY_CREATED,
     OPPORTUNITY_FIELDS,

@@ -4,7 +4,7 @@ A recreated contact is created without a duplicate option: Keap accounts hold du
 contacts with one address), and matching by e-mail would overwrite the surviving twin instead of
 bringing back the deleted one. A create tried before whose reply was lost is looked for first
 and adopted instead of created twice (a write tried before includes one a killed run had only
-started: see restore_apply): the API is asked for the contacts holding its primary address
+started: see apply.py): the API is asked for the contacts holding its primary address
 (`filter=email==`; the apply's own live read may hold only the selected ids, never the contact
 the lost create made), and the one whose primary address it is, created since the preview (the
 plan's live watermark, the vendor's clock), that no backup record is matched to and this run
@@ -20,20 +20,24 @@ under its backed-up name.
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import defaultdict
 from typing import Any
 
 import duckdb
 
-from assets.backups.restore_apply import KEAP_ARRAYS, Runner, Write, values, write_id
-from assets.backups.restore_fields import SPECS
-from assets.backups.restore_ledger import PERMANENT, RETRYABLE, SUCCEEDED
-from assets.backups.restore_live import keap_contacts_with_email
+from assets.recovery.restore.fields import SPECS
+from assets.recovery.restore.ledger import PERMANENT, RETRYABLE, SUCCEEDED
+from assets.recovery.restore.live import keap_contacts_with_email
+from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
 from orchestration.http import ApiError
 from orchestration.times import parse_ts
 
 SPEC = SPECS["keap"]
+# array fields: an update sends [] for "no value", not null
+KEAP_ARRAYS = ("email_addresses", "phone_numbers", "addresses", "fax_numbers",
+               "social_accounts", "custom_fields")
 
 
 def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
@@ -141,10 +145,6 @@ def _updates(client: Any, rows: list[tuple]) -> list[Write]:
 
 
 def _parse(text: str | None) -> Any:
-    import json
-
-    from assets.backups.restore_apply import clean
-
     return None if text is None else clean(json.loads(text))
 
 
