@@ -1,5 +1,5 @@
 """`talentvault forget`: erase one person from every backup and suppress them from then on
-(assets/backups/erasure.py)."""
+(assets/recovery/erasure/)."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def forget_command(
     identity output and sync file under the data root, and add salted hashes of their
     identifiers to the suppression list so they are never backed up, pushed or restored again.
     Prints counts only (rows and files per entity), never the person's data."""
-    from assets.backups.erasure import ErasureError, forget
+    from assets.recovery.erasure import ErasureError, forget
 
     ids = ids or []
     if ids and source is None:

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from assets.backups.erasure import forget
 from assets.identity.emails import reference_email
+from assets.recovery.erasure import forget
 from assets.recovery.restore import apply as apply_plan
 from assets.recovery.restore import preview
 from orchestration.resources import KeapResource

@@ -12,8 +12,8 @@ from pathlib import Path
 import duckdb
 
 from assets.backups import suppression
-from assets.backups.erasure import forget
 from assets.identity.storage import partition_glob
+from assets.recovery.erasure import forget
 from assets.sync.ledger import wal_dir
 from assets.sync.push import run_push
 from tests.conftest import Sandbox

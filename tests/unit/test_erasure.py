@@ -8,8 +8,10 @@ import re
 import duckdb
 import pytest
 
-from assets.backups import erasure
 from assets.identity.storage import write_partition
+from assets.recovery import erasure
+from assets.recovery.erasure.rewrite import fingerprint
+from assets.recovery.erasure.rows import needle_pattern
 
 
 @pytest.mark.parametrize(("text", "hit"), [
@@ -18,7 +20,7 @@ from assets.identity.storage import write_partition
     ("a@b.com", False), ("a@b.co.uk", False), ("a@b.co-op.org", False),
 ])
 def test_whole_address_matching(text, hit):
-    pattern = erasure._needle_pattern(["a@b.co"])
+    pattern = needle_pattern(["a@b.co"])
     assert bool(re.search(pattern, text)) is hit
     con = duckdb.connect()   # the same pattern in DuckDB's RE2
     assert con.execute("SELECT regexp_matches(?, ?)", [text, pattern]).fetchone()[0] is hit
@@ -51,7 +53,7 @@ def test_erases_derived_rows_by_address_and_recovers_an_interrupted_swap(tmp_pat
                        f"read_parquet('{part}/*.parquet')").fetchone()[0] == [2, 3]
     manifest = json.loads((part / "_manifest.json").read_text())
     assert manifest["rows"] == 2 and manifest["erasures"][0]["rows_removed"] == 1
-    assert manifest["content_fingerprint"] == erasure.fingerprint(
+    assert manifest["content_fingerprint"] == fingerprint(
         con, sorted(part.glob("*.parquet")), backup=False)
 
     # a crash between the two renames of a swap: the finished staging folder is put in place

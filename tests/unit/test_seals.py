@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups import suppression
-from assets.backups.erasure import forget
 from assets.backups.retention import Policy, prune
 from assets.keap.schemas import contacts
+from assets.recovery.erasure import forget
 from orchestration import seals
 from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage
