@@ -4,22 +4,33 @@ import warnings
 
 import dagster as dg
 
-from assets.backups.retention import retention, retention_job, retention_schedule
-from assets.backups.verify import backup_files_match_manifests, verify_job, verify_schedule
 from assets.catalog.asset import catalog
 from assets.greenhouse.extract import greenhouse_assets
 from assets.highlevel.extract import highlevel_assets
 from assets.identity.assets import identity_assets
 from assets.keap.extract import keap_assets
+from assets.recovery.retention import retention
+from assets.recovery.verify.check import backup_files_match_manifests
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
 from orchestration import pools
 from orchestration.automation import automation_sensor
-from orchestration.jobs import backup_job, restore_apply_job, restore_preview_job
+from orchestration.jobs import (
+    backup_job,
+    restore_apply_job,
+    restore_preview_job,
+    retention_job,
+    verify_job,
+)
 from orchestration.owners import with_owners
 from orchestration.resources import build_resources
-from orchestration.schedules import daily_backup_schedule, weekly_full_backup_schedule
+from orchestration.schedules import (
+    daily_backup_schedule,
+    retention_schedule,
+    verify_schedule,
+    weekly_full_backup_schedule,
+)
 from orchestration.sensors import alert_sensors
 from orchestration.webhooks.sensor import source_backup_jobs, webhook_sensor
 

@@ -1,9 +1,9 @@
 """Jobs: the daily backup of every source (the weekly full is the same job with `mode: full`),
-and the maintenance jobs launched from the UI or a schedule: restore preview and apply."""
+and the maintenance jobs launched from the UI or a schedule: verify, retention, restore preview
+and apply. Their schedules are in orchestration/schedules.py."""
 
 import dagster as dg
 
-from assets.backups.verify import backup_files_match_manifests
 from assets.recovery.restore import (
     DEFAULT_MODES,
     RestoreRefused,
@@ -12,6 +12,8 @@ from assets.recovery.restore import (
     load_plan,
     preview,
 )
+from assets.recovery.retention import retention
+from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.partitions import daily_snapshots
 
 # the whole-backup verify check runs on its own schedule (verify_job), not with every partition
@@ -24,6 +26,20 @@ backup_job = dg.define_asset_job(
     selection=BACKUP_SELECTION,
     partitions_def=daily_snapshots,
     description="Back up Greenhouse, Keap and HighLevel for one day and refresh the catalog.",
+)
+
+verify_job = dg.define_asset_job(
+    "verify_job",
+    selection=dg.AssetSelection.checks(backup_files_match_manifests),
+    description="Re-hash every backup file against its manifest and check the incremental "
+    "chains and the catalog (`talentvault verify`, fast form).",
+)
+
+retention_job = dg.define_asset_job(
+    "retention_job",
+    selection=dg.AssetSelection.assets(retention),
+    description="Prune snapshots the retention policy no longer keeps (dry run unless "
+    "`apply: true`).",
 )
 
 

@@ -1,4 +1,5 @@
-"""Schedules: yesterday's backup every night, and a full snapshot every week.
+"""Schedules: yesterday's backup every night, a full snapshot every week, and after the night's
+backups the retention policy (04:00 UTC) and verify (05:00 UTC).
 
 The weekly full restarts every incremental chain, so a restore or an audit never depends on a
 long chain of increments, and catches deletions an id listing could not see.
@@ -11,7 +12,7 @@ import dagster as dg
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
-from orchestration.jobs import backup_job
+from orchestration.jobs import backup_job, retention_job, verify_job
 from orchestration.start_state import schedule_status
 
 EXTRACT_OPS = ["__".join(spec.key.path) for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
@@ -40,3 +41,24 @@ def weekly_full_backup_schedule(context: dg.ScheduleEvaluationContext) -> dg.Run
         run_config={"ops": {op: {"config": {"mode": "full"}} for op in EXTRACT_OPS}},
         tags={"talentvault/mode": "full"},
     )
+
+
+retention_schedule = dg.ScheduleDefinition(
+    name="retention_schedule",
+    job=retention_job,
+    cron_schedule="0 4 * * *",
+    execution_timezone="UTC",
+    default_status=schedule_status(),
+    run_config={"ops": {"backups__retention": {"config": {"apply": True}}}},
+    description="Every day at 04:00 UTC (after the night's backups): apply the retention "
+    "policy with its defaults.",
+)
+
+verify_schedule = dg.ScheduleDefinition(
+    name="verify_schedule",
+    job=verify_job,
+    cron_schedule="0 5 * * *",
+    execution_timezone="UTC",
+    default_status=schedule_status(),
+    description="Every day at 05:00 UTC (after the night's backups): verify every backup file.",
+)

@@ -10,10 +10,11 @@ from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
 
 EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
+CATALOG_KEY = dg.AssetKey(["backups", "catalog"])
 
 
 @dg.asset(
-    key=["backups", "catalog"],
+    key=CATALOG_KEY,
     group_name="backups",
     kinds={"duckdb"},
     deps=EXTRACT_KEYS,

@@ -1,5 +1,5 @@
 """`talentvault retention`: the partitions the retention policy no longer keeps, and their
-removal with --apply (assets/backups/retention.py)."""
+removal with --apply (assets/recovery/retention.py)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,7 @@ def retention_command(
     """Show (or with --apply, remove) the snapshot partitions the retention policy no longer
     keeps. Incremental chains are never broken; the sync ledger and audit trail are never
     pruned."""
-    from assets.backups.retention import Policy, prune
+    from assets.recovery.retention import Policy, prune
 
     try:
         policy = Policy(days=days, months=months, derived_days=derived_days)

@@ -1,5 +1,5 @@
 """`talentvault verify` and `talentvault seal`: is every backup file what its manifest and the
-seal ledger say it is (assets/backups/verify.py, verify_seals.py)."""
+seal ledger say it is (assets/recovery/verify/)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def verify_command(
 ) -> None:
     """Re-hash every backup file against its manifest, check the incremental chains and the
     catalog; exits 1 naming each damaged file."""
-    from assets.backups.verify import verify
+    from assets.recovery.verify import verify
 
     try:
         report = verify(root_of(data_dir), read_data=read_data)
@@ -44,7 +44,7 @@ def seal_command(
     they are now, after checking their files against their manifests. A partition that changed
     since it was sealed is refused unless named with --accept; exits 1 when anything was
     refused."""
-    from assets.backups.verify_seals import SealError, seal_root
+    from assets.recovery.verify import SealError, seal_root
     from orchestration.seals import SealKeyError
 
     try:

@@ -33,7 +33,8 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import httpx
 
-from assets.backups.verify import CATALOG_KEY, backup_files_match_manifests
+from assets.catalog.asset import CATALOG_KEY
+from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.config import sandbox_url
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage

@@ -20,11 +20,11 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups import suppression
-from assets.backups.verify import verify
 from assets.catalog.views import open_catalog
 from assets.extract import run_extract
 from assets.identity.assets import identity_assets
 from assets.recovery.erasure import forget
+from assets.recovery.verify import verify
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
 from orchestration.resources.storage import RUN_METADATA, SnapshotStorage

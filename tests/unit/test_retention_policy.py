@@ -6,7 +6,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from assets.backups.retention import (
+from assets.recovery.retention import (
     Policy,
     _assert_chains_kept,
     _ranges,

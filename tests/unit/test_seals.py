@@ -13,9 +13,9 @@ import pytest
 from typer.testing import CliRunner
 
 from assets.backups import suppression
-from assets.backups.retention import Policy, prune
 from assets.keap.schemas import contacts
 from assets.recovery.erasure import forget
+from assets.recovery.retention import Policy, prune
 from orchestration import seals
 from orchestration.cli import app
 from orchestration.resources.storage import SnapshotStorage

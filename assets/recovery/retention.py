@@ -39,10 +39,10 @@ from typing import Any
 import dagster as dg
 
 from assets.backups import audit
+from assets.catalog.views import write_catalog_file
 from orchestration import seals
 from orchestration.fsync import fsync
 from orchestration.resources.storage import SnapshotStorage
-from orchestration.start_state import schedule_status
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")
@@ -256,8 +256,6 @@ def prune(root: Path, policy: Policy | None = None, today: date | None = None,
             _empty_trash(entity_dir)
         report.applied = True
         if report.partitions_removed and (root / "catalog.duckdb").exists():
-            from assets.catalog.views import write_catalog_file
-
             write_catalog_file(root)
     audit.record(
         root, "retention_prune", target="data root", run_id=run_id,
@@ -350,22 +348,3 @@ def retention(context: dg.AssetExecutionContext, config: RetentionConfig,
         "today": report.today,
         "plan": dg.MetadataValue.md(report.markdown()),
     })
-
-
-retention_job = dg.define_asset_job(
-    "retention_job",
-    selection=dg.AssetSelection.assets(retention),
-    description="Prune snapshots the retention policy no longer keeps (dry run unless "
-    "`apply: true`).",
-)
-
-retention_schedule = dg.ScheduleDefinition(
-    name="retention_schedule",
-    job=retention_job,
-    cron_schedule="0 4 * * *",
-    execution_timezone="UTC",
-    default_status=schedule_status(),
-    run_config={"ops": {"backups__retention": {"config": {"apply": True}}}},
-    description="Every day at 04:00 UTC (after the night's backups): apply the retention "
-    "policy with its defaults.",
-)
