@@ -13,6 +13,14 @@ moved by `default_automation_condition_sensor` (RUNNING by default, orchestratio
   a backfill of older days never pushes old states into Keap.
 - `CLOSED_DAY` (the duplicates review list and the field audit): the same gate, for the day that
   has ended only, once all its backups exist, so a webhook does not redo a whole-world audit.
+- `CATALOG_REFRESH` (`backups/catalog`, one unpartitioned asset over every day): refreshed once
+  any partition of a backup it reads has landed since its last refresh (the nightly backup, a
+  webhook's open-day backup, a re-run), when no backup is in progress. It is not gated by the
+  blocking checks: the catalog holds view definitions over the files on disk, which
+  `talentvault sql` reads the same way with or without a refresh.
+- `ON_ITS_SCHEDULE_ONLY` (the verify check on the catalog): never requested here. A check without
+  a condition of its own rides along with every automated run of its asset; verify re-hashes
+  every file, so it runs on `verify_schedule` only, as before.
 
 The gate holds across runs: a day whose blocking check failed stays held (the condition's
 evaluation in the UI says which check) until the data is fixed and the backup re-run, and a
@@ -63,6 +71,14 @@ CLOSED_DAY = (
     & UPSTREAM_GATE
 ).with_label("after the nightly backups of the day that ended, blocking checks passed")
 
+CATALOG_REFRESH = (
+    AC.any_deps_updated().since_last_handled()
+    & ~AC.any_deps_in_progress() & ~AC.in_progress()
+).with_label("after any backup partition lands, no backup in progress")
+
+ON_ITS_SCHEDULE_ONLY = (AC.missing() & ~AC.missing()).with_label(
+    "never by the automation: on its own schedule only")
+
 
 def automation_sensor() -> dg.AutomationConditionSensorDefinition:
     """The sensor that evaluates every asset's automation condition (every 30 s in the daemon).
@@ -77,7 +93,8 @@ def automation_sensor() -> dg.AutomationConditionSensorDefinition:
         run_tags={TRIGGER_TAG: "automation"},
         description="Moves each day on after its backups: identity, the Keap desired state, "
         "changeset and push (held while a blocking check fails), the duplicates review and the "
-        "field audit. Started by default; TALENTVAULT_START_PAUSED=1 starts it stopped.",
+        "field audit; and refreshes the SQL catalog after any backup. Started by default; "
+        "TALENTVAULT_START_PAUSED=1 starts it stopped.",
     )
 
 

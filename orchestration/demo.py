@@ -2,11 +2,11 @@
 
 Starts the sandbox if none is running and plays the night after the sandbox's current day the way
 a deployment's daemon does (on a persistent instance, so the runs show in `dagster dev`):
-`daily_backup_schedule`'s run of `backup_job` (every backup with its checks, and the catalog),
-then the automation sensor's ticks, which launch what the assets' automation conditions ask for:
-identity (profiles, quarantine, duplicates, field audit) and the Keap sync (desired state,
-changeset, push; held if a blocking check failed). Time is the sandbox's clock. Then it prints
-what landed, what the checks found, what the sync did, and SQL to try next.
+`daily_backup_schedule`'s run of `backup_job` (every backup with its checks), then the
+automation sensor's ticks, which launch what the assets' automation conditions ask for: the
+catalog's refresh, identity (profiles, quarantine, duplicates, field audit) and the Keap sync
+(desired state, changeset, push; held if a blocking check failed). Time is the sandbox's clock.
+Then it prints what landed, what the checks found, what the sync did, and SQL to try next.
 """
 
 from __future__ import annotations
@@ -147,7 +147,8 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey, partition: str,
     if event is None or event.asset_materialization is None or event.timestamp < since:
         return None
     mat = event.asset_materialization
-    return mat if mat.partition == partition else None
+    # the day's partition; an unpartitioned asset (the catalog, over every day) has none
+    return mat if mat.partition in (partition, None) else None
 
 
 def _print_progress(instance, keys, partition, seen, console, since: float) -> None:

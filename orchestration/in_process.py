@@ -81,11 +81,23 @@ class Automation:
         name = job_name or request.job_name
         if not name and not request.asset_selection:
             raise ValueError("a run request with neither a job nor an asset selection")
-        job = (self.defs.resolve_job_def(name) if name
-               else self.defs.resolve_implicit_global_asset_job_def())
+        if name:
+            job, selection = self.defs.resolve_job_def(name), None
+        else:
+            job = self.defs.resolve_implicit_global_asset_job_def()
+            selection = list(request.asset_selection or [])
+            checks = request.asset_check_keys
+            every = {c for key in selection for c in self.graph.get(key).check_keys}
+            if checks is not None and set(checks) != every:
+                # as the daemon runs it: the checks the request names only (a check with an
+                # automation condition of its own, the catalog's verify, does not ride along);
+                # run as a subset job, so the run records no asset selection of its own
+                job = job.get_subset(asset_selection=set(selection),
+                                     asset_check_selection=set(checks))
+                selection = None
         result = job.execute_in_process(
             instance=self.instance, partition_key=request.partition_key, raise_on_error=False,
-            asset_selection=None if name else list(request.asset_selection or []),
+            asset_selection=selection,
             tags={**request.tags, **self.tags},
             run_config={**self.run_config, **(request.run_config or {})})
         self.results.append(result)

@@ -1,4 +1,8 @@
-"""Backup-stage assets: the DuckDB catalog over every snapshot."""
+"""The catalog asset: `catalog.duckdb`, the SQL views over every snapshot of every day.
+
+Unpartitioned: one file describes every day, so it is one asset, not one per day. It reads every
+partition of the backups and is refreshed by the automation sensor after any of them lands
+(`CATALOG_REFRESH`, orchestration/automation.py), not by the backup jobs."""
 
 import dagster as dg
 
@@ -6,7 +10,7 @@ from assets.catalog.views import describe, write_catalog_file
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
-from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
+from orchestration.automation import CATALOG_REFRESH
 from orchestration.resources.storage import SnapshotStorage
 
 EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
@@ -18,8 +22,7 @@ CATALOG_KEY = dg.AssetKey(["backups", "catalog"])
     group_name="backups",
     kinds={"duckdb"},
     deps=EXTRACT_KEYS,
-    partitions_def=daily_snapshots,
-    backfill_policy=BACKFILL_POLICY,
+    automation_condition=CATALOG_REFRESH,
     description="The SQL catalog over every snapshot: `<source>.<entity>` (current state), "
     "`<source>.<entity>_history` and `<source>.<entity>_as_of(ts)`. Query it with "
     "`talentvault sql` (confined to the backup files, every query audited); the saved "

@@ -2,8 +2,8 @@
 
 Every 30 s the sensor reads the inbox rows after its cursor (one `seq` position per source) and,
 per source with new events, requests one run of that source's backup job (its extract assets,
-incremental where they can be, and the catalog) for the partition of the day the changes
-happened (the latest of the vendor's timestamps; the vendor's today for an event without one).
+incremental where they can be) for the partition of the day the changes happened (the latest
+of the vendor's timestamps; the vendor's today for an event without one).
 The run key is the source and the last `seq` it covers, so a re-evaluation never requests the
 same run twice.
 
@@ -15,7 +15,7 @@ is empty and each tick costs one directory listing.
 
 The backup run is only the first step: once it lands, the automation conditions on identity and
 the Keap sync (orchestration/automation.py) take the same open day on to the push, so a candidate
-who applies at 23:47 is tagged in Keap minutes later.
+who applies at 23:47 is tagged in Keap minutes later, and the catalog is refreshed.
 
 Today is a partition (`daily_snapshots` has `end_offset=1`): a run for today backs the open day
 up to the vendor's now, and tonight's `daily_backup_schedule` replaces it with the whole day
@@ -33,8 +33,6 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import httpx
 
-from assets.catalog.asset import CATALOG_KEY
-from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.config import sandbox_url
 from orchestration.partitions import daily_snapshots
 from orchestration.resources.storage import SnapshotStorage
@@ -50,12 +48,11 @@ DAILY_JOB = "backup_job"
 source_backup_jobs: dict[str, dg.UnresolvedAssetJobDefinition] = {
     source: dg.define_asset_job(
         f"{source}_backup_job",
-        selection=(dg.AssetSelection.groups(source) | dg.AssetSelection.assets(CATALOG_KEY))
-        - dg.AssetSelection.checks(backup_files_match_manifests),
+        selection=dg.AssetSelection.groups(source),
         partitions_def=daily_snapshots,
         description=f"Back up {source.capitalize()} alone for one day (incremental where the "
-        "previous day is backed up) and refresh the catalog: what webhook_sensor runs when "
-        f"{source.capitalize()} reports changes.",
+        "previous day is backed up; the automation refreshes the catalog after it): what "
+        f"webhook_sensor runs when {source.capitalize()} reports changes.",
     )
     for source in SOURCES
 }

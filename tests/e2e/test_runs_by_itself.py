@@ -2,8 +2,9 @@
 demo: each night `daily_backup_schedule`'s own run request for the day that ended launches
 `backup_job`, and the automation sensor's ticks (the daemon's evaluation of the assets'
 automation conditions against the same real instance, orchestration/in_process.py) take the day
-on through identity, the desired state and the changeset to the push. After each day the
-sandbox's Keap holds exactly what the mapping implies (tests/e2e/sync_expected.py).
+on through identity, the desired state and the changeset to the push, and refresh the catalog.
+After each day the sandbox's Keap holds exactly what the mapping implies
+(tests/e2e/sync_expected.py).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import duckdb
 import pytest
 
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
@@ -27,6 +29,16 @@ from tests.e2e.sync_expected import Expected, expected_contacts
 from tests.integration.installs import alert_receiver, tick
 
 PUSH = dg.AssetKey(["sync", "keap_push"])
+CATALOG = dg.AssetKey(["backups", "catalog"])
+
+
+def day_runs(runs: list[dg.ExecuteInProcessResult]) -> list[dg.ExecuteInProcessResult]:
+    """The runs of a day's partition (identity, the sync); the catalog's refresh has none."""
+    return [r for r in runs if r.dagster_run.tags.get("dagster/partition")]
+
+
+def catalog_runs(runs: list[dg.ExecuteInProcessResult]) -> list[dg.ExecuteInProcessResult]:
+    return [r for r in runs if not r.dagster_run.tags.get("dagster/partition")]
 
 
 @dataclass
@@ -42,6 +54,7 @@ class Night:
     push: dict[str, Any]
     keap_records_total: int     # backup/records_total of keap/contacts for the day
     keap_contacts_live: int     # contacts in the sandbox's Keap when it was backed up
+    catalog_contacts: int       # keap.contacts in the saved catalog.duckdb after the night
 
 
 def fast_keap(defs: dg.Definitions) -> dg.Definitions:
@@ -107,8 +120,17 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
                              field_labels(w.store),
                              {k: v.value for k, v in push.metadata.items()}
                              | {"partition": push.partition},
-                             contacts.metadata["backup/records_total"].value, live))
+                             contacts.metadata["backup/records_total"].value, live,
+                             _catalog_contacts(w)))
         yield Deployment(out, held_night(w, automation, instance, mapping))
+
+
+def _catalog_contacts(w: World) -> int:
+    con = duckdb.connect(str(w.root / "catalog.duckdb"), read_only=True)
+    try:
+        return con.execute("SELECT count(*) FROM keap.contacts").fetchone()[0]
+    finally:
+        con.close()
 
 
 def _push_partition(instance: dg.DagsterInstance) -> str | None:
@@ -177,8 +199,8 @@ def test_backups_record_the_size_of_the_whole_backup(nights: list[Night]):
 
 def test_the_automation_takes_the_day_to_the_push_by_itself(nights: list[Night]):
     for n in nights:
-        # one run, for that day, asked for by the automation sensor (not by a person)
-        [run] = n.automated
+        # one run for that day, asked for by the automation sensor (not by a person)
+        [run] = day_runs(n.automated)
         assert run.success, n.day
         assert run.dagster_run.tags[TRIGGER_TAG] == "automation"
         assert run.dagster_run.tags["dagster/partition"] == n.day
@@ -187,6 +209,19 @@ def test_the_automation_takes_the_day_to_the_push_by_itself(nights: list[Night])
                 "sync/keap_push"} <= keys
         assert n.push["partition"] == n.day
         assert n.push["failed"] == 0
+
+
+def test_the_automation_refreshes_the_catalog_after_each_backup_day(nights: list[Night]):
+    for n in nights:
+        # one run of the catalog alone (unpartitioned: it covers every day), without the
+        # verify check, which runs on its own schedule
+        [run] = catalog_runs(n.automated)
+        assert run.success, n.day
+        assert run.dagster_run.tags[TRIGGER_TAG] == "automation"
+        assert {e.asset_key for e in run.get_asset_materialization_events()} == {CATALOG}
+        assert run.get_asset_check_evaluations() == []
+        # the saved catalog reads the night's backup
+        assert n.catalog_contacts == n.keap_contacts_live, n.day
 
 
 def test_after_each_day_keap_holds_exactly_what_the_mapping_implies(nights: list[Night]):
@@ -200,13 +235,15 @@ def test_after_each_day_keap_holds_exactly_what_the_mapping_implies(nights: list
 def test_a_failed_blocking_check_holds_the_push_until_the_data_is_fixed(deployment: Deployment):
     h = deployment.held
     # the night's backup landed, its check failed: the automation launched nothing for the day
-    assert h.automated_while_broken == []
+    # (the catalog, over every day, is refreshed: it holds views, not the held data's fate)
+    assert day_runs(h.automated_while_broken) == []
+    assert [r.success for r in catalog_runs(h.automated_while_broken)] == [True]
     assert h.held_by == ["greenhouse/candidates:required_fields_present"]
     assert h.push_partition_while_held == deployment.nights[-1].day  # not this day
     assert h.keap_while_held == h.keap_before  # not one write
     # fixed and re-backed up: the same automation releases the day, and Keap is right again
     assert h.rerun.success and h.held_by_after == []
-    [run] = h.released
+    [run] = day_runs(h.released)
     assert run.success and run.dagster_run.tags["dagster/partition"] == h.day
     assert PUSH in run.dagster_run.asset_selection
     wrong, _ = mismatches(h.expected, h.keap_before, h.keap_after, h.tags, h.labels)

@@ -134,3 +134,34 @@ def test_a_backfill_of_old_days_does_not_push_old_states(instance):
         land(instance, key, "2026-01-03")
     asked = tick()
     assert not any(asked.get(k) for k in CHAIN + CLOSED_DAY_ONLY)
+
+
+CATALOG = "backups/catalog"
+VERIFY = dg.AssetCheckKey(dg.AssetKey(CATALOG.split("/")), "backup_files_match_manifests")
+
+
+def test_the_catalog_is_refreshed_once_after_any_backup_lands(instance):
+    tick = Ticks(instance)
+    assert CATALOG not in tick()  # nothing landed: no catalog of nothing
+    # a webhook's open-day backup of one source, then the nightly of every source, then an old
+    # day backfilled: each lands partitions the catalog reads, each refreshes it once
+    for day, keys in ((TODAY, [k for k in BACKUP_KEYS if k.path[0] == "keap"]),
+                      (NIGHTLY, BACKUP_KEYS), ("2026-01-03", BACKUP_KEYS)):
+        for key in keys:
+            land(instance, key, day)
+        assert tick().get(CATALOG) == {None}, day  # one unpartitioned refresh
+        assert CATALOG not in tick()
+
+
+def test_the_verify_check_is_left_to_its_schedule(instance):
+    # a check with no condition of its own would ride along with every automated refresh of the
+    # catalog (the daemon runs every check of a requested asset); verify re-hashes every file
+    assert GRAPH.get(VERIFY).automation_condition is not None
+    tick = Ticks(instance)
+    tick()
+    for key in BACKUP_KEYS:
+        land(instance, key, NIGHTLY)
+    result = dg.evaluate_automation_conditions(defs, instance, evaluation_time=NOW,
+                                               cursor=tick.cursor)
+    assert result.get_num_requested(dg.AssetKey(CATALOG.split("/"))) == 1
+    assert result.get_num_requested(VERIFY) == 0
