@@ -98,7 +98,8 @@ def keap_oauth_client(base_url: str):
 
 
 def measure(w, store, source: str, n: int, as_of: str, client=None) -> dict:
-    from assets.recovery.restore import apply, preview
+    from assets.recovery.restore import preview
+    from assets.recovery.restore.apply import apply
 
     ids = sorted(w.sandbox_docs(source, "contacts"))[:n]
     now = store.now()

@@ -8,10 +8,10 @@ from assets.recovery.restore import (
     DEFAULT_MODES,
     RestoreRefused,
     Selection,
-    apply,
     load_plan,
     preview,
 )
+from assets.recovery.restore.apply import apply
 from assets.recovery.retention import retention
 from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.partitions import daily_snapshots

@@ -8,8 +8,8 @@ from datetime import timedelta
 
 from assets.identity.emails import reference_email
 from assets.recovery.erasure import forget
-from assets.recovery.restore import apply as apply_plan
 from assets.recovery.restore import preview
+from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.resources import KeapResource
 from orchestration.times import iso
 from tests.e2e.conftest import World

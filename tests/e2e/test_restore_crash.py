@@ -42,7 +42,7 @@ from assets.catalog.views import open_catalog
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from assets.recovery.restore import Selection, preview
-from assets.recovery.restore import apply as apply_plan
+from assets.recovery.restore.apply import apply as apply_plan
 from assets.recovery.restore.ledger import ledger_dir, ledger_relation
 from assets.recovery.restore.plan import plan_dir
 from assets.recovery.restore.runner import write_id
@@ -68,7 +68,7 @@ CHILD = """
 import json, os, signal, sys
 from pathlib import Path
 from assets.recovery.restore import ledger as restore_ledger
-from assets.recovery.restore import apply
+from assets.recovery.restore.apply import apply
 from orchestration.resources import HighLevelResource, KeapResource
 
 root, mode, nth, run_id, source = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[4:6]

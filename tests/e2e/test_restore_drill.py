@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from assets.recovery.restore import apply as apply_plan
 from assets.recovery.restore import preview
+from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.times import iso
 from tests.e2e.conftest import CRM_SPECS, World, backed_up_docs
 

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 
 from assets.catalog.views import open_catalog
 from assets.recovery.restore import RestoreRefused, preview
-from assets.recovery.restore import apply as apply_plan
+from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.cli.restore import restore_app as app
 from orchestration.jobs import restore_apply_job, restore_preview_job
 from orchestration.resources import HighLevelResource, KeapResource

@@ -1,5 +1,8 @@
 """Point-in-time restore of Keap and HighLevel from the backups: preview, then apply.
 
+    from assets.recovery.restore import Selection, preview
+    from assets.recovery.restore.apply import apply
+
     plan = preview(root, "keap", "2025-11-20T18:00:00Z", Selection(tag="LinkedIn"))
     print(plan.markdown)            # what would change; nothing was written
     apply(root, plan.plan_id)       # exactly that, or a refusal if live changed meanwhile
@@ -13,8 +16,9 @@ Dagster: `restore_preview_job` and `restore_apply_job` (orchestration/jobs.py), 
 the UI with run config; the preview's markdown is the step's output metadata.
 """
 
-from assets.recovery.restore.apply import RestoreRefused, apply
+# `apply` is imported from its module (assets.recovery.restore.apply), not from here: the
+# package's name `apply` is that module
+from assets.recovery.restore.apply import RestoreRefused
 from assets.recovery.restore.plan import DEFAULT_MODES, Plan, Selection, load_plan, preview
 
-__all__ = ["DEFAULT_MODES", "Plan", "RestoreRefused", "Selection", "apply", "load_plan",
-           "preview"]
+__all__ = ["DEFAULT_MODES", "Plan", "RestoreRefused", "Selection", "load_plan", "preview"]
