@@ -49,3 +49,21 @@ def test_the_graph_sees_cycles_and_imports_inside_functions(tmp_path):
     graph = g.import_graph(tmp_path, ["pkg"])
     assert graph["pkg.d"] == {"pkg.c"}
     assert g.cycles(graph) == [["pkg.a", "pkg.b", "pkg.c"]]
+
+
+def test_assets_have_no_import_cycle(graph):
+    # the restore writers once imported apply.py for its write machinery while apply.py
+    # imported them (now restore/runner.py), and verify.py and verify_seals.py each other
+    assert g.cycles(g.within(graph, "assets")) == []
+
+
+WIRING = ("orchestration.definitions", "orchestration.jobs", "orchestration.schedules",
+          "orchestration.cli")
+
+
+def test_only_the_wiring_reaches_the_recovery_room_and_the_catalog(graph):
+    # e.g. the webhook sensor needs neither the catalog's key nor its verify check
+    reach = {module for module, targets in graph.items()
+             if module.startswith(("orchestration", "checks"))
+             and any(t.startswith(("assets.recovery", "assets.catalog")) for t in targets)}
+    assert reach and {m for m in reach if not m.startswith(WIRING)} == set()
