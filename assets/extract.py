@@ -26,12 +26,13 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import audit, suppression
-from assets.backups.state import entity_state_sql, history_sql, state_sql
 from checks.snapshots import check_specs, priority, reference_clock, run_checks
 from orchestration.freshness import backup_freshness_policy
 from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
-from orchestration.resources.storage import EntitySchema, SnapshotStorage
+from orchestration.storage import audit, suppression
+from orchestration.storage.schema import EntitySchema
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.state_sql import entity_state_sql, history_sql, state_sql
 from orchestration.times import iso, parse_ts
 
 log = logging.getLogger("talentvault.extract")

@@ -126,7 +126,7 @@ class CheckRun:
 
 
 def _glob(b: IdentityBuild, name: str) -> str:
-    from assets.identity.storage import partition_glob
+    from orchestration.storage.derived import partition_glob
 
     return f"read_parquet('{partition_glob(b.root, name, b.day)}')"
 

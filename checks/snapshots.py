@@ -24,7 +24,6 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets.backups.state import history_sql, state_sql
 from checks import gx
 from checks.greenhouse.rules import RULES as GREENHOUSE
 from checks.highlevel.rules import RULES as HIGHLEVEL
@@ -42,7 +41,9 @@ from checks.rules import (
     Enum,
     Ref,
 )
-from orchestration.resources.storage import TS, EntitySchema, SnapshotStorage
+from orchestration.storage.schema import TS, EntitySchema
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.state_sql import history_sql, state_sql
 from orchestration.times import iso, parse_ts
 
 __all__ = [

@@ -7,7 +7,7 @@ from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
 

@@ -21,8 +21,8 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups.state import history_sql, state_sql
 from assets.identity.catalog import identity_statements
+from orchestration.storage.state_sql import history_sql, state_sql
 
 SOURCES = ("greenhouse", "keap", "highlevel")
 CATALOG_FILE = "catalog.duckdb"

@@ -52,10 +52,11 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit, suppression
-from orchestration import seals
-from orchestration.fsync import fsync as _fsync
-from orchestration.resources.storage import RUN_METADATA, land, sha256_file
+from orchestration.storage import audit, seals, suppression
+from orchestration.storage.fsync import fsync as _fsync
+from orchestration.storage.landing import land
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.writer import RUN_METADATA
 from orchestration.times import iso
 
 log = logging.getLogger("talentvault.erasure")

@@ -32,7 +32,6 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit
 from assets.backups.catalog import open_catalog
 from assets.backups.restore_fields import OPPORTUNITY_FIELDS, SPECS
 from assets.backups.restore_ledger import (
@@ -47,6 +46,7 @@ from assets.backups.restore_ledger import (
 )
 from assets.backups.restore_plan import Selection, compute, load_plan, open_client, plan_dir
 from orchestration.http import ApiError
+from orchestration.storage import audit
 
 KEAP_ARRAYS = ("email_addresses", "phone_numbers", "addresses", "fax_numbers",
                "social_accounts", "custom_fields")

@@ -24,12 +24,13 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit, restore_live, suppression
+from assets.backups import restore_live
 from assets.backups.catalog import check_read_only, open_catalog
-from assets.backups.read_audit import MAX_SUBJECTS
 from assets.backups.restore_diff import contact_changes, opportunity_changes
 from assets.backups.restore_fields import MACROS, SPECS, check_fields
 from assets.backups.restore_ledger import ledger_relation
+from orchestration.storage import audit, suppression
+from orchestration.storage.read_audit import MAX_SUBJECTS
 from orchestration.times import iso, parse_ts
 
 MODES = ("create-missing", "update-existing", "delete-new")

@@ -36,10 +36,12 @@ import dagster as dg
 import duckdb
 import pyarrow.parquet as pq
 
-from assets.backups import audit
 from assets.backups.verify_seals import check_seals
-from orchestration.resources.storage import RUN_METADATA, SnapshotStorage, sha256_file
 from orchestration.start_state import schedule_status
+from orchestration.storage import audit
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.writer import RUN_METADATA
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")

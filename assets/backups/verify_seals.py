@@ -1,6 +1,6 @@
 """The seals part of `talentvault verify`, and `talentvault seal`.
 
-verify replays the seal ledger (`orchestration/seals.py`) and holds every partition manifest and
+verify replays the seal ledger (`orchestration/storage/seals.py`) and holds every partition manifest and
 every sealed state file against the latest entry recorded for it:
 - the ledger itself: every entry's hash (or HMAC) and its link to the one before;
 - a manifest field that differs from its sealed copy is named with both values
@@ -25,9 +25,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from assets.backups import suppression
-from orchestration import seals
-from orchestration.fsync import fsync
+from orchestration.storage import seals, suppression
+from orchestration.storage.fsync import fsync
 
 LIST = f"{suppression.STATE_DIR}/{suppression.LIST_FILE}"
 SALT = f"{suppression.STATE_DIR}/{suppression.SALT_FILE}"

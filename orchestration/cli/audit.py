@@ -38,8 +38,8 @@ def reads_command(
     import duckdb
 
     from assets.backups.catalog import open_catalog
-    from assets.backups.read_audit import person_subjects, reads_of
     from orchestration.config import data_root
+    from orchestration.storage.read_audit import person_subjects, reads_of
 
     if profile_id is None and not subject:
         typer.echo("error: give --profile-id ID or --subject kind:id", err=True)

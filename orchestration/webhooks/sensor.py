@@ -36,8 +36,8 @@ import httpx
 from assets.backups.verify import CATALOG_KEY, backup_files_match_manifests
 from orchestration.config import sandbox_url
 from orchestration.partitions import daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
 from orchestration.start_state import sensor_status
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks.events import SOURCES
 from orchestration.webhooks.inbox import connect, events_sql
 

@@ -19,7 +19,6 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups import suppression
 from assets.backups.catalog import open_catalog
 from assets.backups.erasure import forget
 from assets.backups.verify import verify
@@ -27,7 +26,9 @@ from assets.extract import run_extract
 from assets.identity.assets import identity_assets
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
-from orchestration.resources.storage import RUN_METADATA, SnapshotStorage
+from orchestration.storage import suppression
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.writer import RUN_METADATA
 from sandbox import process
 from sandbox.store import Store
 from sandbox.world import generate as world

@@ -18,7 +18,7 @@ from assets.backups.restore import (
 from assets.backups.restore import apply as apply_plan
 from orchestration.cli.restore import restore_app as app
 from orchestration.resources import HighLevelResource, KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import iso
 from tests.e2e.conftest import CRM_SPECS, World
 

@@ -15,12 +15,12 @@ import duckdb
 import pytest
 import yaml
 
-from assets.backups import suppression
 from assets.identity.assets import identity_profiles
-from assets.identity.storage import partition_dir
 from assets.sync.desired import KEY, keap_desired
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.resources import build_resources
+from orchestration.storage import suppression
+from orchestration.storage.derived import partition_dir
 from tests.e2e.conftest import World
 from tests.e2e.sync_expected import Expected, expected_contacts
 

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups import suppression
 from assets.backups.erasure import forget
-from assets.identity.storage import partition_glob
 from assets.sync.ledger import wal_dir
 from assets.sync.push import run_push
+from orchestration.storage import suppression
+from orchestration.storage.derived import partition_glob
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import (
     DAY,

@@ -23,9 +23,10 @@ from assets.backups.verify import (
     verify_job,
     verify_schedule,
 )
-from assets.identity.storage import write_partition
 from orchestration.cli import app
-from orchestration.resources.storage import SnapshotStorage, sha256_file
+from orchestration.storage.derived import write_partition
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import SnapshotStorage
 from tests.e2e.conftest import World
 
 runner = CliRunner()

@@ -24,7 +24,7 @@ from checks.rules import (
     TIMESTAMPS_PARSEABLE,
 )
 from checks.snapshots import check_specs, evaluate_partition, priority
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 DAY = "2026-01-05"
 T = "2026-01-05T10:00:00Z"

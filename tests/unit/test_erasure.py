@@ -9,7 +9,7 @@ import duckdb
 import pytest
 
 from assets.backups import erasure
-from assets.identity.storage import write_partition
+from orchestration.storage.derived import write_partition
 
 
 @pytest.mark.parametrize(("text", "hit"), [

@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.backups import suppression
+from orchestration.storage import suppression
 
 
 def test_salt_created_once_private(tmp_path):

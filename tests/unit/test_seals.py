@@ -12,13 +12,12 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups import suppression
 from assets.backups.erasure import forget
 from assets.backups.retention import Policy, prune
 from assets.keap.schemas import contacts
-from orchestration import seals
 from orchestration.cli import app
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import seals, suppression
+from orchestration.storage.snapshots import SnapshotStorage
 
 runner = CliRunner()
 DAYS = ("2026-01-04", "2026-01-05")

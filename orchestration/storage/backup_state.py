@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.config import VENDORS, ModeError, sandbox_dir, sandbox_url
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import parse_ts
 
 RPO_VAR = "TALENTVAULT_RPO_HOURS"
