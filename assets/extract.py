@@ -20,18 +20,22 @@ import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import cache
 from typing import Any, Literal
 
 import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import audit, suppression
-from assets.backups.state import entity_state_sql, history_sql, state_sql
-from checks.snapshots import check_specs, priority, reference_clock, run_checks
+from assets.identity import suppressed
+from checks.snapshots import RULES, check_specs, run_checks
+from orchestration.clock import reference_clock
 from orchestration.freshness import backup_freshness_policy
 from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
-from orchestration.resources.storage import EntitySchema, SnapshotStorage
+from orchestration.storage import audit, suppression
+from orchestration.storage.schema import EntitySchema
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.state_sql import entity_state_sql, history_sql, state_sql
 from orchestration.times import iso, parse_ts
 
 log = logging.getLogger("talentvault.extract")
@@ -99,20 +103,29 @@ def plan(storage: SnapshotStorage, spec: ExtractSpec, day: date, requested: str,
     return Plan("incremental", start, end, "previous day's snapshot is the base")
 
 
+@cache
+def priority(source: str, entity: str) -> int:
+    """Referenced entities are backed up first in a run (a Dagster step priority), so the
+    references of today's rows can be judged against today's backup of what they point at."""
+    referrers = [e for (s, e), r in RULES.items()
+                 if s == source and any(ref.target == entity for ref in r.refs)]
+    return 1 + max((priority(source, e) for e in referrers), default=-1)
+
+
 def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: date,
                 run_id: str, requested_mode: str = "auto",
                 now: datetime | None = None) -> dict[str, Any]:
     """Back up one entity for one day (up to `now` if the day is still open); returns the
     partition's manifest."""
     p = plan(storage, spec, day, requested_mode, now)
+    # erased people are not backed up again: their rows are dropped when the partition lands
     writer = storage.writer(spec.schema, day, mode=p.mode, run_id=run_id,
                             window=(p.window_from, p.window_to),
-                            default_updated=p.window_to - ONE_MS)
+                            default_updated=p.window_to - ONE_MS,
+                            row_filter=suppressed.extraction_filter(
+                                storage.path(), spec.schema.source, spec.schema.entity),
+                            guard=lambda: suppression.writing(storage.path()))
     writer.extra["plan_reason"] = p.reason
-    # erased people are not backed up again: their rows are dropped when the partition lands
-    writer.row_filter = suppression.extraction_filter(storage.path(), spec.schema.source,
-                                                      spec.schema.entity)
-    writer.guard = lambda: suppression.writing(storage.path())
     calls_before = client.calls
     later = storage.later_partitions(spec.schema.source, spec.schema.entity, day)
     try:

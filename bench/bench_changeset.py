@@ -62,7 +62,7 @@ def _manifest(con, folder: Path, extra: dict) -> None:
 def generate(root: Path, profiles: int, contacts: int, matched: float, ledger: int) -> dict:
     import duckdb
 
-    from assets.identity.storage import write_partition
+    from orchestration.storage.derived import write_partition
 
     started = time.perf_counter()
     con = duckdb.connect(config={"threads": 2, "memory_limit": "3GB",

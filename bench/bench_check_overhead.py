@@ -63,7 +63,7 @@ if str(REPO) not in sys.path:
 def write_partitions(root: str, rows: int) -> None:
     """Candidates, jobs, job stages and `rows` applications, through SnapshotStorage.writer."""
     from assets.greenhouse import schemas as gh
-    from orchestration.resources.storage import SnapshotStorage
+    from orchestration.storage.snapshots import SnapshotStorage
 
     storage = SnapshotStorage(root=root)
     start = datetime.fromisoformat(DAY).replace(tzinfo=UTC)
@@ -113,7 +113,7 @@ def step(root: str, lazy: bool, started: float | None = None) -> dict:
 
     from assets.greenhouse import schemas as gh
     from checks.snapshots import evaluate_partition
-    from orchestration.resources.storage import SnapshotStorage
+    from orchestration.storage.snapshots import SnapshotStorage
 
     storage = SnapshotStorage(root=root)
     clock = datetime(2026, 1, 6, tzinfo=UTC)

@@ -232,7 +232,9 @@ def child_talentvault(a: dict[str, Any]) -> dict[str, Any]:
     from assets.keap.extract import SPECS as KEAP
     from orchestration.http import HttpClient
     from orchestration.resources import GreenhouseResource, KeapResource
-    from orchestration.resources.storage import EntitySchema, PartitionWriter, SnapshotStorage
+    from orchestration.storage.schema import EntitySchema
+    from orchestration.storage.snapshots import SnapshotStorage
+    from orchestration.storage.writer import PartitionWriter
 
     baseline = _preload()
     timer = Timer()

@@ -245,7 +245,7 @@ def write_entity(root: Path, schema, sql: str) -> dict:
     import duckdb
     import pyarrow.parquet as pq
 
-    from orchestration.resources.storage import sha256_file
+    from orchestration.storage.seals import sha256_file
 
     folder = root / schema.source / schema.entity / f"snapshot_date={DAY}"
     folder.mkdir(parents=True, exist_ok=True)

@@ -44,7 +44,7 @@ def build_changeset(root: Path, store, n: int) -> dict[str, int]:
     import duckdb
     import pyarrow as pa
 
-    from assets.identity.storage import write_partition
+    from orchestration.storage.derived import write_partition
     from sandbox import records
     from tests.e2e.sync_push_support import CHANGESET_SCHEMA, create, tag, update
 

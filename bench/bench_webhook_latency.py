@@ -115,7 +115,7 @@ def main() -> None:
 
     from orchestration.definitions import defs
     from orchestration.in_process import Automation
-    from orchestration.resources.storage import SnapshotStorage
+    from orchestration.storage.snapshots import SnapshotStorage
     from orchestration.webhooks.sensor import webhook_sensor
 
     store = Store(base / "sandbox")

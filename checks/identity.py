@@ -21,14 +21,23 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import dagster as dg
+import duckdb
 
 from checks import gx
 
-if TYPE_CHECKING:
-    from assets.identity.build import IdentityBuild
+
+class IdentityBuild(Protocol):
+    """What the checks read of an identity build (assets/identity/build.py's IdentityBuild)."""
+
+    root: Path
+    day: str
+    con: duckdb.DuckDBPyConnection
+    counts: dict[str, Any]
+    keap_backed_up: bool
 
 EXTRACTED_EQUALS_PROFILED_PLUS_QUARANTINED = "extracted_equals_profiled_plus_quarantined"
 EMAILS_ARE_UNIQUE = "emails_are_unique"
@@ -126,7 +135,7 @@ class CheckRun:
 
 
 def _glob(b: IdentityBuild, name: str) -> str:
-    from assets.identity.storage import partition_glob
+    from orchestration.storage.derived import partition_glob
 
     return f"read_parquet('{partition_glob(b.root, name, b.day)}')"
 

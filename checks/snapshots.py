@@ -17,14 +17,12 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import duckdb
 
-from assets.backups.state import history_sql, state_sql
 from checks import gx
 from checks.greenhouse.rules import RULES as GREENHOUSE
 from checks.highlevel.rules import RULES as HIGHLEVEL
@@ -42,14 +40,16 @@ from checks.rules import (
     Enum,
     Ref,
 )
-from orchestration.resources.storage import TS, EntitySchema, SnapshotStorage
-from orchestration.times import iso, parse_ts
+from orchestration.clock import reference_clock
+from orchestration.storage.schema import TS, EntitySchema
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.state_sql import history_sql, state_sql
+from orchestration.times import iso
 
 __all__ = [
     "ENUMERATIONS_KNOWN", "INCREMENTALS_CONTIGUOUS", "PRIMARY_KEY_UNIQUE", "REFERENCES_RESOLVE",
     "REQUIRED_FIELDS_PRESENT", "ROW_COUNT_MATCHES_MANIFEST", "TIMESTAMPS_NOT_IN_FUTURE",
-    "TIMESTAMPS_PARSEABLE", "check_specs", "evaluate_partition", "priority", "reference_clock",
-    "run_checks",
+    "TIMESTAMPS_PARSEABLE", "RULES", "check_specs", "evaluate_partition", "run_checks",
 ]
 
 RULES: dict[tuple[str, str], EntityRules] = {
@@ -116,35 +116,6 @@ def check_specs(schema: EntitySchema, incremental: bool = True) -> list[dg.Asset
         name, asset=key, description=DESCRIPTIONS[name],
         blocking=severity(schema.source, schema.entity, name) == dg.AssetCheckSeverity.ERROR)
         for name in applicable_checks(schema, incremental)]
-
-
-@cache
-def priority(source: str, entity: str) -> int:
-    """Referenced entities are backed up first in a run (a Dagster step priority), so the
-    references of today's rows can be judged against today's backup of what they point at."""
-    referrers = [e for (s, e), r in RULES.items()
-                 if s == source and any(ref.target == entity for ref in r.refs)]
-    return 1 + max((priority(source, e) for e in referrers), default=-1)
-
-
-def reference_clock(resource: Any, client: Any = None) -> tuple[datetime, str]:
-    """(now, which clock): the sandbox's simulated clock when the resource is the sandbox, else
-    the real one."""
-    sandbox = getattr(client, "sandbox", None)
-    if sandbox is None:
-        sandbox = not getattr(resource, "base_url", "")
-    if sandbox:
-        import httpx
-
-        from orchestration.config import sandbox_url
-
-        try:
-            r = httpx.get(f"{sandbox_url()}/_sandbox/clock", timeout=10)
-            r.raise_for_status()
-            return parse_ts(r.json()["now"]), "sandbox"
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass  # no sandbox clock to ask: the real clock is the lenient fallback
-    return datetime.now(UTC), "real"
 
 
 def run_checks(context: dg.AssetExecutionContext, schema: EntitySchema, incremental: bool,

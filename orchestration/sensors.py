@@ -17,8 +17,8 @@ from collections.abc import Iterable
 import dagster as dg
 
 from orchestration.alerts import ALERT_URLS_VAR, Alert, send
-from orchestration.backup_state import reference_now, source_states
 from orchestration.config import ModeError, data_root, mode
+from orchestration.storage.backup_state import reference_now, source_states
 
 PUSH_KEY = dg.AssetKey(["sync", "keap_push"])
 VERIFY_CHECK = "backup_files_match_manifests"

@@ -16,7 +16,6 @@ from typing import Any
 
 import dagster as dg
 
-from orchestration.backup_state import reference_now, rpo_hours, source_states
 from orchestration.config import (
     MODE_VAR,
     VENDORS,
@@ -28,6 +27,7 @@ from orchestration.config import (
 )
 from orchestration.instance import project_home
 from orchestration.sensors import PUSH_KEY, VERIFY_CHECK
+from orchestration.storage.backup_state import reference_now, rpo_hours, source_states
 
 CHECK_EVENTS_READ = 2000   # the newest check evaluations: a daily backup makes ~150
 RUNS_READ = 200
@@ -85,7 +85,7 @@ def check_health(instance: dg.DagsterInstance) -> dict[str, dict[str, Any]]:
 
 
 def last_push(instance: dg.DagsterInstance, root: Path) -> dict[str, Any] | None:
-    from orchestration.resources.storage import SnapshotStorage
+    from orchestration.storage.snapshots import SnapshotStorage
 
     records = instance.fetch_materializations(PUSH_KEY, limit=1).records
     if not records:
@@ -126,7 +126,7 @@ def last_verify(root: Path) -> dict[str, Any] | None:
     (a day can hold thousands of events: every SQL query is audited too)."""
     import duckdb
 
-    from assets.backups.audit import events_dir
+    from orchestration.storage.audit import events_dir
 
     folder = events_dir(root)
     if not folder.is_dir():

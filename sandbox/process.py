@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -131,6 +131,24 @@ def stop_background(folder: Path) -> bool:
     finally:
         pid_file.unlink(missing_ok=True)
     return True
+
+
+def clock(base_url: str, *, timeout: float = 10) -> datetime:
+    """The running sandbox's simulated clock (its payloads are stamped with it), asked over HTTP:
+    the one way the product reads it. Raises httpx.HTTPError (or KeyError/ValueError on a reply
+    that is not the sandbox's) when nothing answers."""
+    r = httpx.get(f"{base_url}/_sandbox/clock", timeout=timeout)
+    r.raise_for_status()
+    now = datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00"))
+    return (now if now.tzinfo else now.replace(tzinfo=UTC)).astimezone(UTC)
+
+
+def clock_or_none(base_url: str, *, timeout: float = 10) -> datetime | None:
+    """`clock`, or None when no sandbox answers at `base_url`."""
+    try:
+        return clock(base_url, timeout=timeout)
+    except (httpx.HTTPError, KeyError, ValueError):
+        return None
 
 
 def world_now(folder: Path) -> datetime | None:

@@ -2,7 +2,7 @@
 imported, so it is fast and sees imports that only run inside functions or for type checking:
 each one is an arrow a reader has to follow).
 
-    uv run python tests/import_graph.py            # top-level packages, their arrows and cycles
+    uv run python tests/import_graph.py            # the rooms, their arrows and cycles
     uv run python tests/import_graph.py sandbox    # the modules of one package and their cycles
 
 Nodes are dotted module names (a package's `__init__.py` is the package's name); an arrow
@@ -18,6 +18,11 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PACKAGES = ("assets", "checks", "orchestration", "sandbox")
+# the code location's wiring: the one place allowed to import every room (assets included):
+# the definitions, jobs and schedules, the CLI, what a step process preloads, and the demo's
+# in-process schedule and automation ticks
+WIRING = ("orchestration.definitions", "orchestration.jobs", "orchestration.schedules",
+          "orchestration.cli", "orchestration.preload", "orchestration.in_process")
 
 Graph = dict[str, set[str]]
 
@@ -96,6 +101,23 @@ def top_level(graph: Graph) -> Graph:
     return packages
 
 
+def room_of(module: str) -> str:
+    """A module's room: its top-level package, with the code location's wiring apart."""
+    if module.startswith(WIRING):
+        return "wiring"
+    return module.split(".")[0]
+
+
+def rooms(graph: Graph) -> Graph:
+    """The graph between rooms (an arrow for any import between their modules)."""
+    found: Graph = {}
+    for module, targets in graph.items():
+        room = room_of(module)
+        found.setdefault(room, set()).update(
+            r for r in map(room_of, targets) if r != room)
+    return found
+
+
 def cycles(graph: Graph) -> list[list[str]]:
     """The strongly connected components with more than one node (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -140,4 +162,8 @@ def _print(graph: Graph) -> None:
 
 if __name__ == "__main__":
     full = import_graph()
-    _print(within(full, sys.argv[1]) if len(sys.argv) > 1 else top_level(full))
+    if len(sys.argv) > 1:
+        _print(within(full, sys.argv[1]))
+    else:
+        _print(rooms(full))
+        print(f"module-level cycles: {len(cycles(full))}")

@@ -57,8 +57,7 @@ def test_assets_have_no_import_cycle(graph):
     assert g.cycles(g.within(graph, "assets")) == []
 
 
-WIRING = ("orchestration.definitions", "orchestration.jobs", "orchestration.schedules",
-          "orchestration.cli")
+WIRING = g.WIRING
 
 
 def test_only_the_wiring_reaches_the_recovery_room_and_the_catalog(graph):
@@ -67,3 +66,34 @@ def test_only_the_wiring_reaches_the_recovery_room_and_the_catalog(graph):
              if module.startswith(("orchestration", "checks"))
              and any(t.startswith(("assets.recovery", "assets.catalog")) for t in targets)}
     assert reach and {m for m in reach if not m.startswith(WIRING)} == set()
+
+
+def test_no_module_of_the_product_is_in_an_import_cycle(graph):
+    assert g.cycles(graph) == []
+
+
+def test_the_rooms_import_downward_only(graph):
+    # wiring -> assets -> checks -> orchestration -> sandbox's entry points; nothing but the
+    # wiring climbs back into assets/ (issue 14's proof)
+    r = g.rooms(graph)
+    assert g.cycles(r) == []
+    assert r["checks"] <= {"orchestration", "sandbox"}
+    assert r["orchestration"] <= {"sandbox"}
+    assert "assets" in r["wiring"]  # the wiring does register the assets
+
+
+def test_the_storage_floor_imports_only_downward(graph):
+    # orchestration/storage/ reads and writes the data root for everyone above it
+    floor = {m: ts for m, ts in graph.items() if m.startswith("orchestration.storage")}
+    assert floor
+    climbs = {m: sorted(t for t in ts if not t.startswith(("orchestration", "sandbox")))
+              for m, ts in floor.items()}
+    assert {m: ts for m, ts in climbs.items() if ts} == {}
+    assert not any(t.startswith(g.WIRING) for ts in floor.values() for t in ts)
+
+
+def test_rooms_put_the_wiring_apart():
+    assert g.room_of("orchestration.cli.sql") == "wiring"
+    assert g.room_of("orchestration.definitions") == "wiring"
+    assert g.room_of("orchestration.storage.writer") == "orchestration"
+    assert g.room_of("assets.sync.push") == "assets"

@@ -119,7 +119,7 @@ def connect(root: Path | None = None) -> duckdb.DuckDBPyConnection:
 def locked_connection(root: Path | None = None) -> duckdb.DuckDBPyConnection:
     """`connect()` for people's own Python: the session is recorded in the audit trail
     (`sql_session`); its queries are not, one by one (`talentvault sql` records each)."""
-    from assets.backups import audit
+    from orchestration.storage import audit
 
     root = Path(root or data_root()).resolve()
     con = connect(root)

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups.state import history_sql, state_sql
 from assets.identity.catalog import identity_statements
 from assets.sync.catalog import catalog_statements as sync_statements
+from orchestration.storage.state_sql import history_sql, state_sql
 from orchestration.webhooks.catalog import catalog_statements as webhook_statements
 
 SOURCES = ("greenhouse", "keap", "highlevel")

@@ -5,7 +5,7 @@ Everything else stays in `_raw` (the record's JSON exactly as the API returned i
 
 import pyarrow as pa
 
-from orchestration.resources.storage import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
+from orchestration.storage.schema import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
 
 I64, BOOL, STR_LIST, I64_LIST = pa.int64(), pa.bool_(), pa.list_(pa.string()), pa.list_(pa.int64())
 UPDATED = as_ts(path_of("updated_at"))

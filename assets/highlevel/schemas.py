@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from orchestration.resources.storage import TS, EntitySchema, as_ts, col, list_of, path_of
+from orchestration.storage.schema import TS, EntitySchema, as_ts, col, list_of, path_of
 
 STR, F64, STR_LIST = pa.string(), pa.float64(), pa.list_(pa.string())
 

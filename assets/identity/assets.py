@@ -5,7 +5,6 @@ from typing import Any
 
 import dagster as dg
 
-from assets.backups import suppression
 from assets.identity.build import (
     CANDIDATE_PROFILES,
     KEAP_CONTACTS,
@@ -14,11 +13,12 @@ from assets.identity.build import (
     build_identity,
 )
 from assets.identity.config import DuplicatesConfig, FieldProfileConfig, IdentityConfig
-from assets.identity.storage import partition_dir, partition_glob, write_partition
 from checks import identity as checks
 from orchestration.automation import CLOSED_DAY, SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import suppression
+from orchestration.storage.derived import partition_dir, partition_glob, write_partition
+from orchestration.storage.snapshots import SnapshotStorage
 
 GROUP = "identity"
 KINDS = {"parquet", "duckdb"}

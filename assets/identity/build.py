@@ -29,7 +29,7 @@ from assets.identity.inputs import has_partition, load_state, versions
 from assets.identity.names import normalize_names
 from assets.identity.normalize import connect
 from assets.identity.phones import normalize_phones
-from assets.identity.storage import SOURCE, write_partition
+from orchestration.storage.derived import SOURCE, write_partition
 
 CANDIDATE_PROFILES = "candidate_profiles"
 QUARANTINE = "quarantine"

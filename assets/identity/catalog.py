@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# as in assets/identity/storage.py (not imported here: keeps `talentvault sql` light)
+# as in orchestration/storage/derived.py (not imported here: keeps `talentvault sql` light)
 SOURCE = "identity"
 VIEWS = ("candidate_profiles", "quarantine", "keap_contacts", "possible_duplicates",
          "field_profile")

@@ -24,7 +24,7 @@ import pyarrow as pa
 from assets.identity.config import FieldProfileConfig
 from assets.identity.field_rules import MAPPED_VALUES, PERSONAL_FIELDS, SYNC_FIELDS
 from assets.identity.inputs import has_partition, load_state
-from assets.identity.storage import partition_glob, previous_day
+from orchestration.storage.derived import partition_glob, previous_day
 
 NAME = "field_profile"
 META = {"id", "_raw", "_source_updated_at", "_extracted_at", "_op", "_run_id", "snapshot_date"}
@@ -82,7 +82,7 @@ def _q(name: str) -> str:
 def columns_of(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: str,
                day: str) -> dict[str, str]:
     """Flattened columns (name -> DuckDB type) of the entity's partitions up to `day`."""
-    from assets.backups.state import files_glob
+    from orchestration.storage.state_sql import files_glob
 
     rows = con.execute(f"""
         DESCRIBE SELECT * FROM read_parquet('{files_glob(root / source / entity)}',

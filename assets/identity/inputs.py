@@ -1,5 +1,5 @@
 """What the identity assets read: each entity's state as of the end of the partition day, from
-the snapshots, through the one state definition (`assets/backups/state.py`).
+the snapshots, through the one state definition (`orchestration/storage/state_sql.py`).
 
 "As of the end of day D" means the versions in partitions up to and including D whose update
 time is before D+1 00:00 UTC: re-running day D later gives the same answer even after later
@@ -15,7 +15,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups.state import files_glob, history_sql, state_sql
+from orchestration.storage.state_sql import files_glob, history_sql, state_sql
 
 KEY = ["id", "_source_updated_at", "_op", "snapshot_date"]
 

@@ -2,7 +2,7 @@
 
 import pyarrow as pa
 
-from orchestration.resources.storage import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
+from orchestration.storage.schema import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
 
 STR, STR_LIST = pa.string(), pa.list_(pa.string())
 

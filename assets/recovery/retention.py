@@ -24,7 +24,8 @@ Safety:
   plan: per entity, the partitions and bytes that would go.
 
 Pruning a partition does not change the state of any kept instant: the state is fenced by full
-partitions (`assets/backups/state.py`), so records deleted in a pruned incremental stay deleted.
+partitions (`orchestration/storage/state_sql.py`), so records deleted in a pruned incremental
+stay deleted.
 """
 
 import json
@@ -38,11 +39,10 @@ from typing import Any
 
 import dagster as dg
 
-from assets.backups import audit
 from assets.catalog.views import write_catalog_file
-from orchestration import seals
-from orchestration.fsync import fsync
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import audit, seals
+from orchestration.storage.fsync import fsync
+from orchestration.storage.snapshots import SnapshotStorage
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")

@@ -27,12 +27,12 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets.backups import suppression
-from assets.identity.storage import partition_dir, partition_glob, write_partition
 from assets.sync import changeset_state as state
 from orchestration.automation import SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import suppression
+from orchestration.storage.derived import partition_dir, partition_glob, write_partition
+from orchestration.storage.snapshots import SnapshotStorage
 
 NAME = state.CHANGESET
 SOURCE = state.SOURCE

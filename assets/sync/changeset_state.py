@@ -29,7 +29,7 @@ import dagster as dg
 import duckdb
 
 from assets.identity.inputs import has_partition, load_state
-from assets.identity.storage import partition_dir, read_manifest
+from orchestration.storage.derived import partition_dir, read_manifest
 
 SOURCE = "sync"
 CHANGESET = "keap_changeset"

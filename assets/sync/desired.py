@@ -7,7 +7,7 @@ state as of the end of D (applications, jobs, stage history, interviews, offers,
 Who is left out (counted in the metadata, never written):
 - records in identity/quarantine (they are in no profile; a profile holding one is dropped too);
 - people on the suppression list (any of their emails or candidate ids; see
-  assets/backups/suppression.py);
+  orchestration/storage/suppression.py);
 - profiles sharing an email with another profile (the match key must be unique: the
   `emails_are_unique` identity check blocks the sync in that case, this is the second line);
 - profiles whose `can_email` is false when the mapping says `consent.can_email_false: skip`.
@@ -24,12 +24,10 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import suppression
 from assets.identity.config import NormalizationConfig
 from assets.identity.inputs import has_partition, load_state
 from assets.identity.normalize import connect
 from assets.identity.phones import normalize_phones
-from assets.identity.storage import partition_dir, partition_glob, read_manifest, write_partition
 from assets.sync.mapping import (
     ATS_FIELDS,
     FALLBACK_KEY,
@@ -39,7 +37,14 @@ from assets.sync.mapping import (
 )
 from orchestration.automation import SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import suppression
+from orchestration.storage.derived import (
+    partition_dir,
+    partition_glob,
+    read_manifest,
+    write_partition,
+)
+from orchestration.storage.snapshots import SnapshotStorage
 
 NAME = "keap_desired"
 SOURCE = "sync"

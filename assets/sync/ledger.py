@@ -38,7 +38,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration.fsync import fsync as _fsync
+from orchestration.storage.fsync import fsync as _fsync
 
 STATUSES = ("succeeded", "failed_retryable", "failed_permanent")
 SCHEMA = pa.schema([

@@ -15,8 +15,8 @@ from typing import Any
 
 import duckdb
 
-from assets.identity.storage import partition_dir, partition_glob, read_manifest
 from assets.sync.changeset_state import CHANGESET, SOURCE
+from orchestration.storage.derived import partition_dir, partition_glob, read_manifest
 
 REJECTS = "keap_rejects"
 

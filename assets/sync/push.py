@@ -36,8 +36,6 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
-from assets.backups import audit, suppression
-from assets.identity.storage import partition_dir, read_manifest
 from assets.sync.ledger import (
     LedgerWriter,
     PushLock,
@@ -51,6 +49,8 @@ from orchestration.automation import SYNC_CHAIN
 from orchestration.http import ApiError, MalformedResponseError
 from orchestration.instance import release_abandoned_runs
 from orchestration.partitions import daily_snapshots
+from orchestration.storage import audit, suppression
+from orchestration.storage.derived import partition_dir, read_manifest
 
 log = logging.getLogger("talentvault.sync.push")
 # a push waiting for its `keap_push` slot frees it from a killed push run, gives up after a

@@ -37,9 +37,9 @@ def reads_command(
     id in the result, or more people than the trail lists one by one)."""
     import duckdb
 
-    from assets.backups.read_audit import person_subjects, reads_of
     from assets.catalog.views import open_catalog
     from orchestration.config import data_root
+    from orchestration.storage.read_audit import person_subjects, reads_of
 
     if profile_id is None and not subject:
         typer.echo("error: give --profile-id ID or --subject kind:id", err=True)

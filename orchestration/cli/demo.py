@@ -1,4 +1,4 @@
-"""`talentvault demo`: the whole product against the sandbox (orchestration/demo.py runs it)."""
+"""`talentvault demo`: the whole product against the sandbox (run by cli/demo_run.py)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ def demo_command(
     """The main job: start the sandbox if needed, back up every entity of Greenhouse, Keap and
     HighLevel for the sandbox's current day through Dagster, refresh the SQL catalog, and print
     a summary with example queries. Run it again after `talentvault sandbox tick`."""
-    from orchestration.demo import run_demo
+    from orchestration.cli.demo_run import run_demo
 
     summary = run_demo(day)
     if not summary["success"]:

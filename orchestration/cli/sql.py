@@ -1,7 +1,8 @@
 """`talentvault sql`: run a read-only query through the SQL door and print or save the result.
 
-Every query, refused ones included, is recorded in the audit trail (assets/backups/read_audit.py)
-before any row is shown or saved: a read that cannot be recorded is not shown.
+Every query, refused ones included, is recorded in the audit trail
+(orchestration/storage/read_audit.py) before any row is shown or saved: a read that cannot be
+recorded is not shown.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from assets.backups import read_audit
 from assets.catalog import sql_door
 from assets.catalog.read_only import ReadOnlyViolation, check_read_only
 from orchestration.config import data_root
+from orchestration.storage import read_audit
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -122,7 +123,7 @@ def write_init_script(target: Path) -> int:
         target.write_text(text)
         err.print(f"wrote {target}: open it with `duckdb -init {target}` (regenerate after new "
                   "backups)", markup=False)
-    from assets.backups import audit
+    from orchestration.storage import audit
 
     audit.record(root, "sql_session", target="catalog", details={"via": "duckdb-init"})
     return 0

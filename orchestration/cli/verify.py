@@ -45,7 +45,7 @@ def seal_command(
     since it was sealed is refused unless named with --accept; exits 1 when anything was
     refused."""
     from assets.recovery.verify import SealError, seal_root
-    from orchestration.seals import SealKeyError
+    from orchestration.storage.seals import SealKeyError
 
     try:
         report = seal_root(root_of(data_dir), tuple(accept or ()))

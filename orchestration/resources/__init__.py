@@ -10,7 +10,7 @@ from orchestration.config import checked_mode
 from orchestration.resources.greenhouse import GreenhouseResource
 from orchestration.resources.highlevel import HighLevelResource
 from orchestration.resources.keap import KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 # env var -> resource field, per vendor (in live mode; sandbox mode binds none of them)
 ENV = {

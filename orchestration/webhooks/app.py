@@ -57,6 +57,7 @@ from orchestration.webhooks.signatures import (
     check_keap,
     load_ed25519_public_key,
 )
+from sandbox.process import clock
 
 log = logging.getLogger("talentvault.webhooks")
 T = TypeVar("T")
@@ -88,9 +89,7 @@ def sandbox_clock(base_url: str) -> Callable[[], datetime]:
     jumps by whole days on a tick, so a cached reading could call a fresh event stale."""
 
     def now() -> datetime:
-        r = httpx.get(f"{base_url}/_sandbox/clock", timeout=10)
-        r.raise_for_status()
-        return datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00"))
+        return clock(base_url)
 
     return now
 

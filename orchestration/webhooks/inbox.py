@@ -37,7 +37,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestration.fsync import fsync as _fsync
+from orchestration.storage.fsync import fsync as _fsync
 from orchestration.webhooks.events import SOURCES, Event
 
 log = logging.getLogger("talentvault.webhooks")

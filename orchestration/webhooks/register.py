@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 
-from assets.backups import audit
 from orchestration.config import sandbox_url
+from orchestration.storage import audit
 from orchestration.webhooks import hook_secrets
 
 KEAP_EVENTS = ("contact.add", "contact.edit", "contact.delete", "contactGroup.applied",

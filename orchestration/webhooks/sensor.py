@@ -31,14 +31,14 @@ import os
 from datetime import UTC, date, datetime, timedelta
 
 import dagster as dg
-import httpx
 
 from orchestration.config import sandbox_url
 from orchestration.partitions import daily_snapshots
-from orchestration.resources.storage import SnapshotStorage
 from orchestration.start_state import sensor_status
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks.events import SOURCES
 from orchestration.webhooks.inbox import connect, events_sql
+from sandbox.process import clock_or_none
 
 ACTIVE = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED,
           dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED,
@@ -90,12 +90,9 @@ def vendor_today(source: str) -> date:
     """The vendor's current day: the sandbox's clock for a sandboxed vendor (its timestamps are
     simulated), the real UTC day otherwise."""
     if not os.environ.get(f"{source.upper()}_BASE_URL"):
-        try:
-            r = httpx.get(f"{sandbox_url()}/_sandbox/clock", timeout=5)
-            r.raise_for_status()
-            return datetime.fromisoformat(r.json()["now"].replace("Z", "+00:00")).date()
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
+        now = clock_or_none(sandbox_url(), timeout=5)
+        if now is not None:
+            return now.date()
     return datetime.now(UTC).date()
 
 

@@ -19,7 +19,7 @@ from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.resources import GreenhouseResource, HighLevelResource, KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from sandbox import process
 from sandbox.store import Store
 from sandbox.world import generate as world

@@ -13,10 +13,10 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from assets.identity.storage import write_partition
 from assets.sync.ledger import ledger_relation
 from orchestration.http import RetryPolicy
 from orchestration.resources.keap import KeapClient
+from orchestration.storage.derived import write_partition
 from sandbox import credentials, records
 from tests.conftest import Sandbox
 

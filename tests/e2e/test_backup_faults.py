@@ -7,7 +7,7 @@ from collections import defaultdict
 import pytest
 
 from orchestration.http import ApiError
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from tests.e2e.conftest import ALL_SPECS, World
 
 # 10% each: 429s (half with Retry-After), 5xx, timeouts, dropped connections, malformed bodies

@@ -8,7 +8,7 @@ import duckdb
 import pytest
 
 from assets.extract import run_extract
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import iso
 from tests.e2e.conftest import ALL_SPECS, World, backed_up_docs, strip
 

@@ -19,15 +19,16 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups import suppression
 from assets.catalog.views import open_catalog
 from assets.extract import run_extract
+from assets.identity import suppressed
 from assets.identity.assets import identity_assets
 from assets.recovery.erasure import forget
 from assets.recovery.verify import verify
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
-from orchestration.resources.storage import RUN_METADATA, SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.writer import RUN_METADATA
 from sandbox import process
 from sandbox.store import Store
 from sandbox.world import generate as world
@@ -311,7 +312,7 @@ def test_the_audit_trail_names_the_hash_not_the_person(erased: Erased):
                           WHERE action = 'erasure'""").fetchall()
     assert len(rows) == 1
     target, status, counts, details = rows[0]
-    subject = suppression.identity_hash(erased.root, "email", erased.email)
+    subject = suppressed.identity_hash(erased.root, "email", erased.email)
     assert target == f"subject:{subject}" and status == "succeeded"
     counts = json.loads(counts)
     con = duckdb.connect()
@@ -324,11 +325,11 @@ def test_the_audit_trail_names_the_hash_not_the_person(erased: Erased):
     for kind, ids in erased.ids.items():
         for i in ids:
             assert i not in details and i not in str(counts.get("ids")), kind
-    assert suppression.is_suppressed(erased.root, "email", erased.email)
+    assert suppressed.is_suppressed(erased.root, "email", erased.email)
     for i in erased.ids["c"]:
-        assert suppression.is_suppressed(erased.root, "greenhouse_candidate", i)
+        assert suppressed.is_suppressed(erased.root, "greenhouse_candidate", i)
     for i in erased.ids["k"]:
-        assert suppression.is_suppressed(erased.root, "keap_contact", i)
+        assert suppressed.is_suppressed(erased.root, "keap_contact", i)
 
 
 def test_the_next_backup_does_not_bring_the_person_back(erased: Erased):

@@ -31,7 +31,7 @@ from assets.sync.push import keap_push
 from checks import identity as checks
 from orchestration.cli import app as cli
 from orchestration.resources import build_resources
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from sandbox import process, records
 from sandbox.store import Store
 from tests.e2e.conftest import World

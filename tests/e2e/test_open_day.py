@@ -13,7 +13,7 @@ from orchestration.definitions import defs
 from orchestration.partitions import daily_snapshots
 from orchestration.resources import build_resources
 from orchestration.resources.keap import KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import iso, parse_ts
 from tests.e2e.conftest import served_world
 

@@ -14,7 +14,7 @@ from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.cli.restore import restore_app as app
 from orchestration.jobs import restore_apply_job, restore_preview_job
 from orchestration.resources import HighLevelResource, KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import iso
 from tests.e2e.conftest import CRM_SPECS, World
 

@@ -16,14 +16,14 @@ import duckdb
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups.state import history_sql, state_sql
 from assets.catalog.views import open_catalog, write_catalog_file
 from assets.extract import run_extract
-from assets.identity.storage import write_partition
 from assets.recovery.retention import Policy, prune, retention
 from assets.recovery.verify import verify
 from orchestration.cli import app
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.derived import write_partition
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.storage.state_sql import history_sql, state_sql
 from orchestration.times import iso
 from tests.e2e.conftest import ALL_SPECS, World
 

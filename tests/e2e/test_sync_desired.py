@@ -15,12 +15,12 @@ import duckdb
 import pytest
 import yaml
 
-from assets.backups import suppression
+from assets.identity import suppressed
 from assets.identity.assets import identity_profiles
-from assets.identity.storage import partition_dir
 from assets.sync.desired import KEY, keap_desired
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.resources import build_resources
+from orchestration.storage.derived import partition_dir
 from tests.e2e.conftest import World
 from tests.e2e.sync_expected import Expected, expected_contacts
 
@@ -171,7 +171,7 @@ def test_rerun_is_identical_and_suppressed_people_leave(synced: Synced):
     got, again = desired(root, day)
     assert again["content_fingerprint"] == first["content_fingerprint"]
     gone = sorted(got)[0]
-    suppression.add(root, "email", gone)
+    suppressed.add(root, "email", gone)
     materialize_desired(synced)
     got, manifest = desired(root, day)
     assert gone not in got

@@ -16,7 +16,7 @@ from assets.catalog.views import open_catalog
 from assets.sync.ledger import dead_letter
 from assets.sync.push import PUSH_KEY, keap_push, run_push
 from orchestration.resources import KeapResource
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import (
     DAY,

@@ -11,11 +11,12 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups import suppression
-from assets.identity.storage import partition_glob
+from assets.identity import suppressed
 from assets.recovery.erasure import forget
 from assets.sync.ledger import wal_dir
 from assets.sync.push import run_push
+from orchestration.storage import suppression
+from orchestration.storage.derived import partition_glob
 from tests.conftest import Sandbox
 from tests.e2e.sync_push_support import (
     DAY,
@@ -49,7 +50,7 @@ def test_a_changeset_built_before_an_erasure_sends_nothing_about_the_person(
     # new1 (a create and its tag) and contact 2 (an update, a tag added, a tag removed) are on
     # the suppression list: what `forget` writes first, before it rewrites any file (a forget
     # stopped after that step leaves the changeset as it was)
-    suppression.add_many(tmp_path, [("email", "New1@Example.com"), ("keap_contact", "2")])
+    suppressed.add_many(tmp_path, [("email", "New1@Example.com"), ("keap_contact", "2")])
     # new2 is forgotten for real: the erasure also removes their rows from the changeset
     forget(tmp_path, email="new2@example.com")
     assert "new2@example.com" not in changeset_emails(tmp_path)

@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 
 from assets.catalog.asset import catalog
 from assets.catalog.views import open_catalog
-from assets.identity.storage import write_partition
 from assets.recovery.verify import verify
 from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.cli import app
 from orchestration.jobs import verify_job
-from orchestration.resources.storage import SnapshotStorage, sha256_file
 from orchestration.schedules import verify_schedule
+from orchestration.storage.derived import write_partition
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import SnapshotStorage
 from tests.e2e.conftest import World
 
 runner = CliRunner()

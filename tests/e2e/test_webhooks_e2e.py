@@ -24,9 +24,9 @@ import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from typer.testing import CliRunner
 
-from assets.backups.audit import events_glob
 from orchestration.cli.webhooks import webhooks_app
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.audit import events_glob
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks.app import Settings, create_app
 from orchestration.webhooks.inbox import events_sql, inbox_dir
 from orchestration.webhooks.sensor import webhook_sensor

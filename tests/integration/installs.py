@@ -16,7 +16,8 @@ import dagster as dg
 from assets.greenhouse import schemas as greenhouse
 from assets.highlevel import schemas as highlevel
 from assets.keap import schemas as keap
-from orchestration.resources.storage import EntitySchema, SnapshotStorage
+from orchestration.storage.schema import EntitySchema
+from orchestration.storage.snapshots import SnapshotStorage
 
 # one entity per source keeps an install small; a source is complete when all its entities are
 ENTITIES: dict[str, list[EntitySchema]] = {

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups import audit, suppression
 from assets.keap.schemas import contacts
 from assets.sync.catalog import LEDGER_TYPES
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import audit, suppression
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks import hook_secrets
 from orchestration.webhooks.inbox import COLUMNS as INBOX_COLUMNS
 

@@ -12,7 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from assets.keap.schemas import contacts
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 
 @pytest.fixture(scope="module")

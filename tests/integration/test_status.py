@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups import audit
 from orchestration.cli import app
 from orchestration.config import VENDORS
+from orchestration.storage import audit
 from sandbox.process import free_port
 from tests.integration.installs import contacts_asset, land_install, push_asset
 from tests.unit.test_mode import live_env

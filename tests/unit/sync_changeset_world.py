@@ -19,11 +19,11 @@ from assets.identity.inputs import load_state
 from assets.identity.names import normalize_names
 from assets.identity.normalize import connect
 from assets.identity.phones import normalize_phones
-from assets.identity.storage import write_partition
 from assets.keap import schemas
 from assets.sync.changeset import build_changeset
 from assets.sync.ledger import LedgerWriter
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.derived import write_partition
+from orchestration.storage.snapshots import SnapshotStorage
 
 DAY = "2025-11-03"
 CUSTOM_FIELDS = [{"id": "7", "label": "Last Stage", "field_type": "TEXT"},

@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime
 
-from orchestration.backup_state import reference_now, source_states
+from orchestration.storage.backup_state import reference_now, source_states
 from sandbox.process import free_port
 from sandbox.store import Store
 from tests.integration.installs import land_install

@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 import dagster as dg
 import pytest
 
+from assets.extract import priority
 from assets.greenhouse import schemas as gh
 from assets.keap import schemas as kp
 from checks.rules import (
@@ -23,8 +24,8 @@ from checks.rules import (
     TIMESTAMPS_NOT_IN_FUTURE,
     TIMESTAMPS_PARSEABLE,
 )
-from checks.snapshots import check_specs, evaluate_partition, priority
-from orchestration.resources.storage import SnapshotStorage
+from checks.snapshots import check_specs, evaluate_partition
+from orchestration.storage.snapshots import SnapshotStorage
 
 DAY = "2026-01-05"
 T = "2026-01-05T10:00:00Z"

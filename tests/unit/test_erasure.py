@@ -8,10 +8,10 @@ import re
 import duckdb
 import pytest
 
-from assets.identity.storage import write_partition
 from assets.recovery import erasure
 from assets.recovery.erasure.rewrite import fingerprint
 from assets.recovery.erasure.rows import needle_pattern
+from orchestration.storage.derived import write_partition
 
 
 @pytest.mark.parametrize(("text", "hit"), [

@@ -10,7 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from assets.backups import suppression
+from assets.identity import suppressed
+from orchestration.storage import suppression
 
 
 def test_salt_created_once_private(tmp_path):
@@ -20,8 +21,8 @@ def test_salt_created_once_private(tmp_path):
     assert suppression.salt(tmp_path) == s1 and len(s1) == 64
     # another installation has another salt: the same email hashes differently
     other = tmp_path / "other"
-    assert suppression.identity_hash(other, "email", "a@b.co") != \
-        suppression.identity_hash(tmp_path, "email", "a@b.co")
+    assert suppressed.identity_hash(other, "email", "a@b.co") != \
+        suppressed.identity_hash(tmp_path, "email", "a@b.co")
     assert not list(path.parent.glob(".suppression.salt.*"))  # no temporary left
 
 
@@ -39,31 +40,31 @@ def test_damaged_salt_is_named(tmp_path):
 
 
 def test_add_is_suppressed_idempotent(tmp_path):
-    assert not suppression.is_suppressed(tmp_path, "email", "Jane.Doe@Example.COM ")
-    assert suppression.add(tmp_path, "email", " Jane.Doe@Example.com")
-    assert not suppression.add(tmp_path, "email", "jane.doe@example.com")   # same person
-    assert suppression.is_suppressed(tmp_path, "email", "JANE.DOE@example.com")
-    assert not suppression.is_suppressed(tmp_path, "email", "john@example.com")
-    assert suppression.add(tmp_path, "greenhouse_candidate", 42)
-    assert suppression.is_suppressed(tmp_path, "greenhouse_candidate", "42")
-    assert not suppression.is_suppressed(tmp_path, "keap_contact", "42")  # kinds are distinct
+    assert not suppressed.is_suppressed(tmp_path, "email", "Jane.Doe@Example.COM ")
+    assert suppressed.add(tmp_path, "email", " Jane.Doe@Example.com")
+    assert not suppressed.add(tmp_path, "email", "jane.doe@example.com")   # same person
+    assert suppressed.is_suppressed(tmp_path, "email", "JANE.DOE@example.com")
+    assert not suppressed.is_suppressed(tmp_path, "email", "john@example.com")
+    assert suppressed.add(tmp_path, "greenhouse_candidate", 42)
+    assert suppressed.is_suppressed(tmp_path, "greenhouse_candidate", "42")
+    assert not suppressed.is_suppressed(tmp_path, "keap_contact", "42")  # kinds are distinct
     table = pq.read_table(tmp_path / "state" / "suppression.parquet")
     assert table.num_rows == 2
     raw = (tmp_path / "state" / "suppression.parquet").read_bytes()
     assert b"jane" not in raw.lower()
     with pytest.raises(ValueError, match="unknown suppression kind"):
-        suppression.add(tmp_path, "phone", "1")
+        suppressed.add(tmp_path, "phone", "1")
 
 
 def test_concurrent_adds_lose_nothing(tmp_path):
     with ThreadPoolExecutor(6) as ex:
-        list(ex.map(lambda i: suppression.add(tmp_path, "keap_contact", i), range(30)))
+        list(ex.map(lambda i: suppressed.add(tmp_path, "keap_contact", i), range(30)))
     assert pq.read_table(tmp_path / "state" / "suppression.parquet").num_rows == 30
 
 
 def test_sql_macro_matches_python(tmp_path):
-    suppression.add(tmp_path, "email", "a@b.co")
-    suppression.add(tmp_path, "highlevel_contact", "hl_1")
+    suppressed.add(tmp_path, "email", "a@b.co")
+    suppressed.add(tmp_path, "highlevel_contact", "hl_1")
     con = duckdb.connect()
     assert suppression.register(con, tmp_path) == 2
     got = con.execute("""
@@ -74,7 +75,7 @@ def test_sql_macro_matches_python(tmp_path):
                tv_identity_hash('greenhouse_candidate', 7)
     """).fetchone()
     assert got[:3] == (True, True, False)
-    assert got[3] == suppression.identity_hash(tmp_path, "greenhouse_candidate", 7)
+    assert got[3] == suppressed.identity_hash(tmp_path, "greenhouse_candidate", 7)
 
 
 def test_register_without_list_is_empty(tmp_path):
@@ -84,32 +85,32 @@ def test_register_without_list_is_empty(tmp_path):
 
 
 def test_extraction_filter(tmp_path):
-    assert suppression.extraction_filter(tmp_path, "greenhouse", "jobs") is None
-    f = suppression.extraction_filter(tmp_path, "greenhouse", "candidates")
+    assert suppressed.extraction_filter(tmp_path, "greenhouse", "jobs") is None
+    f = suppressed.extraction_filter(tmp_path, "greenhouse", "candidates")
     con = duckdb.connect()
     page = pa.table({"id": [1, 2, 3, 4],
                          "emails": [["X@Erased.example "], ["keep@x.co"], None, ["b@x.co"]]})
     con.register("page", page)
     con.execute("CREATE TEMP VIEW incoming AS SELECT * FROM page")
     assert f(con, "incoming") is None           # nothing suppressed yet: no filter
-    suppression.add(tmp_path, "email", "x@erased.example")
-    suppression.add(tmp_path, "greenhouse_candidate", 4)
+    suppressed.add(tmp_path, "email", "x@erased.example")
+    suppressed.add(tmp_path, "greenhouse_candidate", 4)
     where = f(con, "incoming")
     kept = con.execute(f"SELECT id FROM incoming WHERE {where} ORDER BY id").fetchall()
     assert kept == [(2,), (3,)]
     # dependents by candidate id and application id
-    apps = suppression.extraction_filter(tmp_path, "greenhouse", "applications")
-    suppression.add(tmp_path, "greenhouse_application", 11)
+    apps = suppressed.extraction_filter(tmp_path, "greenhouse", "applications")
+    suppressed.add(tmp_path, "greenhouse_application", 11)
     con.execute("""CREATE TEMP TABLE a AS SELECT * FROM (VALUES (10, 4), (11, 9), (12, 9),
                    (13, NULL)) t(id, candidate_id)""")
-    assert not suppression.is_suppressed(tmp_path, "greenhouse_application", 10)
+    assert not suppressed.is_suppressed(tmp_path, "greenhouse_application", 10)
     kept = con.execute(f"SELECT id FROM a WHERE {apps(con, 'a')} ORDER BY id").fetchall()
     assert kept == [(12,), (13,)]
     # the dropped application of the suppressed candidate is suppressed itself from now on,
     # so its stages and interviews (application id only) are dropped too
-    assert suppression.is_suppressed(tmp_path, "greenhouse_application", 10)
-    assert not suppression.is_suppressed(tmp_path, "greenhouse_application", 12)
-    stages = suppression.extraction_filter(tmp_path, "greenhouse", "interviews")
+    assert suppressed.is_suppressed(tmp_path, "greenhouse_application", 10)
+    assert not suppressed.is_suppressed(tmp_path, "greenhouse_application", 12)
+    stages = suppressed.extraction_filter(tmp_path, "greenhouse", "interviews")
     con.execute("CREATE TEMP TABLE s AS SELECT * FROM (VALUES (1, 10), (2, 12)) "
                 "t(id, application_id)")
     assert con.execute(f"SELECT id FROM s WHERE {stages(con, 's')}").fetchall() == [(2,)]

@@ -6,7 +6,7 @@ from datetime import timedelta
 
 import dagster as dg
 
-from orchestration.backup_state import RPO_VAR
+from orchestration.storage.backup_state import RPO_VAR
 
 
 def _policies(defs: dg.Definitions) -> dict[str, dg.FreshnessPolicy | None]:

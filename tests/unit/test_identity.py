@@ -27,9 +27,10 @@ from assets.identity.emails import normalize_emails, reference_email
 from assets.identity.field_profile import field_profile, profile_entities
 from assets.identity.normalize import connect
 from assets.identity.phones import normalize_phones, reference_phone
-from assets.identity.storage import partition_dir, partition_glob, write_partition
 from assets.keap import schemas as kp
-from orchestration.resources.storage import SnapshotStorage, sha256_file
+from orchestration.storage.derived import partition_dir, partition_glob, write_partition
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import SnapshotStorage
 from sandbox.world import people as wp
 
 DAY = "2026-01-04"

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from assets.backups import suppression
+from assets.identity import suppressed
 from assets.keap.schemas import contacts
 from assets.recovery.erasure import forget
 from assets.recovery.retention import Policy, prune
-from orchestration import seals
 from orchestration.cli import app
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage import seals
+from orchestration.storage.snapshots import SnapshotStorage
 
 runner = CliRunner()
 DAYS = ("2026-01-04", "2026-01-05")
@@ -40,7 +40,7 @@ def root(tmp_path: Path) -> Path:
     storage = SnapshotStorage(root=str(tmp_path))
     _land(storage, DAYS[0], "full", ["1", "2", "3"])
     _land(storage, DAYS[1], "incremental", ["2"])
-    suppression.add(tmp_path, "keap_contact", "99")
+    suppressed.add(tmp_path, "keap_contact", "99")
     return tmp_path
 
 
@@ -121,7 +121,7 @@ def test_a_deleted_salt_is_named_and_never_silently_replaced(root):
     code, report = _verify(root)
     assert code == 1 and "state/suppression.salt" in report["damaged_paths"]
     with pytest.raises(RuntimeError, match="suppression.salt is missing while the suppression"):
-        suppression.is_suppressed(root, "keap_contact", "99")
+        suppressed.is_suppressed(root, "keap_contact", "99")
 
 
 def test_a_removed_partition_and_a_broken_ledger_are_named(root):

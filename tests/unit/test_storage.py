@@ -8,7 +8,8 @@ import pytest
 
 from assets.catalog import read_only, views
 from assets.keap.schemas import contacts
-from orchestration.resources.storage import SnapshotStorage, sha256_file
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import SnapshotStorage
 
 
 def _contact(id_, name, ts, **extra):

@@ -303,7 +303,7 @@ def test_the_asset_materializes_with_metadata(w):
     import dagster as dg
 
     from assets.sync.changeset import keap_changeset
-    from orchestration.resources.storage import SnapshotStorage
+    from orchestration.storage.snapshots import SnapshotStorage
 
     w.contacts = [contact(5, ["ann@example.com"]), contact(6, ["ann@example.com"])]
     w.profiles = [profile(1, "ann@example.com", fields={"given_name": "Anna"}),

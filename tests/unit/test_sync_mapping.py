@@ -22,7 +22,7 @@ from assets.sync.mapping import (
     parse_mapping,
 )
 from orchestration.cli.mapping import mapping_app
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 DAY = "2026-01-04"
 BASE = """\

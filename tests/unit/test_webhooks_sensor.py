@@ -12,7 +12,7 @@ import dagster as dg
 import pytest
 
 from orchestration.definitions import defs as base_defs
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks.events import Event
 from orchestration.webhooks.inbox import Inbox
 from orchestration.webhooks.sensor import source_backup_jobs, webhook_sensor

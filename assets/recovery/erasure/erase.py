@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from assets.backups import audit, suppression
+from assets.identity import suppressed
 from assets.recovery.erasure.leftovers import recover_and_clean
 from assets.recovery.erasure.report import ErasureError, ErasureReport
 from assets.recovery.erasure.resolve import resolve
@@ -23,6 +23,7 @@ from assets.recovery.erasure.scope import (
     SUPPRESSION_FILES,
     SUPPRESSION_KIND,
 )
+from orchestration.storage import audit, suppression
 
 log = logging.getLogger("talentvault.erasure")
 
@@ -42,9 +43,9 @@ def _check_request(email: str | None, source_ids: dict[str, list[str]] | None) -
 
 def _subject(root: Path, email: str | None, source_ids: dict[str, list[str]]) -> str:
     if email:
-        return suppression.identity_hash(root, "email", email)
+        return suppressed.identity_hash(root, "email", email)
     source, ids = next((s, i) for s, i in sorted(source_ids.items()) if i)
-    return suppression.identity_hash(root, suppression.SOURCE_KIND[source], sorted(ids)[0])
+    return suppressed.identity_hash(root, suppression.SOURCE_KIND[source], sorted(ids)[0])
 
 
 def _parquet_files(root: Path) -> list[Path]:
@@ -86,7 +87,7 @@ def forget(root: Path, email: str | None = None,
                 "SELECT email FROM person_emails").fetchall()]
             pairs += [(SUPPRESSION_KIND[k], i) for k, vs in ids.items()
                       if k in SUPPRESSION_KIND for i in vs]
-            hashed = [(suppression.identity_hash(root, kind, v, normalized=True), kind)
+            hashed = [(suppressed.identity_hash(root, kind, v, normalized=True), kind)
                       for kind, v in pairs]
             known = suppression.hashes(root) if suppression.list_path(root).exists() else set()
             report.suppression_added = len({h for h, _ in hashed} - known)

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 from assets.recovery.erasure.scope import SKIP_TOP
-from orchestration import seals
-from orchestration.fsync import fsync as _fsync
+from orchestration.storage import seals
+from orchestration.storage.fsync import fsync as _fsync
 
 STALE_SECONDS = 15 * 60                     # a staging folder untouched this long is a leftover
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import suppression
+from assets.identity import suppressed
 from assets.recovery.erasure.scope import KIND_NAMES, SOURCE_KIND, id_list, ids_of
 
 
@@ -59,7 +59,7 @@ def resolve(con: duckdb.DuckDBPyConnection, root: Path, email: str | None,
     con.execute("CREATE OR REPLACE TEMP TABLE person_emails (email VARCHAR)")
     if email:
         con.execute("INSERT INTO person_emails VALUES (?)",
-                    [suppression.normalize("email", email)])
+                    [suppressed.normalize("email", email)])
     # seed records: the given ids and the records holding the given address
     con.execute("""
         INSERT INTO seeds SELECT DISTINCT kind, id FROM addr

@@ -15,8 +15,10 @@ import duckdb
 
 from assets.recovery.erasure.rows import columns, needle_pattern
 from assets.recovery.erasure.scope import ID_COLUMNS
-from orchestration.fsync import fsync as _fsync
-from orchestration.resources.storage import RUN_METADATA, land, sha256_file
+from orchestration.storage.fsync import fsync as _fsync
+from orchestration.storage.landing import land
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.writer import RUN_METADATA
 from orchestration.times import iso
 
 

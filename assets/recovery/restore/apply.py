@@ -29,7 +29,6 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit
 from assets.catalog.views import open_catalog
 from assets.recovery.restore.highlevel import apply_highlevel
 from assets.recovery.restore.keap import apply_keap
@@ -45,6 +44,7 @@ from assets.recovery.restore.ledger import (
 )
 from assets.recovery.restore.plan import Selection, compute, load_plan, open_client, plan_dir
 from assets.recovery.restore.runner import Runner
+from orchestration.storage import audit
 
 SHOWN_IDS = 10
 

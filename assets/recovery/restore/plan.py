@@ -24,14 +24,15 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit, suppression
-from assets.backups.read_audit import MAX_SUBJECTS
 from assets.catalog.read_only import check_read_only
 from assets.catalog.views import open_catalog
+from assets.identity import suppressed
 from assets.recovery.restore import live as restore_live
 from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
 from assets.recovery.restore.ledger import ledger_relation
+from orchestration.storage import audit
+from orchestration.storage.read_audit import MAX_SUBJECTS
 from orchestration.times import iso, parse_ts
 
 MODES = ("create-missing", "update-existing", "delete-new")
@@ -131,7 +132,7 @@ def load_backup(con: duckdb.DuckDBPyConnection, root: Path, source: str, as_of: 
                          f"(the end of {first.date()}): a restore can only go back to what "
                          "was backed up")
     counts = {"suppressed": 0}
-    keep = suppression.extraction_filter(root, source, "contacts")
+    keep = suppressed.extraction_filter(root, source, "contacts")
     con.execute(f"CREATE OR REPLACE TEMP TABLE backup_raw AS "
                 f"SELECT * FROM {view}_as_of(TIMESTAMPTZ '{as_of}')")
     cond = keep(con, "backup_raw") if keep else None
@@ -147,7 +148,7 @@ def load_backup(con: duckdb.DuckDBPyConnection, root: Path, source: str, as_of: 
         src = (f"SELECT * FROM highlevel.opportunities_as_of(TIMESTAMPTZ '{as_of}')"
                if has_opps else "SELECT * FROM backup_all WHERE false")
         con.execute(f"CREATE OR REPLACE TEMP TABLE opp_raw AS {src}")
-        keep_opp = suppression.extraction_filter(root, "highlevel", "opportunities")
+        keep_opp = suppressed.extraction_filter(root, "highlevel", "opportunities")
         cond = keep_opp(con, "opp_raw") if keep_opp and has_opps else None
         con.execute(f"CREATE OR REPLACE TEMP TABLE opp_backup_all AS SELECT * FROM opp_raw "
                     f"{'WHERE ' + cond if cond else ''}")

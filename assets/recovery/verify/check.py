@@ -6,7 +6,7 @@ import dagster as dg
 from assets.catalog.asset import CATALOG_KEY
 from assets.recovery.verify.run import verify
 from orchestration.automation import ON_ITS_SCHEDULE_ONLY
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 
 
 @dg.asset_check(

@@ -12,7 +12,8 @@ import duckdb
 import pyarrow.parquet as pq
 
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration.resources.storage import RUN_METADATA, sha256_file
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.writer import RUN_METADATA
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
 DERIVED_SOURCES = ("identity", "sync")

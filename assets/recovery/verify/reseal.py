@@ -25,8 +25,8 @@ from assets.recovery.verify.seals import (
     own_seal_ok,
     replay,
 )
-from orchestration import seals
-from orchestration.fsync import fsync
+from orchestration.storage import seals
+from orchestration.storage.fsync import fsync
 
 
 class SealError(RuntimeError):

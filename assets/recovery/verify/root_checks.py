@@ -12,10 +12,10 @@ from typing import Any
 import duckdb
 import pyarrow.parquet as pq
 
-from assets.backups import audit
 from assets.catalog.views import open_catalog
 from assets.recovery.verify.partitions import BACKUP_SOURCES, DERIVED_SOURCES, read_all, rel_path
 from assets.recovery.verify.report import Problem, VerifyReport
+from orchestration.storage import audit
 
 # Parquet files kept without manifests (append-only stores): read back, never re-hashed
 UNMANIFESTED = (("audit", "events"), ("sync", "ledger"), ("state",))

@@ -7,7 +7,6 @@ from typing import Any
 
 import duckdb
 
-from assets.backups import audit
 from assets.recovery.verify.partitions import check_partition, partition_folders, read_partition
 from assets.recovery.verify.report import VerifyReport
 from assets.recovery.verify.root_checks import (
@@ -17,6 +16,7 @@ from assets.recovery.verify.root_checks import (
     check_unmanifested,
 )
 from assets.recovery.verify.seals import check_seals
+from orchestration.storage import audit
 
 
 def verify(root: Path, read_data: bool = False, *, record: bool = True,

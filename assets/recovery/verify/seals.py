@@ -1,7 +1,7 @@
 """The seals part of `talentvault verify`.
 
-verify replays the seal ledger (`orchestration/seals.py`) and holds every partition manifest and
-every sealed state file against the latest entry recorded for it:
+verify replays the seal ledger (`orchestration/storage/seals.py`) and holds every partition
+manifest and every sealed state file against the latest entry recorded for it:
 - the ledger itself: every entry's hash (or HMAC) and its link to the one before;
 - a manifest field that differs from its sealed copy is named with both values
   ("keap/contacts 2026-01-04: manifest field `mode` changed (sealed full, now incremental)");
@@ -20,9 +20,8 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
-from assets.backups import suppression
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration import seals
+from orchestration.storage import seals, suppression
 
 LIST = f"{suppression.STATE_DIR}/{suppression.LIST_FILE}"
 SALT = f"{suppression.STATE_DIR}/{suppression.SALT_FILE}"

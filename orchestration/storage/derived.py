@@ -1,7 +1,7 @@
 """Identity outputs on disk: `<root>/identity/<name>/snapshot_date=D/part-00000.parquet` plus
 `_manifest.json` (rows, sha256, schema, content fingerprint, the input partitions it was built
 from), written by DuckDB `COPY` into a staging folder and landed like the backups (sealed,
-fsynced, renamed into place: `orchestration.resources.storage.land`): a reader never sees half a
+fsynced, renamed into place: `orchestration.storage.landing.land`): a reader never sees half a
 partition, and re-running a day replaces it."""
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any
 
 import duckdb
 
-from orchestration.resources.storage import TOOL_VERSION, land, sha256_file
+from orchestration.storage.landing import land
+from orchestration.storage.seals import sha256_file
+from orchestration.storage.writer import TOOL_VERSION
 from orchestration.times import iso
 
 SOURCE = "identity"

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestration.config import VENDORS, ModeError, sandbox_dir, sandbox_url
-from orchestration.resources.storage import SnapshotStorage
+from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.times import parse_ts
 
 RPO_VAR = "TALENTVAULT_RPO_HOURS"
@@ -124,16 +124,11 @@ def reference_now(current_mode: str) -> tuple[datetime, str]:
     is stamped with it), asked over HTTP when the sandbox runs, else read from its world file,
     never by starting it; the real clock when there is no world."""
     if current_mode == "sandbox":
-        import httpx
+        from sandbox.process import clock_or_none, world_now
 
-        try:
-            r = httpx.get(f"{sandbox_url()}/_sandbox/clock", timeout=0.5)
-            r.raise_for_status()
-            return parse_ts(r.json()["now"]), "sandbox"
-        except (httpx.HTTPError, KeyError, ValueError):
-            pass
-        from sandbox.process import world_now
-
+        now = clock_or_none(sandbox_url(), timeout=0.5)
+        if now is not None:
+            return now, "sandbox"
         now = world_now(sandbox_dir())
         if now is not None:
             return now, "sandbox world file"

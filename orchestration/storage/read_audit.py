@@ -32,7 +32,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from assets.backups import audit
+from orchestration.storage import audit
 
 MAX_SUBJECTS = 10_000
 # relations whose rows are about no person (reference data, the trail itself)
@@ -95,7 +95,7 @@ def subjects(table: pa.Table, relations: list[str]) -> tuple[list[str], bool]:
 def query_hash(root: Path, text: str) -> str:
     """A keyed hash of the query text: the same query gives the same hash in this installation,
     and nobody holding the trail alone can test a guess (`... WHERE email = 'x'`)."""
-    from assets.backups.suppression import salt
+    from orchestration.storage.suppression import salt
 
     return hmac.new(salt(root).encode(), text.encode(), hashlib.sha256).hexdigest()
 

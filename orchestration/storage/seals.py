@@ -32,7 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from orchestration.fsync import fsync
+from orchestration.storage.fsync import fsync
 from orchestration.times import iso
 
 KEY_ENV = "TALENTVAULT_SEAL_KEY"

@@ -11,13 +11,17 @@ the salt. Kinds:
 - `greenhouse_candidate`, `greenhouse_application`, `keap_contact`, `highlevel_contact`: a source
   record id as text.
 
+This module is the list itself (its files, salt, locks, SQL registration); what counts as "the
+same person" (normalizing an address before hashing it, which rows of a backup are about a
+suppressed person) is the identity room's: `assets/identity/suppressed.py`.
+
 Who consults it: extraction (records of a suppressed person are not backed up again), the Keap
 sync's desired state (never pushed again) and restores (never resurrected). In SQL:
 
     suppression.register(con, root)
     ... WHERE tv_identity_hash('email', email) NOT IN (SELECT hash FROM suppressed_hashes)
 
-Writers of the list (`add`, `add_many`) take an exclusive lock and replace the file atomically,
+Writers of the list (`add_hashes`) take an exclusive lock and replace the file atomically,
 so concurrent processes never lose an entry; adding an entry twice is a no-op.
 """
 
@@ -28,7 +32,6 @@ import fcntl
 import hashlib
 import os
 import secrets
-import unicodedata
 import uuid
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
@@ -38,8 +41,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from orchestration import seals
-from orchestration.fsync import fsync as _fsync
+from orchestration.storage import seals
+from orchestration.storage.fsync import fsync as _fsync
 
 STATE_DIR = "state"
 LIST_FILE = "suppression.parquet"
@@ -95,27 +98,16 @@ def salt(root: Path) -> str:
     return value
 
 
-def _check_kind(kind: str) -> None:
+def check_kind(kind: str) -> None:
     if kind not in KINDS:
         raise ValueError(f"unknown suppression kind {kind!r}; expected one of {', '.join(KINDS)}")
 
 
-def normalize(kind: str, value: object) -> str:
-    """The form a value is hashed in: emails normalized as the identity assets do (falling back
-    to trimmed lower case for an address the validator rejects), ids as text."""
-    text = str(value).strip()
-    if kind != "email":
-        return text
-    from assets.identity.emails import reference_email
-
-    return reference_email(text) or unicodedata.normalize("NFKC", text).strip().lower()
-
-
-def identity_hash(root: Path, kind: str, value: object, *, normalized: bool = False) -> str:
-    """The salted hash of one identifier (`normalized=True`: the value is already normalized)."""
-    _check_kind(kind)
-    v = str(value) if normalized else normalize(kind, value)
-    return hashlib.sha256(f"{salt(root)}:{kind}:{v}".encode()).hexdigest()
+def hash_of(root: Path, kind: str, normalized: str) -> str:
+    """The salted hash of one identifier already in its normalized form (an email as
+    `assets/identity/suppressed.normalize` gives it, a source id as text)."""
+    check_kind(kind)
+    return hashlib.sha256(f"{salt(root)}:{kind}:{normalized}".encode()).hexdigest()
 
 
 def _read(root: Path) -> pa.Table:
@@ -139,23 +131,6 @@ def _locked(root: Path, name: str, mode: int) -> Iterator[None]:
 
 def hashes(root: Path) -> set[str]:
     return set(_read(root).column("hash").to_pylist())
-
-
-def is_suppressed(root: Path, kind: str, value: object) -> bool:
-    """Whether an identifier (email or source id) belongs to an erased person."""
-    if not list_path(root).exists():
-        return False
-    return identity_hash(root, kind, value) in hashes(root)
-
-
-def add(root: Path, kind: str, value: object) -> bool:
-    """Suppress one identifier; returns False when it already was."""
-    return add_hashes(root, [(identity_hash(root, kind, value), kind)]) == 1
-
-
-def add_many(root: Path, items: Iterable[tuple[str, object]]) -> int:
-    """Suppress (kind, value) pairs; returns how many were new."""
-    return add_hashes(root, [(identity_hash(root, k, v), k) for k, v in items])
 
 
 def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
@@ -206,85 +181,6 @@ def register(con: duckdb.DuckDBPyConnection, root: Path) -> int:
     con.execute(f"""CREATE OR REPLACE TEMP MACRO tv_identity_hash(kind, value) AS
                     sha256('{s}:' || kind || ':' || CAST(value AS VARCHAR))""")
     return listed.num_rows
-
-
-# -- extraction: what "a record of a suppressed person" is, per backed-up entity ---------------
-# (SQL over a partition's rows: each a list of (kind, expression yielding a VARCHAR or a list of
-#  VARCHAR)); `email` expressions are raw addresses, normalized before hashing
-PERSON_KEYS: dict[tuple[str, str], list[tuple[str, str]]] = {
-    ("greenhouse", "candidates"): [("greenhouse_candidate", "id"), ("email", "emails")],
-    ("greenhouse", "applications"): [("greenhouse_candidate", "candidate_id"),
-                                     ("greenhouse_application", "id")],
-    ("greenhouse", "offers"): [("greenhouse_candidate", "candidate_id"),
-                               ("greenhouse_application", "application_id")],
-    ("greenhouse", "application_stages"): [("greenhouse_application", "application_id")],
-    ("greenhouse", "interviews"): [("greenhouse_application", "application_id")],
-    ("greenhouse", "rejection_details"): [("greenhouse_application", "application_id")],
-    ("keap", "contacts"): [("keap_contact", "id"), ("email", "emails")],
-    ("highlevel", "contacts"): [("highlevel_contact", "id"), ("email", "[email]")],
-    ("highlevel", "opportunities"): [("highlevel_contact", '"contactId"')],
-}
-
-
-def extraction_filter(root: Path, source: str, entity: str):
-    """For the partition writer: a function (con, rows) -> SQL predicate keeping the rows that
-    are NOT about a suppressed person (None: keep all), where `rows` names the relation of the
-    partition's incoming rows; returns None itself for entities without people. The list is read
-    when the function is called, i.e. at the partition's finalize, not when the run started."""
-    keys = PERSON_KEYS.get((source, entity))
-    if not keys:
-        return None
-
-    def predicate(con: duckdb.DuckDBPyConnection, rows: str) -> str | None:
-        if not list_path(root).exists() or register(con, root) == 0:
-            return None
-        parts = []
-        for kind, expr in keys:
-            if kind == "email":
-                _suppressed_raw_emails(con, f"SELECT unnest({expr}) AS raw FROM {rows}")
-                parts.append(f"list_has_any(coalesce({expr}, []), "
-                             f"(SELECT coalesce(list(raw), []) FROM _suppressed_raw_emails))")
-            else:
-                parts.append(f"({expr} IS NOT NULL AND tv_identity_hash('{kind}', {expr}) IN "
-                             f"(SELECT hash FROM suppressed_hashes))")
-        where = " OR ".join(parts)
-        if (source, entity) == ("greenhouse", "applications"):
-            # a new application of a suppressed candidate: suppress its id too, so its stages,
-            # interviews and rejection details (which carry only the application id) are
-            # dropped as well (applications are backed up before them in a run)
-            new = con.execute(f"""
-                SELECT DISTINCT tv_identity_hash('greenhouse_application', id) FROM {rows}
-                WHERE coalesce({where}, FALSE)
-                  AND tv_identity_hash('greenhouse_application', id) NOT IN
-                      (SELECT hash FROM suppressed_hashes)""").fetchall()
-            add_hashes(root, [(h, "greenhouse_application") for (h,) in new])
-        return "NOT coalesce(" + where + ", FALSE)"
-
-    return predicate
-
-
-def _suppressed_raw_emails(con: duckdb.DuckDBPyConnection, values_sql: str) -> None:
-    """TEMP TABLE `_suppressed_raw_emails(raw)`: the raw addresses among `values_sql` (a query
-    with a column `raw`) whose normalized form is suppressed. Normalization is the identity
-    assets' own (set-based, on distinct values, default rules)."""
-    from assets.identity import emails
-    from assets.identity.config import NormalizationConfig
-
-    with contextlib.suppress(duckdb.Error):
-        emails.register(con)
-    emails.normalize_emails(con, values_sql, "_suppression_norm", NormalizationConfig())
-    con.execute("""
-        CREATE OR REPLACE TEMP TABLE _suppressed_raw_emails AS
-        SELECT raw FROM _suppression_norm
-        WHERE email IS NOT NULL AND tv_identity_hash('email', email) IN
-              (SELECT hash FROM suppressed_hashes)
-        UNION
-        -- an address the validator rejects is matched by its folded form (as `normalize`)
-        SELECT raw FROM _suppression_norm
-        WHERE email IS NULL AND tv_identity_hash('email', tv_fold(raw)) IN
-              (SELECT hash FROM suppressed_hashes)
-    """)
-    con.execute("DROP TABLE _suppression_norm")
 
 
 @contextlib.contextmanager

@@ -1,6 +1,6 @@
 """The audit trail: one append-only record per backup run, sync push, restore preview, restore
 apply, erasure and retention prune, and per read through the SQL door (`sql_query`,
-`sql_export`; assets/backups/read_audit.py): who, what, when, counts and ids, never personal
+`sql_export`; orchestration/storage/read_audit.py): who, what, when, counts and ids, never personal
 values. `subjects` lists the people an event is about, as ids (`profile:42`,
 `keap_contact:17`), so "who looked at this person" is a query (`talentvault audit reads`).
 

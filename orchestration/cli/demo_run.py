@@ -19,7 +19,6 @@ from datetime import time as dtime
 from typing import Any
 
 import dagster as dg
-import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -27,7 +26,7 @@ from orchestration.automation import TRIGGER_TAG
 from orchestration.config import data_root, sandbox_dir, sandbox_may_start, sandbox_url
 from orchestration.in_process import Automation
 from orchestration.instance import release_abandoned_runs, use_project_instance
-from orchestration.times import parse_ts
+from sandbox.process import clock
 
 EXAMPLE_QUERIES = [
     "SELECT status, count(*) AS applications FROM greenhouse.applications GROUP BY ALL "
@@ -63,7 +62,7 @@ def cover_day(day: str) -> None:
 
 def sandbox_day(base_url: str) -> date:
     """The last whole day the sandbox has lived: the day before its clock's current instant."""
-    now = parse_ts(httpx.get(f"{base_url}/_sandbox/clock", timeout=10).json()["now"])
+    now = clock(base_url)
     return (now - timedelta(milliseconds=1)).date()
 
 

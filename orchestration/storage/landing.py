@@ -1,0 +1,51 @@
+"""Landing: how any finished partition becomes visible, durably and all at once.
+
+Every writer of a partition (backups, identity and sync outputs, erasure rewrites) writes its
+files into a staging folder beside the final one, then calls `land`: seal the manifest, make
+the files read-only, fsync files and folders, rename into place (replacing an older partition),
+record it in the seal ledger. A reader never sees half a partition; a power cut never leaves a
+manifest pointing at empty files.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+from orchestration.storage import seals
+from orchestration.storage.fsync import fsync
+
+
+def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "landed",
+         reason: str | None = None) -> dict[str, Any]:
+    """Seal `manifest`, write it beside the files in `staging`, make every file read-only and
+    durable (fsync of each file and of the folder before the rename, of the parent after it),
+    rename the folder into place and record it in the seal ledger. Returns the sealed manifest.
+    Every writer of a partition (backups, identity/sync outputs, erasure) lands through here."""
+    seals.check_key(final.parents[2])
+    manifest = seals.sealed(manifest, seals.partition_target(final))
+    (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+    for f in staging.iterdir():
+        f.chmod(0o444)  # landed partitions are not edited in place by anything
+        fsync(f)
+    fsync(staging)
+    swap_into_place(staging, final)
+    fsync(final.parent)
+    seals.record_partition(final, manifest, event, reason)
+    return manifest
+
+
+def swap_into_place(staging: Path, final: Path) -> None:
+    """Rename a finished staging folder into place, replacing an older one (the old
+    folder is renamed aside first, then removed). Callers fsync around it (`land` does)."""
+    if final.exists():
+        old = final.parent / f".replaced-{final.name}-{uuid.uuid4().hex[:8]}"
+        os.rename(final, old)
+        os.rename(staging, final)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.rename(staging, final)
