@@ -32,6 +32,13 @@ from checks.snapshots import RULES, check_specs, run_checks
 from orchestration.clock import reference_clock
 from orchestration.freshness import backup_freshness_policy
 from orchestration.partitions import BACKFILL_POLICY, daily_snapshots
+from orchestration.resources import (
+    GreenhouseResource,
+    HighLevelResource,
+    KeapResource,
+    VendorClient,
+    VendorResource,
+)
 from orchestration.storage import audit, suppression
 from orchestration.storage.schema import EntitySchema
 from orchestration.storage.snapshots import SnapshotStorage
@@ -112,7 +119,7 @@ def priority(source: str, entity: str) -> int:
     return 1 + max((priority(source, e) for e in referrers), default=-1)
 
 
-def run_extract(spec: ExtractSpec, client: Any, storage: SnapshotStorage, day: date,
+def run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage, day: date,
                 run_id: str, requested_mode: str = "auto",
                 now: datetime | None = None) -> dict[str, Any]:
     """Back up one entity for one day (up to `now` if the day is still open); returns the
@@ -203,7 +210,7 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
     """The Dagster asset backing up one entity into daily partitions."""
     source, entity = spec.schema.source, spec.schema.entity
 
-    @dg.asset(
+    asset = dg.asset(
         key=spec.key,
         group_name=source,
         kinds={"parquet", source},
@@ -211,7 +218,6 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         backfill_policy=BACKFILL_POLICY,
         # the recovery point objective: a backup at least every 26 h (TALENTVAULT_RPO_HOURS)
         freshness_policy=backup_freshness_policy(),
-        required_resource_keys={spec.resource, "storage"},
         description=spec.description or spec.schema.description,
         tags={"talentvault/stage": "extract"},
         pool=f"{source}_api",
@@ -220,11 +226,10 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         check_specs=check_specs(spec.schema, spec.incremental),
         op_tags={"dagster/priority": str(priority(source, entity))},
     )
-    def _extract(context: dg.AssetExecutionContext,
-                 config: ExtractConfig) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
+
+    def run(context: dg.AssetExecutionContext, config: ExtractConfig, storage: SnapshotStorage,
+            resource: VendorResource) -> Iterator[dg.MaterializeResult | dg.AssetCheckResult]:
         day = date.fromisoformat(context.partition_key)
-        storage: SnapshotStorage = context.resources.storage
-        resource = getattr(context.resources, spec.resource)
         client = resource.open()
         try:
             manifest = run_extract(spec, client, storage, day, context.run_id, config.mode,
@@ -239,7 +244,25 @@ def extract_asset(spec: ExtractSpec) -> dg.AssetsDefinition:
         yield from run_checks(context, spec.schema, spec.incremental, storage, day, resource,
                               client)
 
-    return _extract
+    # the vendor's resource is a typed parameter named after it (Dagster binds resources by
+    # parameter name), so each vendor gets its own three-line signature
+    Out = Iterator[dg.MaterializeResult | dg.AssetCheckResult]
+    if spec.resource == "greenhouse":
+        def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
+                     storage: SnapshotStorage, greenhouse: GreenhouseResource) -> Out:
+            yield from run(context, config, storage, greenhouse)
+    elif spec.resource == "keap":
+        def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
+                     storage: SnapshotStorage, keap: KeapResource) -> Out:
+            yield from run(context, config, storage, keap)
+    elif spec.resource == "highlevel":
+        def _extract(context: dg.AssetExecutionContext, config: ExtractConfig,
+                     storage: SnapshotStorage, highlevel: HighLevelResource) -> Out:
+            yield from run(context, config, storage, highlevel)
+    else:
+        raise ValueError(f"{spec.key.to_user_string()}: unknown resource {spec.resource!r} "
+                         "(greenhouse, keap or highlevel)")
+    return asset(_extract)
 
 
 def materialization_metadata(spec: ExtractSpec, storage: SnapshotStorage,

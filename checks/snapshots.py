@@ -41,6 +41,7 @@ from checks.rules import (
     Ref,
 )
 from orchestration.clock import reference_clock
+from orchestration.resources import VendorClient, VendorResource
 from orchestration.storage.schema import TS, EntitySchema
 from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.storage.state_sql import history_sql, state_sql
@@ -119,8 +120,8 @@ def check_specs(schema: EntitySchema, incremental: bool = True) -> list[dg.Asset
 
 
 def run_checks(context: dg.AssetExecutionContext, schema: EntitySchema, incremental: bool,
-               storage: SnapshotStorage, day: date, resource: Any,
-               client: Any = None) -> list[dg.AssetCheckResult]:
+               storage: SnapshotStorage, day: date, resource: VendorResource,
+               client: VendorClient | None = None) -> list[dg.AssetCheckResult]:
     """The checks an extract asset selected, on the partition it just wrote; logs counts only."""
     clock, clock_source = reference_clock(resource, client)
     selected = {k.name for k in context.selected_asset_check_keys}

@@ -4,13 +4,17 @@ sandbox (its data is stamped with it), else the real one."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 from orchestration.config import sandbox_url
 from sandbox.process import clock_or_none
 
+if TYPE_CHECKING:
+    from orchestration.resources import VendorClient, VendorResource
 
-def reference_clock(resource: Any, client: Any = None) -> tuple[datetime, str]:
+
+def reference_clock(resource: VendorResource,
+                    client: VendorClient | None = None) -> tuple[datetime, str]:
     """(now, which clock): the sandbox's simulated clock when the resource is the sandbox (no
     base URL configured, or a client that says so), else the real one. A sandbox that does not
     answer falls back to the real clock, the lenient choice."""

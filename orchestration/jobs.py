@@ -15,6 +15,8 @@ from assets.recovery.restore.apply import apply
 from assets.recovery.retention import retention
 from assets.recovery.verify.check import backup_files_match_manifests
 from orchestration.partitions import daily_snapshots
+from orchestration.resources import CrmClient, HighLevelResource, KeapResource
+from orchestration.storage.snapshots import SnapshotStorage
 
 # the backups only: the catalog (unpartitioned, over every day) is refreshed by the automation
 # after them, and its verify check runs on its own schedule (verify_job)
@@ -60,25 +62,25 @@ class RestoreApplyConfig(dg.Config):
     plan_id: str
 
 
-def _client(context: dg.OpExecutionContext, source: str):
-    if source not in ("keap", "highlevel"):
-        raise dg.Failure(description=f"source must be keap or highlevel, got {source!r}")
-    return getattr(context.resources, source).open()
+def _open(source: str, keap: KeapResource, highlevel: HighLevelResource) -> CrmClient:
+    if source == "keap":
+        return keap.open()
+    if source == "highlevel":
+        return highlevel.open()
+    raise dg.Failure(description=f"source must be keap or highlevel, got {source!r}")
 
 
-def _root(context: dg.OpExecutionContext):
-    return context.resources.storage.path()
-
-
-@dg.op(tags={"kind": "restore"}, required_resource_keys={"keap", "highlevel", "storage"})
-def restore_preview_op(context: dg.OpExecutionContext, config: RestorePreviewConfig) -> str:
+@dg.op(tags={"kind": "restore"})
+def restore_preview_op(context: dg.OpExecutionContext, config: RestorePreviewConfig,
+                       keap: KeapResource, highlevel: HighLevelResource,
+                       storage: SnapshotStorage) -> str:
     """Compares the backup at a point in time with Keap or HighLevel as they are now and saves
     a restore plan: which contacts would be recreated, which fields overwritten (personal values
     masked), which records deleted, which tags and opportunities changed. Nothing is written to
     Keap or HighLevel. The plan id goes to the apply job."""
-    client = _client(context, config.source)
+    client = _open(config.source, keap, highlevel)
     try:
-        plan = preview(_root(context), config.source, config.as_of,
+        plan = preview(storage.path(), config.source, config.as_of,
                        Selection(ids=config.ids or None, tag=config.tag or None,
                                  where=config.where or None),
                        fields=config.fields or None, modes=config.modes, client=client,
@@ -91,14 +93,16 @@ def restore_preview_op(context: dg.OpExecutionContext, config: RestorePreviewCon
     return plan.plan_id
 
 
-@dg.op(tags={"kind": "restore"}, required_resource_keys={"keap", "highlevel", "storage"})
-def restore_apply_op(context: dg.OpExecutionContext, config: RestoreApplyConfig) -> None:
+@dg.op(tags={"kind": "restore"})
+def restore_apply_op(context: dg.OpExecutionContext, config: RestoreApplyConfig,
+                     keap: KeapResource, highlevel: HighLevelResource,
+                     storage: SnapshotStorage) -> None:
     """Applies a saved restore plan to Keap or HighLevel, exactly as previewed; refuses (and
     writes nothing) if the records it touches changed since the preview. Safe to re-run: what
     succeeded before is skipped."""
-    root = _root(context)
+    root = storage.path()
     plan = load_plan(root, config.plan_id)
-    client = _client(context, plan.source)
+    client = _open(plan.source, keap, highlevel)
     try:
         counts = apply(root, config.plan_id, client=client, run_id=context.run_id)
     except RestoreRefused as e:

@@ -1,4 +1,4 @@
-"""Resources: one module per vendor API client, plus snapshot storage."""
+"""Resources: one module per vendor API client (snapshot storage is orchestration/storage/)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,20 @@ import os
 import dagster as dg
 
 from orchestration.config import checked_mode
-from orchestration.resources.greenhouse import GreenhouseResource
-from orchestration.resources.highlevel import HighLevelResource
-from orchestration.resources.keap import KeapResource
+from orchestration.resources.greenhouse import GreenhouseClient, GreenhouseResource
+from orchestration.resources.highlevel import HighLevelClient, HighLevelResource
+from orchestration.resources.keap import KeapClient, KeapResource
 from orchestration.storage.snapshots import SnapshotStorage
+
+# what the product holds when it talks to a vendor: the resource (configuration) and the client
+# it opens (one HTTP session); restore writes to the two CRMs only
+VendorResource = GreenhouseResource | KeapResource | HighLevelResource
+VendorClient = GreenhouseClient | KeapClient | HighLevelClient
+CrmClient = KeapClient | HighLevelClient
+
+__all__ = ["CrmClient", "GreenhouseClient", "GreenhouseResource", "HighLevelClient",
+           "HighLevelResource", "KeapClient", "KeapResource", "VendorClient", "VendorResource",
+           "build_resources"]
 
 # env var -> resource field, per vendor (in live mode; sandbox mode binds none of them)
 ENV = {

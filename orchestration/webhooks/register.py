@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
 from orchestration.config import sandbox_url
 from orchestration.storage import audit
 from orchestration.webhooks import hook_secrets
+
+if TYPE_CHECKING:
+    from orchestration.resources.keap import KeapClient
 
 KEAP_EVENTS = ("contact.add", "contact.edit", "contact.delete", "contactGroup.applied",
                "contactGroup.removed")
@@ -30,7 +33,7 @@ class RegistrationError(RuntimeError):
     pass
 
 
-def register_keap(root: Path, client: Any, url: str,
+def register_keap(root: Path, client: KeapClient, url: str,
                   events: list[str] | None = None) -> list[dict[str, Any]]:
     """Create (or re-verify) one Keap hook per event key for `url`; returns the hooks with
     their final status and what was done."""

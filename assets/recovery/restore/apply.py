@@ -25,7 +25,7 @@ import fcntl
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
 
@@ -42,9 +42,19 @@ from assets.recovery.restore.ledger import (
     succeeded_write_ids,
     unresolved_started,
 )
-from assets.recovery.restore.plan import Selection, compute, load_plan, open_client, plan_dir
+from assets.recovery.restore.plan import (
+    Plan,
+    Selection,
+    compute,
+    load_plan,
+    open_client,
+    plan_dir,
+)
 from assets.recovery.restore.runner import Runner
 from orchestration.storage import audit
+
+if TYPE_CHECKING:
+    from orchestration.resources import CrmClient
 
 SHOWN_IDS = 10
 
@@ -69,7 +79,7 @@ def _apply_lock(root: Path) -> Iterator[None]:
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def apply(root: Path, plan_id: str, *, client: Any = None, run_id: str | None = None,
+def apply(root: Path, plan_id: str, *, client: CrmClient = None, run_id: str | None = None,
           concurrency: int = 4) -> dict[str, int]:
     """Apply plan `plan_id`; returns counts. Raises RestoreRefused when the live state changed
     in a way the plan did not see."""
@@ -101,7 +111,7 @@ def apply(root: Path, plan_id: str, *, client: Any = None, run_id: str | None = 
     return counts
 
 
-def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any) -> None:
+def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmClient) -> None:
     """Fresh diff, plan rows, and the checks that make apply refuse."""
     compute(con, root, client, plan.source, plan.as_of, Selection(**plan.selection),
             plan.modes, plan.fields)
@@ -165,7 +175,7 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any) 
           AND c.change_id NOT IN (SELECT change_id FROM planned)""")
 
 
-def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Any, client: Any, run: str,
+def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmClient, run: str,
             concurrency: int) -> dict[str, int]:
     done = succeeded_write_ids(con, plan.plan_id)
     # attempt numbers: the highest so far (a `started` row and its outcome share one)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -33,12 +33,15 @@ from assets.recovery.restore.fields import OPPORTUNITY_FIELDS, SPECS
 from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
 from orchestration.http import ApiError
 
+if TYPE_CHECKING:
+    from orchestration.resources.highlevel import HighLevelClient
+
 SPEC = SPECS["highlevel"]
 LOST_CANDIDATES = 50   # contacts read when looking for a lost create by name
 SHOWN = 10
 
 
-def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def apply_highlevel(con: duckdb.DuckDBPyConnection, client: HighLevelClient, runner: Runner,
                     since: str) -> None:
     """`since`: a time (the vendor's clock) before this plan's first write (its preview)."""
     rows = con.execute("SELECT change_id, entity, action, backup_id, live_id, field, old_value, "
@@ -59,7 +62,7 @@ def apply_highlevel(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
     runner.run(_updates(client, "opportunities", group[("opportunities", "update")]))
 
 
-def _delete(client: Any, entity: str, r: tuple, action: str) -> Write:
+def _delete(client: HighLevelClient, entity: str, r: tuple, action: str) -> Write:
     live_id = r[4]
     wid = write_id(r[0], "delete") if r[2] == "replace" else r[0]
     remove = client.delete_opportunity if entity == "opportunities" else client.delete_contact
@@ -70,7 +73,7 @@ def _delete(client: Any, entity: str, r: tuple, action: str) -> Write:
     return Write(wid, entity, action, r[3], live_id, [], call)
 
 
-def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def _create_contacts(con: duckdb.DuckDBPyConnection, client: HighLevelClient, runner: Runner,
                      rows: list[tuple], since: str) -> dict[str, str]:
     docs = values(con, "backup_all", [r[3] for r in rows], SPEC.fields)
     # live contacts a backup record is matched to (by id or through the ledger): never "ours"
@@ -124,8 +127,8 @@ def _create_contacts(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner
             if results.get(w.write_id) and w.backup_id}
 
 
-def _lost_create_by_name(client: Any, runner: Runner, body: dict, wid: str, backup_id: str,
-                         since: str, taken: set[str]) -> str | None:
+def _lost_create_by_name(client: HighLevelClient, runner: Runner, body: dict, wid: str,
+                         backup_id: str, since: str, taken: set[str]) -> str | None:
     """The contact an earlier, killed attempt of this create made, for a contact with neither
     email nor phone (HighLevel's duplicate rule cannot find it): a contact added since the
     preview (vendor clock) with the same first and last name and no email/phone, that no
@@ -162,7 +165,7 @@ def _duplicate_of(e: ApiError) -> tuple[str | None, str | None]:
     return meta.get("contactId") or meta.get("id"), meta.get("matchingField")
 
 
-def _updates(client: Any, entity: str, rows: list[tuple]) -> list[Write]:
+def _updates(client: HighLevelClient, entity: str, rows: list[tuple]) -> list[Write]:
     grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         grouped[(r[3], r[4])].append(r)
@@ -206,7 +209,7 @@ def _parent_ids(con: duckdb.DuckDBPyConnection, created: dict[str, str]) -> dict
     return {b: created.get(b, live) for b, live in rows}
 
 
-def _create_opportunities(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def _create_opportunities(con: duckdb.DuckDBPyConnection, client: HighLevelClient, runner: Runner,
                           parents: dict[str, str], rows: list[tuple]) -> None:
     docs = values(con, "opp_backup_all", [r[3] for r in rows], OPPORTUNITY_FIELDS)
     writes = []

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import threading
 from collections import defaultdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -34,13 +34,16 @@ from assets.recovery.restore.runner import Runner, Write, clean, values, write_i
 from orchestration.http import ApiError
 from orchestration.times import parse_ts
 
+if TYPE_CHECKING:
+    from orchestration.resources.keap import KeapClient
+
 SPEC = SPECS["keap"]
 # array fields: an update sends [] for "no value", not null
 KEAP_ARRAYS = ("email_addresses", "phone_numbers", "addresses", "fax_numbers",
                "social_accounts", "custom_fields")
 
 
-def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def apply_keap(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
                since: str) -> None:
     """`since`: a time (the vendor's clock) before this plan's first write (its preview)."""
     rows = con.execute("SELECT change_id, action, backup_id, live_id, field, new_value, tag "
@@ -64,7 +67,7 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
     _tags(con, client, runner, tags)
 
 
-def _delete(client: Any, r: tuple) -> Write:
+def _delete(client: KeapClient, r: tuple) -> Write:
     live_id = r[3]
 
     def call() -> str:
@@ -73,7 +76,7 @@ def _delete(client: Any, r: tuple) -> Write:
     return Write(r[0], "contacts", "delete", None, live_id, [], call)
 
 
-def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def _create(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
             rows: list[tuple], since: str) -> dict[str, str]:
     """Recreate contacts; returns backup id -> new live id (this run's and earlier runs')."""
     docs = values(con, "backup_all", [r[2] for r in rows], SPEC.fields)
@@ -103,7 +106,7 @@ def _create(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
             if results.get(w.write_id) and w.backup_id}
 
 
-def _made_by_lost_reply(client: Any, body: dict, taken: set[str], since: str) -> str | None:
+def _made_by_lost_reply(client: KeapClient, body: dict, taken: set[str], since: str) -> str | None:
     """The contact an earlier, killed attempt of this create made: read through the API by the
     body's primary address (EMAIL1 sorts first; sent trimmed, as Keap stores it), a contact
     whose primary address it is, created at or after `since`, that is not `taken` (matched to
@@ -124,7 +127,7 @@ def _made_by_lost_reply(client: Any, body: dict, taken: set[str], since: str) ->
     return max(found, key=int) if found else None
 
 
-def _updates(client: Any, rows: list[tuple]) -> list[Write]:
+def _updates(client: KeapClient, rows: list[tuple]) -> list[Write]:
     grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         grouped[(r[2], r[3])].append(r)
@@ -168,7 +171,7 @@ def _tags_of_created(con: duckdb.DuckDBPyConnection, created: dict[str, str]
             for b, tags in rows for t in tags]
 
 
-def _tags(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
+def _tags(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
           rows: list[tuple]) -> None:
     """Tag adds/removes batched per tag; one ledger row per contact and tag."""
     pending = [r for r in rows if r[0] not in runner.done]
@@ -203,7 +206,7 @@ def _tags(con: duckdb.DuckDBPyConnection, client: Any, runner: Runner,
                 runner.record_outcome(w, PERMANENT, f"Keap answered {result} for tag {tag}")
 
 
-def _ensure_tags(con: duckdb.DuckDBPyConnection, client: Any, wanted: list[str]
+def _ensure_tags(con: duckdb.DuckDBPyConnection, client: KeapClient, wanted: list[str]
                  ) -> dict[str, str]:
     """Tag id in the backup -> tag id in Keap: the same, or a tag created again by name."""
     if not wanted:

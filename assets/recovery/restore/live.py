@@ -14,13 +14,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
 from assets.highlevel import schemas as hl_schemas
 from assets.keap import schemas as keap_schemas
 from orchestration.http import paginate_page_token
+
+if TYPE_CHECKING:
+    from orchestration.resources import HighLevelClient, KeapClient
 
 KEAP_IDS_PER_CALL = 100         # Keap v2: `ids==1,2,3`, at most 100 ids
 HIGHLEVEL_GETS_MAX = 200        # above this many ids, one listing is cheaper than GETs
@@ -37,14 +40,14 @@ def table(source: str, entity: str, pages: Iterable[list[dict[str, Any]]]) -> pa
     return pa.Table.from_batches(batches, schema=schema.arrow_schema())
 
 
-def keap_contacts(client: Any, ids: list[str] | None = None) -> pa.Table:
+def keap_contacts(client: KeapClient, ids: list[str] | None = None) -> pa.Table:
     fields = client.all_contact_fields()
     if ids is None:
         return table("keap", "contacts", client.contact_pages(fields=fields))
     return table("keap", "contacts", _keap_by_ids(client, ids, fields))
 
 
-def _keap_by_ids(client: Any, ids: list[str], fields: list[str]
+def _keap_by_ids(client: KeapClient, ids: list[str], fields: list[str]
                  ) -> Iterator[list[dict[str, Any]]]:
     wanted = sorted({str(i) for i in ids if str(i).isdigit()}, key=int)
     for start in range(0, len(wanted), KEAP_IDS_PER_CALL):
@@ -55,7 +58,7 @@ def _keap_by_ids(client: Any, ids: list[str], fields: list[str]
                                        items_key="contacts")
 
 
-def keap_contacts_with_email(client: Any, email: str) -> list[dict[str, Any]]:
+def keap_contacts_with_email(client: KeapClient, email: str) -> list[dict[str, Any]]:
     """Live Keap contacts holding an address, found by the API (`filter=email==ADDRESS`, which
     matches any of a contact's addresses): id, addresses and create time. Not limited to what a
     preview read, so it finds a contact a restore created after the preview."""
@@ -65,7 +68,7 @@ def keap_contacts_with_email(client: Any, email: str) -> list[dict[str, Any]]:
                                               items_key="contacts") for c in page]
 
 
-def highlevel_contacts(client: Any, ids: list[str] | None = None) -> pa.Table:
+def highlevel_contacts(client: HighLevelClient, ids: list[str] | None = None) -> pa.Table:
     if ids is None or len(ids) > HIGHLEVEL_GETS_MAX:
         whole = table("highlevel", "contacts", client.contact_pages())
         if ids is None:
@@ -77,5 +80,5 @@ def highlevel_contacts(client: Any, ids: list[str] | None = None) -> pa.Table:
     return table("highlevel", "contacts", [[d for d in docs if d]])
 
 
-def highlevel_opportunities(client: Any) -> pa.Table:
+def highlevel_opportunities(client: HighLevelClient) -> pa.Table:
     return table("highlevel", "opportunities", client.opportunity_pages())

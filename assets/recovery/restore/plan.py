@@ -20,7 +20,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import duckdb
 
@@ -34,6 +34,9 @@ from assets.recovery.restore.ledger import ledger_relation
 from orchestration.storage import audit
 from orchestration.storage.read_audit import MAX_SUBJECTS
 from orchestration.times import iso, parse_ts
+
+if TYPE_CHECKING:
+    from orchestration.resources import CrmClient
 
 MODES = ("create-missing", "update-existing", "delete-new")
 DEFAULT_MODES = ("create-missing", "update-existing")
@@ -193,7 +196,7 @@ def keap_tag_ids(con: duckdb.DuckDBPyConnection, as_of: str, name: str) -> list[
 
 
 # -- the live side ---------------------------------------------------------------------------
-def load_live(con: duckdb.DuckDBPyConnection, client: Any, source: str, as_of: str,
+def load_live(con: duckdb.DuckDBPyConnection, client: CrmClient, source: str, as_of: str,
               selection: Selection) -> None:
     """TEMP TABLEs live_all / live_sel (and opp_live_all): read through the API now."""
     ids = None
@@ -241,7 +244,7 @@ def live_watermark(con: duckdb.DuckDBPyConnection, source: str) -> str:
 
 
 # -- preview ---------------------------------------------------------------------------------
-def compute(con: duckdb.DuckDBPyConnection, root: Path, client: Any, source: str, as_of: str,
+def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, source: str, as_of: str,
             selection: Selection, modes: list[str], fields: list[str] | None
             ) -> dict[str, int]:
     """Fill TEMP TABLE `changes` in `con` (an open catalog); returns side counts."""
@@ -272,7 +275,7 @@ def change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
 
 def preview(root: Path, source: str, as_of: str | datetime, selection: Selection | None = None,
             fields: list[str] | None = None, modes: list[str] | None = None, *,
-            show_values: bool = False, client: Any = None, run_id: str | None = None) -> Plan:
+            show_values: bool = False, client: CrmClient = None, run_id: str | None = None) -> Plan:
     """Compare the backup as of `as_of` with the live system and save the plan."""
     if source not in SPECS:
         raise ValueError(f"--source must be keap or highlevel, got {source!r}")
@@ -331,7 +334,7 @@ def where_reads_only_backups(root: Path, source: str, where: str) -> None:
         pass    # reported with the view's own columns by selection_sql
 
 
-def open_client(source: str) -> Any:
+def open_client(source: str) -> CrmClient:
     """The vendor's client as the Dagster runs get it: real credentials from the environment
     (`KEAP_*`, `HIGHLEVEL_*`), else the sandbox."""
     import dagster as dg
