@@ -1,11 +1,19 @@
 """Greenhouse backups: one daily-partitioned asset per Harvest v3 entity."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
 from assets.extract import ExtractSpec, extract_asset
 from assets.greenhouse import schemas
+from orchestration.resources.greenhouse import GreenhouseClient
 
 
 def _pages(endpoint: str):
-    def pages(client, updated_from, updated_to):
+    def pages(client: GreenhouseClient, updated_from: datetime | None,
+              updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
         return client.pages(endpoint, updated_from=updated_from, updated_to=updated_to)
     return pages
 

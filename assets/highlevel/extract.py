@@ -1,20 +1,30 @@
 """HighLevel backups: contacts (incremental by update time), opportunities and reference data."""
 
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
 from assets.extract import ExtractSpec, extract_asset
 from assets.highlevel import schemas
+from orchestration.resources.highlevel import HighLevelClient
 
 
-def _contacts(client, updated_from, updated_to):
+def _contacts(client: HighLevelClient, updated_from: datetime | None,
+              updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
     return client.contact_pages(updated_from=updated_from, updated_to=updated_to)
 
 
-def _opportunities(client, updated_from, updated_to):
+def _opportunities(client: HighLevelClient, updated_from: datetime | None,
+                   updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
     # the opportunities search has no update-time filter: every snapshot is full
     return client.opportunity_pages()
 
 
 def _single(method: str):
-    def pages(client, updated_from, updated_to):
+    def pages(client: HighLevelClient, updated_from: datetime | None,
+              updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
         yield getattr(client, method)()
     return pages
 
