@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from assets.sync.changeset_state import CHANGESET, SOURCE
+from assets.sync.changeset.state import CHANGESET, SOURCE
 from orchestration.storage.derived import partition_dir, partition_glob, read_manifest
 
 REJECTS = "keap_rejects"
