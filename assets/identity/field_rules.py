@@ -3,7 +3,7 @@ are shown as shapes, `Aa a.a9@a.a`, never as values), which values the Keap sync
 or status outside these is flagged), and which fields the sync reads (their disappearance is
 flagged).
 
-The last two come from the Keap sync's mapping document (assets/sync/mapping.py): the one named
+The last two come from the Keap sync's mapping document (assets/sync/mapping/): the one named
 by $TALENTVAULT_SYNC_MAPPING, else the shipped default. A configured mapping that does not
 load falls back to the shipped one here, with a warning (the sync itself refuses to run on it).
 """

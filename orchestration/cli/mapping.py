@@ -1,5 +1,5 @@
 """`talentvault mapping check [FILE]`: validate the Keap sync's mapping document, and check it
-against the backup (assets/sync/mapping.py)."""
+against the backup (assets/sync/mapping/)."""
 
 from __future__ import annotations
 

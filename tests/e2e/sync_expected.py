@@ -1,7 +1,7 @@
 """An independent model of what each person's Keap contact must hold after a sync.
 
 Plain Python over the sandbox's own records (`Store.iter_docs`), not over the backup, and no
-SQL from assets/sync/desired.py: the rules of docs/identity.md and docs/sync.md written a second
+SQL from assets/sync/desired/: the rules of docs/identity.md and docs/sync.md written a second
 time, so the Keap sync tests compare two implementations.
 
 - A person = the Greenhouse candidate records sharing a normalized email (transitively); records
