@@ -17,12 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def project_instance(home: Path, monkeypatch: pytest.MonkeyPatch) -> dg.DagsterInstance:
-    """The instance of `home` (DAGSTER_HOME, and the working directory: dagster.yaml's storage
-    paths are relative) with a copy of the repository's dagster.yaml."""
+    """The instance of `home` (DAGSTER_HOME) with a copy of the repository's dagster.yaml; the
+    working directory is elsewhere, as nothing in the instance depends on it."""
     home.mkdir(parents=True, exist_ok=True)
     (home / "dagster.yaml").write_text((REPO / "dagster.yaml").read_text())
     monkeypatch.setenv("DAGSTER_HOME", str(home))
-    monkeypatch.chdir(home)
     return dg.DagsterInstance.get()
 
 

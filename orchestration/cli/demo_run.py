@@ -285,6 +285,6 @@ def _print_summary(summary: dict[str, Any], partition: str, console: Console) ->
     as_of = f"{partition}T12:00:00Z"
     for q in EXAMPLE_QUERIES:
         console.print(f'  uv run talentvault sql "{q.format(as_of=as_of)}"')
-    console.print("\nBrowse the runs: DAGSTER_HOME=$PWD uv run dagster dev  ·  "
+    console.print("\nBrowse the runs: uv run talentvault ui  ·  "
                   "Play a day and re-run: uv run talentvault sandbox tick --days 1 && "
                   "uv run talentvault demo")

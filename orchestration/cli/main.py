@@ -17,6 +17,7 @@ from orchestration.cli.sql import sql_command
 from orchestration.cli.startup import check_mode_at_start
 from orchestration.cli.status import status_command
 from orchestration.cli.sync import sync_app
+from orchestration.cli.ui import ui_command
 from orchestration.cli.verify import seal_command, verify_command
 from orchestration.cli.webhooks import webhooks_app
 
@@ -39,6 +40,7 @@ app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(audit_app, name="audit")
 app.add_typer(runs_app, name="runs")
 app.command("demo")(demo_command)
+app.command("ui")(ui_command)
 app.command("sql")(sql_command)
 
 
