@@ -24,9 +24,12 @@ from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
+
+if TYPE_CHECKING:
+    from orchestration.rate_budget import SharedBudget
 
 log = logging.getLogger("talentvault.http")
 
@@ -77,6 +80,8 @@ class Pacer:
 
     windows: list[tuple[int, float]]            # (max calls, seconds)
     safety: float = 0.05                        # seconds of slack for clock skew and latency
+    # every process using the same credential: one budget (orchestration/rate_budget.py)
+    shared: SharedBudget | None = None
     _log: deque[float] = field(default_factory=deque)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _paused_until: float = 0.0
@@ -85,6 +90,8 @@ class Pacer:
         """Wait for a slot; returns seconds waited."""
         if not self.windows:
             return 0.0
+        if self.shared is not None:
+            return self.shared.acquire(self.windows, self.safety)
         waited = 0.0
         horizon = max(s for _, s in self.windows) + self.safety
         while True:
@@ -105,6 +112,8 @@ class Pacer:
 
     def pause(self, seconds: float) -> None:
         """The server said the window is spent: nobody calls for `seconds`."""
+        if self.shared is not None:
+            self.shared.pause(seconds)
         with self._lock:
             self._paused_until = max(self._paused_until, time.monotonic() + seconds)
 
@@ -139,11 +148,14 @@ class HttpClient:
         )
         self.calls = 0
         self.retries = 0
+        self.rate_limited = 0  # 429 replies seen (the pacing should keep this at 0)
         self._rng = random.Random(seed)
         self._count_lock = threading.Lock()
 
     def close(self) -> None:
         self.client.close()
+        if self.pacer.shared is not None:
+            self.pacer.shared.close()
 
     def __enter__(self) -> HttpClient:
         return self
@@ -220,6 +232,9 @@ class HttpClient:
                 elif status in RETRYABLE_STATUS and (idempotent or status in NOT_APPLIED_STATUS):
                     last_problem = f"HTTP {status}"
                     wait = self._retry_after(resp)
+                    if status == 429:
+                        with self._count_lock:
+                            self.rate_limited += 1
                     if status == 429 and wait is not None:
                         self.pacer.pause(wait)
                 else:

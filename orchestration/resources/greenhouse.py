@@ -11,6 +11,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, paginate_link_header
+from orchestration.rate_budget import shared_budget
 from orchestration.resources.common import pause_when_spent, resolve_base
 from orchestration.times import iso
 from sandbox import credentials
@@ -51,7 +52,8 @@ class GreenhouseResource(dg.ConfigurableResource):
             cid, secret, sub = self.client_id, self.client_secret, self.user_id
         return GreenhouseClient(
             base, token_url, cid, secret, sub,
-            pacer=Pacer([(self.requests_per_window, self.window_seconds)]),
+            pacer=Pacer([(self.requests_per_window, self.window_seconds)],
+                        shared=shared_budget("greenhouse", base, cid)),
             retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
                               max_delay=self.max_backoff_seconds),
             timeout=self.timeout_seconds, page_size=self.page_size, sandbox=sandbox)

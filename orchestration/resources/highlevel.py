@@ -9,6 +9,7 @@ from typing import Any
 import dagster as dg
 
 from orchestration.http import ApiError, HttpClient, Pacer, RetryPolicy, parsed_json
+from orchestration.rate_budget import shared_budget
 from orchestration.resources.common import pause_when_spent, resolve_base
 from orchestration.times import iso
 from sandbox import credentials
@@ -41,7 +42,8 @@ class HighLevelResource(dg.ConfigurableResource):
                 "HIGHLEVEL_BASE_URL is set")
         return HighLevelClient(
             base, token, location,
-            pacer=Pacer([(self.requests_per_window, self.window_seconds)]),
+            pacer=Pacer([(self.requests_per_window, self.window_seconds)],
+                        shared=shared_budget("highlevel", base, location, token)),
             retry=RetryPolicy(max_attempts=self.max_attempts, base_delay=self.backoff_seconds,
                               max_delay=self.max_backoff_seconds), timeout=self.timeout_seconds)
 

@@ -29,6 +29,7 @@ from orchestration.http import (
     paginate_page_token,
     parsed_json,
 )
+from orchestration.rate_budget import SharedBudget, shared_budget
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
 from orchestration.times import iso
 from sandbox import credentials
@@ -73,11 +74,13 @@ class KeapResource(dg.ConfigurableResource):
         if sandbox:
             return KeapClient(f"{base}/crm", api_key=credentials.KEAP_API_KEY,
                               windows=self._windows(False), retry=self._retry(),
+                              budget=shared_budget("keap", base, credentials.KEAP_API_KEY),
                               concurrency=self.concurrency or 1,
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if self.api_key:
             return KeapClient(base, api_key=self.api_key, windows=self._windows(False),
                               retry=self._retry(), concurrency=self.concurrency or 1,
+                              budget=shared_budget("keap", base, self.api_key),
                               timeout=self.timeout_seconds, page_size=self.page_size)
         if not (self.client_id and self.client_secret):
             raise dg.DagsterInvariantViolationError(
@@ -88,6 +91,7 @@ class KeapResource(dg.ConfigurableResource):
                               state_dir() / "keap_oauth.json")
         return KeapClient(base, oauth=oauth, windows=self._windows(True), retry=self._retry(),
                           concurrency=self.concurrency or 4,
+                          budget=shared_budget("keap", base, self.client_id),
                           timeout=self.timeout_seconds, page_size=self.page_size)
 
 
@@ -153,7 +157,8 @@ class RotatingOAuth:
 class KeapClient:
     def __init__(self, base_url: str, *, api_key: str = "", oauth: RotatingOAuth | None = None,
                  windows: list[tuple[int, float]] | None = None, retry: RetryPolicy,
-                 timeout: float, page_size: int = 1000, concurrency: int = 1):
+                 timeout: float, page_size: int = 1000, concurrency: int = 1,
+                 budget: SharedBudget | None = None):
         self.oauth = oauth
         self.page_size = page_size
         self.concurrency = concurrency
@@ -162,7 +167,8 @@ class KeapClient:
         self.http = HttpClient(
             base_url, name="keap", headers=headers,
             auth=oauth.headers if oauth else None,
-            pacer=Pacer(windows or (OAUTH_WINDOWS if oauth else PAT_WINDOWS)), retry=retry,
+            pacer=Pacer(windows or (OAUTH_WINDOWS if oauth else PAT_WINDOWS), shared=budget),
+            retry=retry,
             timeout=timeout,
             rate_headers=pause_when_spent("x-keap-product-throttle-available"))
 
