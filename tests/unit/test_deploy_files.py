@@ -1,0 +1,83 @@
+"""The deployment files agree with each other and with the code: every setting the production
+instance reads from the environment is given by the compose stack, the services run the code
+location this repository defines, the Helm values carry the same instance settings as
+dagster.yaml. (The instance file itself is loaded by Dagster against a real Postgres and S3
+server in tests/integration/test_instance.py.)"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+DEPLOY = REPO / "deploy"
+
+
+def load(name: str) -> dict:
+    return yaml.safe_load((DEPLOY / name).read_text())
+
+
+def env_names(node: object) -> set[str]:
+    """The environment variables a Dagster instance config reads (`{env: NAME}`)."""
+    if isinstance(node, dict):
+        if set(node) == {"env"}:
+            return {node["env"]}
+        return set().union(*(env_names(v) for v in node.values()))
+    if isinstance(node, list):
+        return set().union(*(env_names(v) for v in node))
+    return set()
+
+
+def test_the_compose_stack_gives_every_setting_the_instance_reads():
+    compose = load("docker-compose.yml")
+    services = compose["services"]
+    assert {"postgres", "minio", "buckets", "code", "daemon", "webserver"} <= set(services)
+    needed = env_names(load("dagster.postgres.yaml"))
+    assert needed == {"DAGSTER_PG_URL", "DAGSTER_COMPUTE_LOGS_BUCKET"}
+    for name in ("code", "daemon", "webserver"):
+        env = services[name]["environment"]
+        assert needed <= set(env), name
+        assert env["TALENTVAULT_MODE"] == "live" and env["TALENTVAULT_DATA_DIR"] == "/data"
+    url = services["code"]["environment"]["DAGSTER_PG_URL"]
+    assert url.startswith("postgresql+psycopg2://") and "@postgres:5432/dagster" in url
+    db = services["postgres"]["environment"]
+    assert db["POSTGRES_USER"] == "dagster" and db["POSTGRES_DB"] == "dagster"
+
+
+def test_the_services_run_this_code_location():
+    compose = load("docker-compose.yml")["services"]
+    code = compose["code"]["command"]
+    assert code[:3] == ["dagster", "api", "grpc"]
+    assert code[code.index("-m") + 1] == "orchestration.definitions"
+    server = load("workspace.yaml")["load_from"][0]["grpc_server"]
+    assert (server["host"], str(server["port"])) == ("code", code[code.index("-p") + 1])
+    for name in ("daemon", "webserver"):
+        assert "/opt/dagster/home/workspace.yaml" in compose[name]["command"]
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    assert "COPY deploy/dagster.postgres.yaml /opt/dagster/home/dagster.yaml" in dockerfile
+    assert "uv sync --locked --no-dev" in dockerfile
+    for package in ("assets", "checks", "orchestration", "sandbox", "specs"):
+        assert re.search(rf"^COPY {package} {package}$", dockerfile, re.M), package
+
+
+def test_the_helm_values_keep_the_instance_settings_of_dagster_yaml():
+    values = load("helm/values.yaml")
+    local = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    prod = load("dagster.postgres.yaml")
+    [deployment] = values["dagster-user-deployments"]["deployments"]
+    assert deployment["dagsterApiGrpcArgs"] == ["-m", "orchestration.definitions"]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    assert values["postgresql"]["postgresqlScheme"] == "postgresql+psycopg2"
+    assert values["additionalInstanceConfig"]["concurrency"] == local["concurrency"]
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    assert monitoring["enabled"] and monitoring["maxResumeRunAttempts"] == \
+        local["run_monitoring"]["max_resume_run_attempts"] == 0
+    logs = values["computeLogManager"]["config"]["customComputeLogManager"]
+    assert (logs["module"], logs["class"]) == (prod["compute_logs"]["module"],
+                                               prod["compute_logs"]["class"])
+    # the run pods see the same data root and rate budget as the code location
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert "TALENTVAULT_DATA_DIR=/data" in launcher["envVars"]
+    assert launcher["volumeMounts"] == deployment["volumeMounts"]
