@@ -39,7 +39,10 @@ CREATE TABLE IF NOT EXISTS records (
 CREATE INDEX IF NOT EXISTS records_seq ON records (source, entity, seq);
 CREATE INDEX IF NOT EXISTS records_updated ON records (source, entity, updated_at, seq);
 CREATE INDEX IF NOT EXISTS records_email ON records (source, entity, email);
-CREATE INDEX IF NOT EXISTS records_parent ON records (source, entity, parent);
+-- children of a record in order (`parent = ? ORDER BY seq`): with (parent) alone SQLite walked
+-- records_seq over the whole entity instead, a scan per stage move (sandbox tick)
+DROP INDEX IF EXISTS records_parent;
+CREATE INDEX IF NOT EXISTS records_parent_seq ON records (source, entity, parent, seq);
 
 -- secondary lookup keys (every email of a contact, phones, names ...), kept by the vendor modules
 CREATE TABLE IF NOT EXISTS lookup (

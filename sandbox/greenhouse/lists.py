@@ -245,7 +245,7 @@ def _ints(values: Any) -> bool:
 # milliseconds on a million rows), so every plan names its access path.
 PLANS = {
     "keys": ("", "+seq"),  # unary '+' keeps the seq index out: look the ids up, then sort
-    "parent": (" INDEXED BY records_parent", "+seq"),
+    "parent": (" INDEXED BY records_parent_seq", "+seq"),
     "updated": (" INDEXED BY records_updated", "seq"),
     "seq": (" INDEXED BY records_seq", "seq"),
 }

@@ -130,7 +130,7 @@ async def search(store: Store, request: Request) -> Response:
     # without a cursor, `page` pages by offset; with one, it only numbers the page
     offset = 0 if key_params else (page - 1) * limit
     # one contact's opportunities come by the parent index; everything else in createdAt order
-    index = "records_parent" if q.get("contact_id") else "hl_opportunities_created"
+    index = "records_parent_seq" if q.get("contact_id") else "hl_opportunities_created"
     rows = store.conn.execute(
         f"SELECT doc, {CREATED}, id FROM records INDEXED BY {index} "
         f"WHERE {OPPS} AND {keyset} AND ({where}) ORDER BY {CREATED}, id LIMIT ? OFFSET ?",

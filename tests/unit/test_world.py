@@ -585,7 +585,7 @@ def test_worker_processes_build_the_same_world(tmp_path: Path,
     try:
         indexes = {r[0] for r in s.conn.execute("SELECT name FROM sqlite_master "
                                                 "WHERE type = 'index' AND sql IS NOT NULL")}
-        assert indexes >= {"records_seq", "records_updated", "records_email", "records_parent",
+        assert indexes >= {"records_seq", "records_updated", "records_email", "records_parent_seq",
                            "lookup_by_id"}
         assert s.count("greenhouse", "candidates") == 250
         assert integrity_problems(s) == []
