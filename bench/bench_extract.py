@@ -17,8 +17,9 @@ Worlds are generated once and cached under bench/out/worlds/ (generation is not 
 bench_generate.py), keyed by size, seed and a digest of the generator's source. The generator
 gives Keap ~0.8 contacts per candidate, so the Keap world is sized up until it holds at least
 --contacts contacts; the Greenhouse world has exactly --candidates candidates. Results print as
-a markdown table and replace the section "Extraction: talentvault vs dlt" of docs/benchmarks.md
-(other sections, and the hand-written notes of this one, are kept).
+a markdown table into bench/out/extract/benchmarks.md; with --write-docs they replace the section
+"Extraction: talentvault vs dlt" of docs/benchmarks.md (other sections, and the hand-written
+notes of this one, are kept).
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ from datetime import date, datetime, timedelta
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from outputs import add_flag, report_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
@@ -454,10 +457,10 @@ def breakdown(results: list[dict[str, Any]]) -> str:
 NOTES_START, NOTES_END = "<!-- notes: kept across runs -->", "<!-- /notes -->"
 
 
-def write_doc(section: str) -> None:
-    """Replace this benchmark's section of docs/benchmarks.md, keeping every other section and
-    the hand-written notes between the NOTES markers of this one."""
-    text = DOC.read_text() if DOC.exists() else "# Benchmarks\n"
+def write_doc(section: str, doc: Path = DOC) -> None:
+    """Replace this benchmark's section of `doc` (docs/benchmarks.md with --write-docs), keeping
+    every other section and the hand-written notes between the NOTES markers of this one."""
+    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
     start = text.find(SECTION)
     if start >= 0:
         nxt = text.find("\n## ", start + len(SECTION))
@@ -468,7 +471,7 @@ def write_doc(section: str) -> None:
         text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
     else:
         text = text.rstrip("\n") + "\n\n" + section
-    DOC.write_text(text.rstrip("\n") + "\n")
+    doc.write_text(text.rstrip("\n") + "\n")
 
 
 def main() -> None:
@@ -480,7 +483,7 @@ def main() -> None:
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement; the fastest is reported (default 3)")
-    parser.add_argument("--no-doc", action="store_true", help="print only; leave the doc alone")
+    add_flag(parser)
     parser.add_argument("--child", choices=["talentvault", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--child-args", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -499,9 +502,9 @@ def main() -> None:
     print(json.dumps(facts.get("ids")), "counts match:", facts.get("counts_match"))
     if facts.get("counts_match") is False:
         print("WARNING: talentvault and dlt did not extract the same contacts", file=sys.stderr)
-    if not args.no_doc:
-        write_doc(render(args, m, facts, results))
-        print(f"wrote {DOC.relative_to(ROOT)}")
+    doc = report_path(args, DOC, "extract")
+    write_doc(render(args, m, facts, results), doc)
+    print(f"wrote {doc.relative_to(ROOT)}")
 
 
 def render(args: argparse.Namespace, m: dict[str, Any], facts: dict[str, Any],

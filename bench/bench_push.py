@@ -12,8 +12,8 @@ Then `run_push` runs once (concurrency 4) and we report: duration, API calls, ac
 calls/second against the limit in force, 429s seen from the sandbox, and peak RSS. A second push
 of the same partition is timed too (it must make zero calls).
 
-Results print as markdown and are appended to docs/bench_push.md (the lead folds them into
-docs/benchmarks.md).
+Results print as markdown and are appended to bench/out/push/bench_push.md (with --write-docs:
+docs/bench_push.md, folded by hand into docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from outputs import add_flag, report_path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -122,7 +124,7 @@ def main() -> None:
     ap.add_argument("--changes", type=int, default=10_000)
     ap.add_argument("--auth", choices=["pat", "oauth"], default="oauth")
     ap.add_argument("--concurrency", type=int, default=4)
-    ap.add_argument("--no-doc", action="store_true", help="print only (smoke runs)")
+    add_flag(ap)
     args = ap.parse_args()
 
     import httpx
@@ -173,8 +175,7 @@ def main() -> None:
         "rerun_seconds": round(rerun_seconds, 2),
     }
     print(json.dumps(row, indent=2))
-    if not args.no_doc:
-        _append_doc(row)
+    _append_doc(row, report_path(args, DOC, "push"))
 
 
 def _busiest_minute(calls: list[dict]) -> int:
@@ -187,7 +188,7 @@ def _busiest_minute(calls: list[dict]) -> int:
     return best
 
 
-def _append_doc(row: dict) -> None:
+def _append_doc(row: dict, doc: Path = DOC) -> None:
     header = ("| when (UTC) | auth | changes (create/update/tag) | API calls | seconds | "
               "calls/s | limit | share of sustained limit | busiest 60 s | 429s | client "
               "retries | peak RSS MB | re-run calls |\n|---|---|---|---|---|---|---|---|---|---|"
@@ -197,12 +198,12 @@ def _append_doc(row: dict) -> None:
             f"{row['calls_per_second']} | {row['limit']} | {row['share_of_limit']:.0%} | "
             f"{row['busiest_minute_calls']} | {row['http_429']} | {row['client_retries']} | "
             f"{row['peak_rss_mb']} | {row['rerun_calls']} |\n")
-    text = DOC.read_text() if DOC.exists() else ""
+    text = doc.read_text() if doc.exists() else ""
     marker = "<!-- bench_push results -->\n"
     if marker not in text:
         text += (f"\n### Raw results ({platform.machine()}, {platform.python_version()})\n\n"
                  f"{marker}{header}")
-    DOC.write_text(text.replace(marker + header, marker + header + line, 1)
+    doc.write_text(text.replace(marker + header, marker + header + line, 1)
                    if marker + header in text else text + line)
 
 

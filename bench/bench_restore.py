@@ -9,7 +9,8 @@ at the clients' default pacing (Keap API key: 9/s and 230/min under Keap's publi
 240/min; HighLevel: 95 per 10 s under its 100 per 10 s). Reported: wall time of preview and
 apply, API calls, achieved write rate against the limit, and the extrapolation to 100,000
 contacts. A 100,000-contact restore at Keap's API-key limit takes hours; it is extrapolated from
-the measured run, not run. Results go to docs/bench_restore.md.
+the measured run, not run. Results go to
+bench/out/restore/bench_restore.md (with --write-docs: docs/bench_restore.md).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import sys
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from outputs import add_flag, report_path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -41,6 +44,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=11)
     ap.add_argument("--auth", choices=("pat", "oauth"), default="pat",
                     help="Keap credential: an API key (240 calls/min) or OAuth (1,500/min)")
+    add_flag(ap)
     args = ap.parse_args()
     from sandbox import process
     from sandbox.store import Store
@@ -74,7 +78,7 @@ def main() -> None:
     finally:
         proc.stop()
         store.close()
-    write_doc(rows, candidates)
+    write_doc(rows, candidates, report_path(args, DOC, "restore"))
 
 
 def keap_oauth_client(base_url: str):
@@ -125,7 +129,7 @@ def measure(w, store, source: str, n: int, as_of: str, client=None) -> dict:
     return row
 
 
-def write_doc(rows: list[dict], candidates: int) -> None:
+def write_doc(rows: list[dict], candidates: int, doc: Path = DOC) -> None:
     lines = ["## Restore against the sandbox's real rate limits", "",
              f"Measured {datetime.now(UTC):%Y-%m-%d} on this machine (2 cores, shared), "
              f"`uv run python bench/bench_restore.py`; world of {candidates} candidates. "
@@ -148,7 +152,7 @@ def write_doc(rows: list[dict], candidates: int) -> None:
               "same restore is about six times faster. Ledgered writes count one row per "
               "contact and per (contact, tag); tags go to Keap 1,000 contacts a call, so API "
               "calls are fewer than ledger rows.", ""]
-    DOC.write_text("\n".join(lines))
+    doc.write_text("\n".join(lines))
     print("\n".join(lines))
 
 

@@ -18,7 +18,8 @@ sensor every 30 s, so add up to a minute (30 s on average) of waiting to the mea
 deployment; both are reported. Runs execute in this process (in-process executor), as the demo
 does; a daemon's run launcher would add its process start-up per run.
 
-Results print as markdown and are appended to docs/bench_webhook_latency.md.
+Results print as markdown and are appended to bench/out/webhook_latency/ (with --write-docs:
+docs/bench_webhook_latency.md).
 """
 
 from __future__ import annotations
@@ -35,6 +36,8 @@ import threading
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+
+from outputs import add_flag, report_path
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -94,6 +97,7 @@ def main() -> None:
     ap.add_argument("--events", type=int, default=20)
     ap.add_argument("--candidates", type=int, default=200)
     ap.add_argument("--seed", type=int, default=7)
+    add_flag(ap)
     args = ap.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="tv-latency-"))
@@ -187,7 +191,7 @@ average at the end: {load}. First backup and sync of the day (not measured): {se
 {p95 + DAEMON_WAIT:.1f} s |
 """
     print(text)
-    with DOC.open("a") as f:
+    with report_path(args, DOC, "webhook_latency").open("a") as f:
         f.write(text)
 
 
