@@ -40,7 +40,7 @@ from typing import Any
 import dagster as dg
 
 from assets.catalog.views import write_catalog_file
-from orchestration.storage import audit, seals
+from orchestration.storage import audit, replica, seals
 from orchestration.storage.fsync import fsync
 from orchestration.storage.snapshots import SnapshotStorage
 
@@ -277,6 +277,7 @@ def _remove(entity_dir: Path, folder: Path) -> None:
     fsync(entity_dir)
     seals.record_removed(folder, "pruned", "retention")
     shutil.rmtree(target)
+    replica.remove(folder)
 
 
 def _empty_trash(entity_dir: Path) -> None:

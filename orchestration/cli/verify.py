@@ -15,16 +15,29 @@ def verify_command(
     read_data: Annotated[bool, typer.Option(
         "--read-data", help="Also decode every row of every file and recompute each backup "
         "partition's content fingerprint (slower: proves the backup restores).")] = False,
+    repair: Annotated[bool, typer.Option(
+        "--repair", help="Copy each damaged or missing partition back from the healthy copy "
+        "(primary or TALENTVAULT_REPLICA_DIR), then verify again.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     data_dir: DataDir = None,
 ) -> None:
-    """Re-hash every backup file against its manifest, check the incremental chains and the
-    catalog; exits 1 naming each damaged file."""
+    """Re-hash every backup file against its manifest (and its replica copy, when there is
+    one), check the incremental chains and the catalog; exits 1 naming each damaged file."""
+    from assets.recovery.verify import repair as repair_from_copies
     from assets.recovery.verify import verify
+    from orchestration.storage.replica import ReplicaError
 
+    root = root_of(data_dir)
     try:
-        report = verify(root_of(data_dir), read_data=read_data)
+        report = verify(root, read_data=read_data)
+        if repair and not report.ok:
+            fixed = repair_from_copies(root, report)
+            typer.echo("\n".join(fixed.lines() or ["nothing the copies can repair"]))
+            report = verify(root, read_data=read_data)
     except FileNotFoundError as e:
+        typer.echo(str(e), err=True)
+        raise typer.Exit(2) from e
+    except ReplicaError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())

@@ -10,14 +10,12 @@ manifest pointing at empty files.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import uuid
 from pathlib import Path
 from typing import Any
 
-from orchestration.storage import seals
+from orchestration.storage import replica, seals
 from orchestration.storage.fsync import fsync
+from orchestration.storage.swap import swap_into_place
 
 
 def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "landed",
@@ -36,16 +34,5 @@ def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "
     swap_into_place(staging, final)
     fsync(final.parent)
     seals.record_partition(final, manifest, event, reason)
+    replica.replicate(final)  # the second copy (TALENTVAULT_REPLICA_DIR), when there is one
     return manifest
-
-
-def swap_into_place(staging: Path, final: Path) -> None:
-    """Rename a finished staging folder into place, replacing an older one (the old
-    folder is renamed aside first, then removed). Callers fsync around it (`land` does)."""
-    if final.exists():
-        old = final.parent / f".replaced-{final.name}-{uuid.uuid4().hex[:8]}"
-        os.rename(final, old)
-        os.rename(staging, final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.rename(staging, final)

@@ -20,16 +20,24 @@ partition's content fingerprint is recomputed and compared with the manifest's, 
 trail and sync ledger files are read back too. This is restic's `check --read-data`: it proves
 the backup restores, not only that its bytes did not change.
 
+With a replica (`TALENTVAULT_REPLICA_DIR`, orchestration/storage/replica.py), every partition's
+copy there is held against the primary's manifest too, and a partition only the replica still
+holds is reported; `repair` (`verify --repair`) copies each damaged or missing partition back
+from whichever copy is healthy.
+
 Problems name the damaged file (relative to the data root) and why; no personal value is ever
 read into a message.
 
 Modules: partitions (each partition against its manifest), seals (against the seal ledger),
-root_checks (chains, leftovers, unmanifested files, the catalog), run (`verify()`), report
+root_checks (chains, leftovers, unmanifested files, the catalog), replica (both copies, repair),
+run (`verify()`), report
 (`VerifyReport`, `Problem`), reseal (`talentvault seal`), check (the daily Dagster asset check).
 """
 
+from assets.recovery.verify.replica import Repair, repair
 from assets.recovery.verify.report import Problem, VerifyReport
 from assets.recovery.verify.reseal import SealError, SealReport, seal_root
 from assets.recovery.verify.run import verify
 
-__all__ = ["Problem", "SealError", "SealReport", "VerifyReport", "seal_root", "verify"]
+__all__ = ["Problem", "Repair", "SealError", "SealReport", "VerifyReport", "repair", "seal_root",
+           "verify"]

@@ -29,6 +29,8 @@ class VerifyReport:
     sealed: int = 0
     unsealed: int = 0
     seal_head: str | None = None
+    replica: str | None = None       # the replica's folder, when there is one
+    replica_partitions: int = 0      # partitions found intact in it
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -45,6 +47,7 @@ class VerifyReport:
         return {"partitions": self.partitions, "files": self.files, "bytes": self.bytes,
                 "rows": self.rows, "views": self.views, "other_files": self.other_files,
                 "sealed": self.sealed, "unsealed": self.unsealed,
+                "replica_partitions": self.replica_partitions,
                 "problems": len(self.problems), "damaged": len(self.damaged_paths),
                 "warnings": len(self.warnings)}
 
@@ -62,6 +65,8 @@ class VerifyReport:
         lines = [head, f"seals: {self.sealed} partitions match the seal ledger"
                  + (f", {self.unsealed} unsealed" if self.unsealed else "")
                  + (f" (ledger head {self.seal_head})" if self.seal_head else "")]
+        if self.replica:
+            lines.append(f"replica {self.replica}: {self.replica_partitions} partitions checked")
         lines += [f"DAMAGED {p.path}: {p.reason}" for p in self.problems]
         lines += [f"warning {p.path}: {p.reason}" for p in self.warnings]
         lines.append("OK: every file matches its manifest" if self.ok else

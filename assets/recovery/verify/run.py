@@ -8,6 +8,7 @@ from typing import Any
 import duckdb
 
 from assets.recovery.verify.partitions import check_partition, partition_folders, read_partition
+from assets.recovery.verify.replica import check_replica
 from assets.recovery.verify.report import VerifyReport
 from assets.recovery.verify.root_checks import (
     check_catalog,
@@ -39,6 +40,7 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
                 if read_data:
                     read_partition(con, root, folder, manifest, report)
         check_seals(root, folders, manifests, report)
+        check_replica(root, folders, manifests, report)
         check_chains(root, manifests, report)
         check_leftovers(root, report)
         check_unmanifested(con, root, report, read_data)
