@@ -8,6 +8,7 @@ extract by update time sees every change. Each returns True when it found someth
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -338,9 +339,12 @@ def _duplicate_pair(day: Day) -> tuple[dict[str, Any], dict[str, Any]] | None:
             f"AND email IS NOT NULL AND {cond} GROUP BY email HAVING count(*) > 1 "
             "ORDER BY email LIMIT 1", (probe.email,)).fetchone()
         if found:
-            same = day.store.select("greenhouse", "candidates", "email = ?", (found[0],),
-                                    order="seq")
-            return same[0].doc, same[1].doc
+            # by the email index: left alone, SQLite walks every candidate in seq order
+            same = day.store.conn.execute(
+                "SELECT doc FROM records INDEXED BY records_email WHERE source = 'greenhouse' "
+                "AND entity = 'candidates' AND email = ? ORDER BY seq, id LIMIT 2",
+                (found[0],)).fetchall()
+            return json.loads(same[0][0]), json.loads(same[1][0])
     return None
 
 
