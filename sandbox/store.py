@@ -43,6 +43,10 @@ CREATE INDEX IF NOT EXISTS records_email ON records (source, entity, email);
 -- records_seq over the whole entity instead, a scan per stage move (sandbox tick)
 DROP INDEX IF EXISTS records_parent;
 CREATE INDEX IF NOT EXISTS records_parent_seq ON records (source, entity, parent, seq);
+-- daily life picks records by status from a random seq on (`status = ? AND seq >= ?`): without
+-- this, each pick decoded rows until enough matched (1.3 ms a pick on a 200k world)
+CREATE INDEX IF NOT EXISTS records_status ON records (source, entity,
+                                                      json_extract(doc, '$.status'), seq);
 
 -- secondary lookup keys (every email of a contact, phones, names ...), kept by the vendor modules
 CREATE TABLE IF NOT EXISTS lookup (
