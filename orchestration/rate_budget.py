@@ -41,13 +41,27 @@ class SharedBudget:
         self._lock = threading.Lock()
         self._con = sqlite3.connect(self.path, timeout=30, isolation_level=None,
                                     check_same_thread=False)
-        self._con.execute("PRAGMA journal_mode=WAL")
         self._con.execute("PRAGMA synchronous=OFF")  # losing a slot to a power cut is harmless
-        self._con.executescript("""
-            CREATE TABLE IF NOT EXISTS calls (key TEXT NOT NULL, t REAL NOT NULL);
-            CREATE INDEX IF NOT EXISTS calls_by_key ON calls (key, t);
-            CREATE TABLE IF NOT EXISTS pauses (key TEXT PRIMARY KEY, until REAL NOT NULL);
-        """)
+        self._setup()
+
+    def _setup(self) -> None:
+        """WAL and the tables, once per file. Several processes may open a new file at the same
+        moment, and switching to WAL does not wait on a busy file: retry for up to 30 s."""
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if self._con.execute("PRAGMA journal_mode").fetchone()[0].lower() != "wal":
+                    self._con.execute("PRAGMA journal_mode=WAL")
+                self._con.executescript("""
+                    CREATE TABLE IF NOT EXISTS calls (key TEXT NOT NULL, t REAL NOT NULL);
+                    CREATE INDEX IF NOT EXISTS calls_by_key ON calls (key, t);
+                    CREATE TABLE IF NOT EXISTS pauses (key TEXT PRIMARY KEY, until REAL NOT NULL);
+                """)
+                return
+            except sqlite3.OperationalError as e:
+                if "locked" not in str(e) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     def close(self) -> None:
         with self._lock:

@@ -101,3 +101,27 @@ def test_every_window_counts(tmp_path, windows):
         stamps.append(time.time())
     for limit, seconds in windows:
         assert busiest(stamps, seconds) <= limit
+
+
+def test_many_holders_can_open_a_new_budget_file_at_once(tmp_path):
+    # switching a new file to WAL does not wait on a busy file: several processes starting
+    # together once got "database is locked" (seen in CI)
+    errors: list[str] = []
+
+    def open_and_take(folder) -> None:
+        try:
+            budget = SharedBudget(folder / "budget.sqlite", "k")
+            budget.acquire([(1000, 1.0)], 0.0)
+            budget.close()
+        except Exception as e:  # noqa: BLE001 - collected for the assertion
+            errors.append(repr(e))
+
+    for i in range(20):
+        folder = tmp_path / str(i)
+        folder.mkdir()
+        threads = [threading.Thread(target=open_and_take, args=(folder,)) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=60)
+    assert errors == []
