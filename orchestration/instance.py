@@ -205,23 +205,26 @@ class LocalRunLauncher(DefaultRunLauncher):
 LOCAL_HOME = REPO / ".dagster_home"
 
 
-def project_home() -> str:
-    """DAGSTER_HOME, else the repository's own instance folder `.dagster_home/` (the instance
-    `talentvault demo`, `ui`, `status` and `runs` use when none is set), which gets a copy of the
-    repository's dagster.yaml whenever that file changed. Nothing in the instance depends on the
+def project_home() -> str | None:
+    """DAGSTER_HOME, else (in a checkout holding dagster.yaml) the repository's own instance
+    folder `.dagster_home/`, the instance `talentvault demo`, `ui`, `status` and `runs` use when
+    none is set; it gets a copy of the repository's dagster.yaml whenever that file changed.
+    None for an installed package without DAGSTER_HOME. Nothing in the instance depends on the
     working directory."""
     home = os.environ.get("DAGSTER_HOME")
     if home:
         return home
-    LOCAL_HOME.mkdir(exist_ok=True)
     shipped, installed = REPO / "dagster.yaml", LOCAL_HOME / "dagster.yaml"
-    if shipped.exists() and (not installed.exists()
-                             or installed.read_text() != shipped.read_text()):
+    if not shipped.exists():
+        return None
+    LOCAL_HOME.mkdir(exist_ok=True)
+    if not installed.exists() or installed.read_text() != shipped.read_text():
         installed.write_text(shipped.read_text())
     return str(LOCAL_HOME)
 
 
 def use_project_instance() -> dg.DagsterInstance:
-    """The instance of `project_home()` (run history survives restarts)."""
-    os.environ["DAGSTER_HOME"] = project_home()
+    """The instance of `project_home()` (run history survives restarts); without one (an
+    installed package, DAGSTER_HOME unset) the working directory is DAGSTER_HOME."""
+    os.environ["DAGSTER_HOME"] = project_home() or str(Path.cwd())
     return dg.DagsterInstance.get()

@@ -19,6 +19,10 @@ def ui_command(
     from orchestration.instance import project_home
 
     home = project_home()
+    if home is None:
+        typer.echo("no Dagster instance: set DAGSTER_HOME to a folder holding dagster.yaml "
+                   "(README, Runs by itself)", err=True)
+        raise typer.Exit(2)
     os.environ["DAGSTER_HOME"] = home
     typer.echo(f"Dagster instance: {home}")
     args = [sys.executable, "-m", "dagster", "dev", "-m", "orchestration.definitions",

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import dagster as dg
 import httpx
@@ -69,6 +70,25 @@ def test_run_history_lands_in_dagster_home_whatever_the_working_directory(tmp_pa
     with dg.DagsterInstance.get() as again:  # a new process would see the same history
         assert again.get_run_by_id(result.run_id) is not None
     assert (home / "history" / "runs.db").exists()
+
+
+def test_the_project_instance_is_the_checkouts_own_folder_with_a_copy_of_dagster_yaml(
+        tmp_path, monkeypatch):
+    from orchestration import instance
+
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    checkout = tmp_path / "checkout"
+    checkout.mkdir()
+    monkeypatch.setattr(instance, "REPO", checkout)
+    monkeypatch.setattr(instance, "LOCAL_HOME", checkout / ".dagster_home")
+    assert instance.project_home() is None               # an installed package: no instance
+    assert not (checkout / ".dagster_home").exists()     # and nothing created beside it
+    (checkout / "dagster.yaml").write_text(LOCAL_YAML.read_text())
+    home = Path(instance.project_home())
+    assert home == checkout / ".dagster_home"
+    assert (home / "dagster.yaml").read_text() == LOCAL_YAML.read_text()
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "elsewhere"))
+    assert instance.project_home() == str(tmp_path / "elsewhere")
 
 
 # -- the production instance on Postgres and an S3-protocol store --------------------------------
