@@ -24,7 +24,6 @@ from functools import cache
 from typing import Any, Literal
 
 import dagster as dg
-import duckdb
 import pyarrow as pa
 
 from assets.identity import suppressed
@@ -40,6 +39,8 @@ from orchestration.resources import (
     VendorResource,
 )
 from orchestration.storage import audit, suppression
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.schema import EntitySchema
 from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.storage.state_sql import entity_state_sql, history_sql, state_sql
@@ -194,7 +195,7 @@ def vanished_ids(storage: SnapshotStorage, spec: ExtractSpec, day: date,
     if not earlier:
         return []
     live = pa.table({"id": pa.chunked_array(listed, type=spec.schema.id_type)})  # noqa: F841
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
                           entity_dir=entity_dir, before_day=day.isoformat())
@@ -293,7 +294,7 @@ def records_total(storage: SnapshotStorage, spec: ExtractSpec, day: str) -> int:
     """Records alive in the backup as of the end of `day` (its state after this partition)."""
     entity_dir = storage.entity_dir(spec.schema.source, spec.schema.entity)
     after = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         state = entity_state_sql(entity_dir, before_day=after)
         return con.execute(f"SELECT count(*) FROM ({state})").fetchone()[0]
@@ -303,10 +304,10 @@ def records_total(storage: SnapshotStorage, spec: ExtractSpec, day: str) -> int:
 
 def preview_markdown(part) -> str:
     """A few ids and timestamps of the partition (never personal data)."""
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         rows = con.execute(f"""
-            SELECT id, _op, _source_updated_at FROM read_parquet('{part}/*.parquet')
+            SELECT id, _op, _source_updated_at FROM read_parquet('{duck_path(part)}/*.parquet')
             ORDER BY _source_updated_at DESC NULLS LAST, id LIMIT 5
         """).fetchall()
     finally:

@@ -28,6 +28,7 @@ import dagster as dg
 import duckdb
 
 from checks import gx
+from orchestration.storage.parquet import duck_path
 
 
 class IdentityBuild(Protocol):
@@ -137,7 +138,7 @@ class CheckRun:
 def _glob(b: IdentityBuild, name: str) -> str:
     from orchestration.storage.derived import partition_glob
 
-    return f"read_parquet('{partition_glob(b.root, name, b.day)}')"
+    return f"read_parquet('{duck_path(partition_glob(b.root, name, b.day))}')"
 
 
 def _frames(b: IdentityBuild) -> dict[str, Any]:

@@ -42,6 +42,9 @@ from checks.rules import (
 )
 from orchestration.clock import reference_clock
 from orchestration.resources import VendorClient, VendorResource
+from orchestration.storage import parquet
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.schema import TS, EntitySchema
 from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.storage.state_sql import history_sql, state_sql
@@ -165,11 +168,12 @@ def evaluate_partition(storage: SnapshotStorage, schema: EntitySchema, day: date
     names = [c for c in applicable_checks(schema, incremental) if only is None or c in only]
     clock = clock or datetime.now(UTC)
     part = storage.partition_dir(source, entity, day)
-    con = duckdb.connect(config={"threads": 2, "memory_limit": "2GB"})
+    con = connect_duckdb(config={"threads": 2, "memory_limit": "2GB"})
     try:
         con.execute("SET TimeZone = 'UTC'")
         if any(part.glob("*.parquet")):
-            con.execute(f"CREATE VIEW part AS SELECT * FROM read_parquet('{_q(part)}/*.parquet')")
+            con.execute(f"CREATE VIEW part AS SELECT * FROM "
+                        f"read_parquet('{duck_path(_q(part))}/*.parquet')")
         else:   # every part file lost: judge an empty partition (the manifest check fails)
             con.register("part", schema.arrow_schema().empty_table())
         r = rules_for(source, entity)
@@ -285,10 +289,9 @@ def _exploded_ref(ref: Ref, target: _Target) -> _Frame:
 
 def _files(manifest: dict[str, Any], part: Path) -> _Frame:
     """One row per part file, in the manifest or on disk: rows recorded vs rows found."""
-    import pyarrow.parquet as pq
 
     listed = {f["file"]: int(f["rows"]) for f in manifest["files"]}
-    on_disk = {p.name: pq.ParquetFile(p).metadata.num_rows for p in sorted(part.glob("*.parquet"))}
+    on_disk = {p.name: parquet.num_rows(p) for p in sorted(part.glob("*.parquet"))}
     rows = [{"file": name, "rows_in_manifest": listed.get(name, -1),
              "rows_on_disk": on_disk.get(name, -1)} for name in sorted(listed.keys() | on_disk)]
     return _Frame([gx.Expect(

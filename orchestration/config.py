@@ -56,8 +56,21 @@ VENDORS = {
 }
 
 
+DATA_DIR_VAR = "TALENTVAULT_DATA_DIR"
+
+
+def configured_root() -> Path:
+    """The storage root as configured, unchecked (`encryption rotate` works on it as it is)."""
+    return Path(os.environ.get(DATA_DIR_VAR, "./data")).resolve()
+
+
 def data_root() -> Path:
-    return Path(os.environ.get("TALENTVAULT_DATA_DIR", "./data")).resolve()
+    """The storage root, after checking the encryption key fits it (storage/parquet.py)."""
+    from orchestration.storage.parquet import check_root
+
+    root = configured_root()
+    check_root(root)
+    return root
 
 
 def sandbox_dir(root: Path | None = None) -> Path:

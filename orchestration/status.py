@@ -28,6 +28,8 @@ from orchestration.config import (
 from orchestration.instance import project_home
 from orchestration.sensors import PUSH_KEY, VERIFY_CHECK
 from orchestration.storage.backup_state import reference_now, rpo_hours, source_states
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 
 CHECK_EVENTS_READ = 2000   # the newest check evaluations: a daily backup makes ~150
 RUNS_READ = 200
@@ -124,14 +126,13 @@ def failed_runs(instance: dg.DagsterInstance) -> tuple[int, list[dict[str, Any]]
 def last_verify(root: Path) -> dict[str, Any] | None:
     """The newest `verify` event of the audit trail, one day folder at a time from the newest
     (a day can hold thousands of events: every SQL query is audited too)."""
-    import duckdb
 
     from orchestration.storage.audit import events_dir
 
     folder = events_dir(root)
     if not folder.is_dir():
         return None
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         for day in sorted(folder.glob("date=*"), reverse=True):
             if not any(day.glob("*.parquet")):
@@ -139,7 +140,7 @@ def last_verify(root: Path) -> dict[str, Any] | None:
             row = con.execute(
                 "SELECT \"at\", status, run_id, counts FROM read_parquet(?) "
                 "WHERE action = 'verify' ORDER BY \"at\" DESC LIMIT 1",
-                [str(day / "*.parquet")]).fetchone()
+                [duck_path(day / "*.parquet")]).fetchone()
             if row:
                 return {"at": row[0].isoformat(), "status": row[1], "run_id": row[2],
                         "counts": json.loads(row[3] or "{}")}

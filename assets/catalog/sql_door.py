@@ -37,6 +37,8 @@ import duckdb
 
 from assets.catalog.views import catalog_statements
 from orchestration.config import data_root
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import local_path
 
 # where the installation keeps its secrets (the suppression salt, Keap's rotating OAuth token in
 # keap_oauth.json, Keap's hook secrets in webhooks/): never readable through the door, even if a
@@ -66,14 +68,16 @@ def pinned_statements(root: Path) -> tuple[list[str], list[str]]:
                 and not real.startswith(secrets))
 
     def expand(match: re.Match) -> str:
-        text = match.group(1).replace("''", "'")
+        named = match.group(1).replace("''", "'")
+        text = local_path(named)   # an encrypted root's files are named `tvcrypt://<path>`
+        prefix = named[:len(named) - len(text)]
         if not text.startswith(f"{root}{os.sep}"):
             return match.group(0)
         if not _GLOB_CHARS.search(text):    # one file named as it is
             if readable(text):
-                files.add(text)
+                files.add(named)
             return match.group(0)
-        found = sorted(p for p in glob.glob(text, recursive=True, include_hidden=True)
+        found = sorted(prefix + p for p in glob.glob(text, recursive=True, include_hidden=True)
                        if readable(p))
         if not found:
             return match.group(0)   # reading it fails with DuckDB's permission error
@@ -107,7 +111,7 @@ def connect(root: Path | None = None) -> duckdb.DuckDBPyConnection:
     stmts, files = pinned_statements(root)
     spill = tempfile.mkdtemp(prefix="talentvault-sql-")
     atexit.register(shutil.rmtree, spill, ignore_errors=True)
-    con = duckdb.connect(config={"threads": 2, "autoinstall_known_extensions": False,
+    con = connect_duckdb(config={"threads": 2, "autoinstall_known_extensions": False,
                                  "autoload_known_extensions": False})
     for stmt in lock_statements(files, spill):
         con.execute(stmt)

@@ -22,6 +22,8 @@ import duckdb
 
 from assets.identity.catalog import identity_statements
 from assets.sync.catalog import catalog_statements as sync_statements
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.state_sql import history_sql, state_sql
 from orchestration.webhooks.catalog import catalog_statements as webhook_statements
 
@@ -67,13 +69,14 @@ def audit_statements(root: Path) -> list[str]:
     if any((root / "audit" / "events").glob("date=*/*.parquet")):
         files = root / "audit" / "events" / "date=*" / "*.parquet"
         stmts.append(f"CREATE OR REPLACE VIEW audit.events AS SELECT * EXCLUDE (date) FROM "
-                     f"read_parquet('{files}', hive_partitioning = true, union_by_name = true)")
+                     f"read_parquet('{duck_path(files)}', hive_partitioning = true, "
+                     "union_by_name = true)")
     return stmts
 
 
 def open_catalog(root: Path) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every catalog view (not confined: talentvault's own code)."""
-    con = duckdb.connect(config={"threads": 2})
+    con = connect_duckdb(config={"threads": 2})
     con.execute("SET TimeZone = 'UTC'")
     for stmt in catalog_statements(root):
         con.execute(stmt)
@@ -84,7 +87,7 @@ def write_catalog_file(root: Path) -> Path:
     """Save the view definitions to `<root>/catalog.duckdb` (atomically replaced)."""
     target = root / CATALOG_FILE
     tmp = root / f".{CATALOG_FILE}.{uuid.uuid4().hex[:8]}"
-    con = duckdb.connect(str(tmp))
+    con = connect_duckdb(str(tmp))
     try:
         for stmt in catalog_statements(root):
             con.execute(stmt)

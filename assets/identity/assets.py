@@ -18,6 +18,7 @@ from orchestration.automation import CLOSED_DAY, SYNC_CHAIN
 from orchestration.partitions import daily_snapshots
 from orchestration.storage import suppression
 from orchestration.storage.derived import partition_dir, partition_glob, write_partition
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.snapshots import SnapshotStorage
 
 GROUP = "identity"
@@ -51,7 +52,7 @@ def _profiles_metadata(b: IdentityBuild) -> dict[str, Any]:
     m, c = b.manifests[CANDIDATE_PROFILES], b.counts
     preview = b.con.execute(f"""
         SELECT profile_id, records, len(application_ids), current_status, current_stage_name
-        FROM read_parquet('{partition_glob(b.root, CANDIDATE_PROFILES, b.day)}')
+        FROM read_parquet('{duck_path(partition_glob(b.root, CANDIDATE_PROFILES, b.day))}')
         ORDER BY records DESC, len(application_ids) DESC, profile_id LIMIT 5""").fetchall()
     return {
         "dagster/row_count": m["rows"],
@@ -76,7 +77,7 @@ def _quarantine_metadata(b: IdentityBuild) -> dict[str, Any]:
     rows = b.con.execute(f"""
         SELECT entity, reason, count(*),
                array_to_string(list(record_id ORDER BY record_id)[:5], ', ')
-        FROM read_parquet('{partition_glob(b.root, QUARANTINE, b.day)}')
+        FROM read_parquet('{duck_path(partition_glob(b.root, QUARANTINE, b.day))}')
         GROUP BY ALL ORDER BY ALL""").fetchall()
     return {
         "dagster/row_count": m["rows"],
@@ -92,7 +93,8 @@ def _keap_metadata(b: IdentityBuild) -> dict[str, Any]:
     m = b.manifests[KEAP_CONTACTS]
     no_email = b.con.execute(f"""
         SELECT count(*) FILTER (WHERE email IS NULL)
-        FROM read_parquet('{partition_glob(b.root, KEAP_CONTACTS, b.day)}')""").fetchall()[0][0]
+        FROM read_parquet('{duck_path(partition_glob(b.root, KEAP_CONTACTS, b.day))}')
+    """).fetchall()[0][0]
     shared = b.counts["keap_shared_emails"]
     return {
         "preview": dg.MetadataValue.md(_md(
@@ -184,7 +186,7 @@ def possible_duplicates(context: dg.AssetExecutionContext, config: DuplicatesCon
                          "first")
     con = connect(IdentityConfig())
     try:
-        counts = find(con, f"SELECT * FROM read_parquet('{profiles}')", config)
+        counts = find(con, f"SELECT * FROM read_parquet('{duck_path(profiles)}')", config)
         manifest = write_partition(con, root, NAME, day, "SELECT * FROM possible_duplicates",
                                    "profile_id_a, profile_id_b", run_id=context.run_id,
                                    extra={"config": config.model_dump()})

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from orchestration.storage.parquet import duck_path
+
 # as in orchestration/storage/derived.py (not imported here: keeps `talentvault sql` light)
 SOURCE = "identity"
 VIEWS = ("candidate_profiles", "quarantine", "keap_contacts", "possible_duplicates",
@@ -30,7 +32,8 @@ def daily_output_views(root: Path, source: str, names: tuple[str, ...]) -> list[
         files = folder / "snapshot_date=*" / "*.parquet"
         stmts += [
             f"CREATE OR REPLACE VIEW {source}.{name}_by_day AS SELECT * FROM read_parquet("
-            f"'{files}', hive_partitioning = true, hive_types = {{'snapshot_date': DATE}})",
+            f"'{duck_path(files)}', hive_partitioning = true, "
+            "hive_types = {'snapshot_date': DATE})",
             f"CREATE OR REPLACE VIEW {source}.{name} AS SELECT * FROM {source}.{name}_by_day "
             f"WHERE snapshot_date = (SELECT max(snapshot_date) FROM {source}.{name}_by_day)",
         ]

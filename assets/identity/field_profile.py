@@ -25,6 +25,7 @@ from assets.identity.config import FieldProfileConfig
 from assets.identity.field_rules import MAPPED_VALUES, PERSONAL_FIELDS, SYNC_FIELDS
 from assets.identity.inputs import has_partition, load_state
 from orchestration.storage.derived import partition_glob, previous_day
+from orchestration.storage.parquet import duck_path
 
 NAME = "field_profile"
 META = {"id", "_raw", "_source_updated_at", "_extracted_at", "_op", "_run_id", "snapshot_date"}
@@ -85,7 +86,7 @@ def columns_of(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: 
     from orchestration.storage.state_sql import files_glob
 
     rows = con.execute(f"""
-        DESCRIBE SELECT * FROM read_parquet('{files_glob(root / source / entity)}',
+        DESCRIBE SELECT * FROM read_parquet('{duck_path(files_glob(root / source / entity))}',
                                             union_by_name = true)""").fetchall()
     return {r[0]: r[1] for r in rows if r[0] not in META}
 
@@ -98,7 +99,7 @@ def _custom_fields(con: duckdb.DuckDBPyConnection, root: Path, source: str, enti
     latest = _latest_partition(root, source, entity, day)
     if latest is None:
         return {}
-    rows = (f"(SELECT _raw FROM read_parquet('{latest}') WHERE _op = 'upsert' "
+    rows = (f"(SELECT _raw FROM read_parquet('{duck_path(latest)}') WHERE _op = 'upsert' "
             f"LIMIT {DISCOVERY_ROWS})")
     try:
         if shape == "object":
@@ -301,7 +302,7 @@ def profile_entities(con: duckdb.DuckDBPyConnection, root: Path, day: str,
         if has_partition(root, source, entity, day):
             con.execute(f"""
                 CREATE OR REPLACE TEMP TABLE fp_arrived AS
-                SELECT {", ".join(exprs)} FROM read_parquet('{part}/*.parquet')
+                SELECT {", ".join(exprs)} FROM read_parquet('{duck_path(part)}/*.parquet')
                 WHERE _op = 'upsert'""")
             _stats(con, source, entity, "arrived", "fp_arrived", fields, set(custom))
     for t in ("fp_state", "fp_arrived", "fp_state_text", "fp_arrived_text", "fp_counts",
@@ -315,7 +316,7 @@ def field_profile(con: duckdb.DuckDBPyConnection, root: Path, day: str,
     numbers, the arrivals' and the drift against the previous audit. Returns the baseline
     day (the previous audit), if any."""
     baseline = previous_day(root, NAME, day)
-    base_sql = (f"SELECT * FROM read_parquet('{partition_glob(root, NAME, baseline)}')"
+    base_sql = (f"SELECT * FROM read_parquet('{duck_path(partition_glob(root, NAME, baseline))}')"
                 if baseline else
                 "SELECT * FROM fp_stats WHERE FALSE")
     con.register("fp_sync_fields", pa.table({

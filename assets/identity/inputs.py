@@ -15,6 +15,7 @@ import dagster as dg
 import duckdb
 import pyarrow as pa
 
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.state_sql import files_glob, history_sql, state_sql
 
 KEY = ["id", "_source_updated_at", "_op", "snapshot_date"]
@@ -83,8 +84,9 @@ def _empty_snapshot(source: str, entity: str) -> pa.Table:
 def versions(root: Path, source: str, entity: str, day: str) -> str:
     """Every upsert row of the partitions up to `day` (a version may sit in two partitions)."""
     return f"""
-        SELECT * FROM read_parquet('{files_glob(root / source / entity)}',
+        SELECT * FROM read_parquet('{duck_path(files_glob(root / source / entity))}',
                                    hive_partitioning = true,
-                                   hive_types = {{'snapshot_date': DATE}}, union_by_name = true)
+                                   hive_types = {{'snapshot_date': DATE}},
+                                   union_by_name = true)
         WHERE snapshot_date <= DATE '{day}' AND _op = 'upsert'
     """

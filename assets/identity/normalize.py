@@ -8,6 +8,7 @@ import duckdb
 
 from assets.identity import emails, names, phones
 from assets.identity.config import NormalizationConfig
+from orchestration.storage.parquet import connect as connect_duckdb
 
 MEMORY_LIMIT = "2GB"
 
@@ -20,7 +21,7 @@ def connect(cfg: NormalizationConfig, spill_dir: Path | None = None,
               "preserve_insertion_order": False}
     if spill_dir is not None:
         config["temp_directory"] = str(spill_dir)
-    con = duckdb.connect(config=config)
+    con = connect_duckdb(config=config)
     con.execute("SET TimeZone = 'UTC'")
     names.register(con)
     emails.register(con)

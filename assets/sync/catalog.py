@@ -22,6 +22,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from assets.identity.catalog import daily_output_views
+from orchestration.storage.parquet import duck_path
 
 SOURCE = "sync"
 PARTITIONED = ("keap_desired", "keap_changeset", "keap_rejects")
@@ -70,13 +71,14 @@ def catalog_statements(root: Path) -> list[str]:
     cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
     parts = []
     if has_parquet:
-        parts.append(f"SELECT {cols} FROM read_parquet('{ledger}', hive_partitioning = false, "
-                     "union_by_name = true)")
+        parts.append(f"SELECT {cols} FROM read_parquet('{duck_path(ledger)}', "
+                     "hive_partitioning = false, union_by_name = true)")
     if has_wal:
         wal_rows = _wal_sql(str(wal / "*.jsonl"))
         if has_parquet:  # a log whose Parquet exists is a leftover of a crashed compaction
             wal_rows = (f"SELECT * FROM ({wal_rows}) WHERE run_id NOT IN (SELECT DISTINCT "
-                        f"run_id FROM read_parquet('{ledger}', hive_partitioning = false))")
+                        f"run_id FROM read_parquet('{duck_path(ledger)}', "
+                        "hive_partitioning = false))")
         parts.append(f"SELECT {cols} FROM ({wal_rows})")
     stmts += [
         f"CREATE OR REPLACE VIEW {SOURCE}.ledger AS " + " UNION ALL ".join(parts),

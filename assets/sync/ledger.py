@@ -36,9 +36,10 @@ from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
+from orchestration.storage import parquet
 from orchestration.storage.fsync import fsync as _fsync
+from orchestration.storage.parquet import duck_path
 
 STATUSES = ("succeeded", "failed_retryable", "failed_permanent")
 SCHEMA = pa.schema([
@@ -225,7 +226,7 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".part-00000.{uuid.uuid4().hex[:8]}.tmp"
     written = 0
-    with pq.ParquetWriter(tmp, SCHEMA, compression="zstd") as out:
+    with parquet.writer(tmp, SCHEMA) as out:
         for rows in iter_wal(wal):
             out.write_table(_table(rows))
             written += len(rows)
@@ -310,7 +311,7 @@ def ledger_relation(con: duckdb.DuckDBPyConnection, root: Path,
     files = sorted(str(p) for p in ledger_dir(root).glob("run_id=*/part-00000.parquet"))
     cols = ", ".join(f'"{c}"' for c in COLUMNS)
     if files:
-        listed = ", ".join(f"'{f}'" for f in files)
+        listed = ", ".join(f"'{duck_path(f)}'" for f in files)
         sql = (f"SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = false) "
                f"UNION ALL SELECT {cols} FROM {table_name}")
     else:

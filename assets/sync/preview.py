@@ -17,6 +17,8 @@ import duckdb
 
 from assets.sync.changeset.state import CHANGESET, SOURCE
 from orchestration.storage.derived import partition_dir, partition_glob, read_manifest
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 
 REJECTS = "keap_rejects"
 
@@ -108,12 +110,14 @@ def load(root: Path, day: str | None = None, limit: int = 20) -> Preview:
         raise FileNotFoundError(f"sync/keap_changeset has no {what} under {root}: materialize "
                                 "sync/keap_changeset for that day first")
     manifest = read_manifest(root, CHANGESET, day, SOURCE) or {}
-    rejects = (f"SELECT * FROM read_parquet('{partition_glob(root, REJECTS, day, SOURCE)}')"
+    rejects = ("SELECT * FROM read_parquet("
+               f"'{duck_path(partition_glob(root, REJECTS, day, SOURCE))}')"
                if read_manifest(root, REJECTS, day, SOURCE) is not None else None)
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         if manifest.get("rows", 0):
-            rel = f"SELECT * FROM read_parquet('{partition_glob(root, CHANGESET, day, SOURCE)}')"
+            rel = ("SELECT * FROM read_parquet("
+                   f"'{duck_path(partition_glob(root, CHANGESET, day, SOURCE))}')")
             return from_connection(con, day, limit, rel, extra=manifest.get("counts"),
                                    rejects=rejects)
         p = Preview(day, counts={a: 0 for a in ACTIONS} | {"conflicts": 0},

@@ -26,6 +26,7 @@ from orchestration.automation import TRIGGER_TAG
 from orchestration.config import data_root, sandbox_dir, sandbox_may_start, sandbox_url
 from orchestration.in_process import Automation
 from orchestration.instance import release_abandoned_runs, use_project_instance
+from orchestration.storage.parquet import connect as connect_duckdb
 from sandbox.process import clock
 
 EXAMPLE_QUERIES = [
@@ -203,7 +204,6 @@ def sync_summary(instance: dg.DagsterInstance, partition: str,
                  run_id: str | None) -> dict[str, Any]:
     """What this run's Keap push did: contacts created and updated, tags applied and removed
     (from the ledger: succeeded writes of this run), failures and dead letters."""
-    import duckdb
 
     from assets.sync.ledger import ledger_relation
 
@@ -211,7 +211,7 @@ def sync_summary(instance: dg.DagsterInstance, partition: str,
     changeset = _metadata(instance, ["sync", "keap_changeset"], partition)
     done: dict[str, int] = {}
     if run_id and push:
-        con = duckdb.connect()
+        con = connect_duckdb()
         try:
             ledger_relation(con, data_root())
             done = dict(con.execute(

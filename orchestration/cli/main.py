@@ -7,6 +7,7 @@ import typer
 
 from orchestration.cli.audit import audit_app
 from orchestration.cli.demo import demo_command
+from orchestration.cli.encryption import encryption_app
 from orchestration.cli.forget import forget_command
 from orchestration.cli.mapping import mapping_app
 from orchestration.cli.restore import restore_app
@@ -39,6 +40,7 @@ app.add_typer(restore_app, name="restore")
 app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(audit_app, name="audit")
 app.add_typer(runs_app, name="runs")
+app.add_typer(encryption_app, name="encryption")
 app.command("demo")(demo_command)
 app.command("ui")(ui_command)
 app.command("sql")(sql_command)

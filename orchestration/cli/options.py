@@ -15,4 +15,12 @@ DataDir = Annotated[Path | None, typer.Option(
 
 def root_of(data_dir: Path | None) -> Path:
     """The data root a `--data-dir` option names, else the configured one."""
-    return (data_dir or data_root()).resolve()
+    from orchestration.storage.parquet import EncryptionKeyError, check_root
+
+    try:
+        root = (data_dir or data_root()).resolve()
+        check_root(root)
+    except EncryptionKeyError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    return root

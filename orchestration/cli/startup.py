@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import typer
 
-from orchestration.config import ModeError, checked_mode, require_sandbox_mode
+from orchestration.config import ModeError, checked_mode, data_root, require_sandbox_mode
+from orchestration.storage.parquet import EncryptionKeyError
 
 VENDOR_COMMANDS = ("restore", "webhooks")
+KEYLESS_COMMANDS = ("encryption", "sandbox", None)  # work on a root whatever its key
 
 
 def check_mode_at_start(ctx: typer.Context) -> None:
@@ -22,6 +24,8 @@ def check_mode_at_start(ctx: typer.Context) -> None:
             require_sandbox_mode("talentvault demo")
         elif ctx.invoked_subcommand in VENDOR_COMMANDS:
             checked_mode()
-    except ModeError as e:
+        if ctx.invoked_subcommand not in KEYLESS_COMMANDS:
+            data_root()  # the encryption key must fit the data root (storage/parquet.py)
+    except (ModeError, EncryptionKeyError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

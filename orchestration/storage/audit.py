@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
+
+from orchestration.storage import parquet
 
 AUDIT_DIR = ("audit", "events")
 ACTIONS = ("backup", "sync_push", "restore_preview", "restore_apply", "erasure",
@@ -80,6 +81,6 @@ def record(root: Path, action: str, *, target: str, status: str = "succeeded",
     folder.mkdir(parents=True, exist_ok=True)
     name = f"{now.strftime('%Y%m%dT%H%M%S%f')}-{event_id[:12]}.parquet"
     tmp = folder / f".{name}.tmp"
-    pq.write_table(pa.Table.from_pylist([row], schema=SCHEMA), tmp, compression="zstd")
+    parquet.write_table(pa.Table.from_pylist([row], schema=SCHEMA), tmp)
     os.replace(tmp, folder / name)
     return event_id

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 
 from orchestration.storage.landing import land
+from orchestration.storage.parquet import duck_path, write_query
 from orchestration.storage.seals import sha256_file
 from orchestration.storage.writer import TOOL_VERSION
 from orchestration.times import iso
@@ -59,9 +60,8 @@ def write_partition(con: duckdb.DuckDBPyConnection, root: Path, name: str, day: 
     staging.mkdir()
     try:
         path = staging / "part-00000.parquet"
-        con.execute(f"""COPY (SELECT * FROM ({query}) ORDER BY {order_by})
-                        TO '{path}' (FORMAT parquet, COMPRESSION zstd)""")
-        rel = con.sql(f"SELECT * FROM read_parquet('{path}') LIMIT 0")
+        write_query(con, f"SELECT * FROM ({query}) ORDER BY {order_by}", path)
+        rel = con.sql(f"SELECT * FROM read_parquet('{duck_path(path)}') LIMIT 0")
         schema = [{"name": n, "type": str(t)} for n, t in zip(rel.columns, rel.types,
                                                               strict=True)]
         rows, fingerprint = _count_and_hash(con, query)

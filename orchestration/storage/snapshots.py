@@ -19,6 +19,7 @@ import dagster as dg
 import duckdb
 
 from orchestration.config import data_root
+from orchestration.storage.parquet import check_root
 from orchestration.storage.schema import EntitySchema
 from orchestration.storage.writer import PartitionWriter
 
@@ -30,7 +31,11 @@ class SnapshotStorage(dg.ConfigurableResource):
     root: str = ""
 
     def path(self) -> Path:
-        return Path(self.root).resolve() if self.root else data_root()
+        if not self.root:
+            return data_root()
+        root = Path(self.root).resolve()
+        check_root(root)
+        return root
 
     def entity_dir(self, source: str, entity: str) -> Path:
         return self.path() / source / entity

@@ -21,13 +21,15 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from orchestration.storage.parquet import duck_path
+
 
 def files_glob(entity_dir: Path) -> str:
     return str(entity_dir / "snapshot_date=*" / "*.parquet")
 
 
 def _scan(entity_dir: Path) -> str:
-    return (f"read_parquet('{files_glob(entity_dir)}', hive_partitioning = true, "
+    return (f"read_parquet('{duck_path(files_glob(entity_dir))}', hive_partitioning = true, "
             f"hive_types = {{'snapshot_date': DATE}}, union_by_name = true)")
 
 

@@ -39,9 +39,8 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from orchestration.storage import seals
+from orchestration.storage import parquet, seals
 from orchestration.storage.fsync import fsync as _fsync
 
 STATE_DIR = "state"
@@ -114,7 +113,7 @@ def _read(root: Path) -> pa.Table:
     path = list_path(root)
     if not path.exists():
         return SCHEMA.empty_table()
-    return pq.read_table(path, schema=SCHEMA)
+    return parquet.read_table(path, schema=SCHEMA)
 
 
 @contextlib.contextmanager
@@ -152,7 +151,7 @@ def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
         table = pa.concat_tables([current, added])
         path = list_path(root)
         tmp = path.with_name(f".{LIST_FILE}.{uuid.uuid4().hex[:8]}")
-        pq.write_table(table, tmp, compression="zstd")
+        parquet.write_table(table, tmp)
         _fsync(tmp)
         os.replace(tmp, path)
         _fsync(path.parent)

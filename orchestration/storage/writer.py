@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
+from orchestration.storage import parquet
 from orchestration.storage.landing import land
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.schema import EntitySchema
 from orchestration.storage.seals import sha256_file
 from orchestration.times import iso
@@ -51,8 +53,7 @@ class PartitionWriter:
         self.staging = self.final.parent / f".staging-{self.day}-{uuid.uuid4().hex[:8]}"
         self.staging.mkdir(parents=True)
         self._raw_path = self.staging / "_incoming.parquet"
-        self._writer = pq.ParquetWriter(self._raw_path, self.schema.arrow_schema(),
-                                        compression="zstd")
+        self._writer = parquet.writer(self._raw_path, self.schema.arrow_schema())
         self.extracted_at = datetime.now(UTC)
         self.started = time.monotonic()
         self.fetched = 0
@@ -78,7 +79,7 @@ class PartitionWriter:
         them. Returns the rows carried."""
         n = 0
         for f in sorted(partition.glob("*.parquet")):
-            for batch in pq.ParquetFile(f).iter_batches(batch_size=50_000):
+            for batch in parquet.open_file(f).iter_batches(batch_size=50_000):
                 self._writer.write_batch(batch.cast(self.schema.arrow_schema())
                                          if batch.schema != self.schema.arrow_schema() else batch)
                 n += batch.num_rows
@@ -107,7 +108,7 @@ class PartitionWriter:
 
     def _finalize(self) -> list[dict[str, Any]]:
         # bounded memory: a large full snapshot spills to the staging folder past 1 GB
-        con = duckdb.connect(config={"memory_limit": "1GB", "threads": 2,
+        con = connect_duckdb(config={"memory_limit": "1GB", "threads": 2,
                                      "temp_directory": str(self.staging / "_spill"),
                                      "preserve_insertion_order": True})
         order = "id, _source_updated_at NULLS FIRST, _op DESC"
@@ -115,7 +116,7 @@ class PartitionWriter:
             # overlapping windows and shifting pages can return a version twice: keep one per
             # (id, update time, op); order by id then time so re-runs write identical files
             con.execute(f"CREATE TEMP VIEW incoming AS SELECT * FROM "
-                        f"read_parquet('{self._raw_path}')")
+                        f"read_parquet('{duck_path(self._raw_path)}')")
             where = self.row_filter(con, "incoming") if self.row_filter else None
             con.execute(f"""
                 CREATE TABLE rows AS
@@ -134,12 +135,10 @@ class PartitionWriter:
             for i in range(n_files):
                 name = f"part-{i:05d}.parquet"
                 path = self.staging / name
-                con.execute(f"""
-                    COPY (SELECT * FROM rows ORDER BY {order}
-                          LIMIT {ROWS_PER_FILE} OFFSET {i * ROWS_PER_FILE})
-                    TO '{path}' (FORMAT parquet, COMPRESSION zstd)
-                """)
-                rows = pq.ParquetFile(path).metadata.num_rows
+                parquet.write_query(con, f"""
+                    SELECT * FROM rows ORDER BY {order}
+                    LIMIT {ROWS_PER_FILE} OFFSET {i * ROWS_PER_FILE}""", path)
+                rows = parquet.num_rows(path)
                 files.append({"file": name, "rows": rows, "sha256": sha256_file(path),
                               "bytes": path.stat().st_size})
             self.counts = dict(con.execute(

@@ -38,6 +38,8 @@ from pathlib import Path
 import duckdb
 
 from orchestration.storage.fsync import fsync as _fsync
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path, write_query
 from orchestration.webhooks.events import SOURCES, Event
 
 log = logging.getLogger("talentvault.webhooks")
@@ -76,6 +78,11 @@ def _q(path: Path | str) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def _qp(path: Path | str) -> str:
+    """A Parquet file or glob as DuckDB names it (encrypted roots: `tvcrypt://`)."""
+    return _q(duck_path(path))
+
+
 def events_sql(root: Path, since: date | None = None) -> str | None:
     """A SELECT of every inbox row (received on `since` or later), deduped; None when the
     inbox is empty. Streams from the files (DuckDB)."""
@@ -87,7 +94,8 @@ def events_sql(root: Path, since: date | None = None) -> str | None:
 def files_sql(parquet: list[Path], jsonl: list[Path]) -> str | None:
     if not parquet and not jsonl:
         return None
-    return _dedup([f"read_parquet([{', '.join(map(_q, parquet))}])"] if parquet else [],
+    scans = [f"read_parquet([{', '.join(map(_qp, parquet))}])"] if parquet else []
+    return _dedup(scans,
                   [f"[{', '.join(map(_q, jsonl))}]"] if jsonl else [])
 
 
@@ -105,7 +113,7 @@ def events_glob_sql(root: Path) -> str | None:
     """The same rows over globs, for the saved catalog (days added later are picked up without
     a rebuild, as long as each kind of file matched something when it was built)."""
     base = inbox_dir(root)
-    parquet = ([f"read_parquet({_q(base / 'date=*' / 'events.parquet')})"]
+    parquet = ([f"read_parquet({_qp(base / 'date=*' / 'events.parquet')})"]
                if any(base.glob("date=*/events.parquet")) else [])
     jsonl = ([_q(base / "date=*" / "events.jsonl")]
              if any(base.glob("date=*/events.jsonl")) else [])
@@ -113,7 +121,7 @@ def events_glob_sql(root: Path) -> str | None:
 
 
 def connect() -> duckdb.DuckDBPyConnection:
-    con = duckdb.connect(config={"threads": 1})
+    con = connect_duckdb(config={"threads": 1})
     con.execute("SET TimeZone = 'UTC'")
     return con
 
@@ -238,8 +246,7 @@ def compact_day(folder: Path) -> None:
     tmp = folder / ".events.parquet.tmp"
     con = connect()
     try:
-        con.execute(f"COPY ({sql} ORDER BY seq) TO {_q(tmp)} "
-                    "(FORMAT parquet, COMPRESSION zstd)")
+        write_query(con, f"{sql} ORDER BY seq", tmp)
     finally:
         con.close()
     with open(tmp, "rb") as f:

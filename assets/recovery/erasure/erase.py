@@ -24,6 +24,8 @@ from assets.recovery.erasure.scope import (
     SUPPRESSION_KIND,
 )
 from orchestration.storage import audit, suppression
+from orchestration.storage.parquet import connect as connect_duckdb
+from orchestration.storage.parquet import duck_path
 
 log = logging.getLogger("talentvault.erasure")
 
@@ -73,7 +75,7 @@ def forget(root: Path, email: str | None = None,
                            erasure_id=erasure_id)
     lock = suppression.erasing(root) if apply else _nolock()
     with lock:
-        con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB",
+        con = connect_duckdb(config={"threads": 2, "memory_limit": "1GB",
                                      "preserve_insertion_order": True})
         try:
             report.identifiers = resolve(con, root, email, source_ids)
@@ -138,7 +140,8 @@ def _erase_parquet(con: duckdb.DuckDBPyConnection, root: Path, needles: list[str
         pred = row_predicate(columns(con, path), rel, needles)
         if pred is None:
             continue
-        n = con.execute(f"""SELECT count(*) FROM read_parquet('{path}', hive_partitioning = false)
+        n = con.execute(f"""SELECT count(*)
+                            FROM read_parquet('{duck_path(path)}', hive_partitioning = false)
                             WHERE {pred}""").fetchone()[0]
         if not n:
             continue

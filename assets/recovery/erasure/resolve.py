@@ -10,6 +10,7 @@ import duckdb
 
 from assets.identity import suppressed
 from assets.recovery.erasure.scope import KIND_NAMES, SOURCE_KIND, id_list, ids_of
+from orchestration.storage.parquet import duck_path
 
 
 def _entity_glob(root: Path, source: str, entity: str) -> str | None:
@@ -20,7 +21,7 @@ def _entity_glob(root: Path, source: str, entity: str) -> str | None:
 
 
 def _read(glob: str) -> str:
-    return f"read_parquet('{glob}', union_by_name = true, hive_partitioning = false)"
+    return f"read_parquet('{duck_path(glob)}', union_by_name = true, hive_partitioning = false)"
 
 
 def resolve(con: duckdb.DuckDBPyConnection, root: Path, email: str | None,

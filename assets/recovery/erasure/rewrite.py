@@ -17,6 +17,7 @@ from assets.recovery.erasure.rows import columns, needle_pattern
 from assets.recovery.erasure.scope import ID_COLUMNS
 from orchestration.storage.fsync import fsync as _fsync
 from orchestration.storage.landing import land
+from orchestration.storage.parquet import duck_path, write_query
 from orchestration.storage.seals import sha256_file
 from orchestration.storage.writer import RUN_METADATA
 from orchestration.times import iso
@@ -24,19 +25,17 @@ from orchestration.times import iso
 
 def copy_without(con: duckdb.DuckDBPyConnection, src: Path, dst: Path, pred: str) -> int:
     """Write `src` minus the matching rows to `dst` (same order, zstd); returns rows kept."""
-    con.execute(f"""
-        COPY (SELECT * FROM read_parquet('{src}', hive_partitioning = false)
-              WHERE NOT ({pred}))
-        TO '{dst}' (FORMAT parquet, COMPRESSION zstd)
-    """)
+    write_query(con, f"""
+        SELECT * FROM read_parquet('{duck_path(src)}', hive_partitioning = false)
+        WHERE NOT ({pred})""", dst)
     _fsync(dst)
-    return con.execute(f"SELECT count(*) FROM read_parquet('{dst}')").fetchone()[0]
+    return con.execute(f"SELECT count(*) FROM read_parquet('{duck_path(dst)}')").fetchone()[0]
 
 
 def fingerprint(con: duckdb.DuckDBPyConnection, files: list[Path], backup: bool) -> str:
     """The manifest's content fingerprint, computed as the writers compute it: an
     order-independent sum of row hashes over every column (backups: but run metadata)."""
-    glob = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+    glob = "[" + ", ".join(f"'{duck_path(f)}'" for f in files) + "]"
     cols = [c for c, _ in columns(con, files[0])]
     if backup:
         cols = [c for c in cols if c not in RUN_METADATA]
@@ -71,7 +70,7 @@ def rewrite_partition(con: duckdb.DuckDBPyConnection, part: Path, affected: dict
         manifest["rows"] = sum(int(e["rows"]) for e in manifest["files"])
         if files:
             names = {c for c, _ in columns(con, files[0])}
-            glob = "[" + ", ".join(f"'{f}'" for f in files) + "]"
+            glob = "[" + ", ".join(f"'{duck_path(f)}'" for f in files) + "]"
             if "_op" in names and "upserts" in manifest:
                 ops = dict(con.execute(f"SELECT _op, count(*) FROM read_parquet({glob}) "
                                        "GROUP BY _op").fetchall())

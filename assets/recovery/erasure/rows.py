@@ -9,6 +9,7 @@ from pathlib import Path
 import duckdb
 
 from assets.recovery.erasure.scope import ENTITY_ID, ID_COLUMNS, QUARANTINE_RECORD, id_list, ids_of
+from orchestration.storage.parquet import duck_path
 
 
 def sql_str(v: str) -> str:
@@ -16,7 +17,8 @@ def sql_str(v: str) -> str:
 
 
 def columns(con: duckdb.DuckDBPyConnection, path: Path) -> list[tuple[str, str]]:
-    rel = con.sql(f"SELECT * FROM read_parquet('{path}', hive_partitioning = false) LIMIT 0")
+    rel = con.sql(f"SELECT * FROM read_parquet('{duck_path(path)}', "
+                  "hive_partitioning = false) LIMIT 0")
     return list(zip(rel.columns, [str(t) for t in rel.types], strict=True))
 
 

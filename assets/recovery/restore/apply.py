@@ -52,6 +52,7 @@ from assets.recovery.restore.plan import (
 )
 from assets.recovery.restore.runner import Runner
 from orchestration.storage import audit
+from orchestration.storage.parquet import duck_path
 
 if TYPE_CHECKING:
     from orchestration.resources import CrmClient
@@ -116,7 +117,8 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmC
     compute(con, root, client, plan.source, plan.as_of, Selection(**plan.selection),
             plan.modes, plan.fields)
     path = plan_dir(root, plan.plan_id) / "changes.parquet"
-    con.execute(f"CREATE OR REPLACE TEMP TABLE planned AS SELECT * FROM read_parquet('{path}')")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE planned AS SELECT * FROM "
+                f"read_parquet('{duck_path(path)}')")
     done = succeeded_write_ids(con, plan.plan_id)
     con.execute("CREATE OR REPLACE TEMP TABLE ours (live_id VARCHAR)")
     # records this plan wrote: succeeded writes, and writes a killed run had sent without

@@ -30,6 +30,9 @@ from typing import Any
 
 import duckdb
 
+from orchestration.storage import parquet
+from orchestration.storage.parquet import duck_path
+
 LEDGER_DIR = ("restore", "ledger")
 COLUMNS = {
     "write_id": "VARCHAR", "plan_id": "VARCHAR", "source": "VARCHAR", "entity": "VARCHAR",
@@ -65,8 +68,8 @@ def ledger_relation(con: duckdb.DuckDBPyConnection, root: Path) -> None:
     parts = []
     base = ledger_dir(root)
     if any(base.glob("run_id=*/*.parquet")):
-        parts.append(f"SELECT {_select_list()} FROM read_parquet('{base}/run_id=*/*.parquet', "
-                     "hive_partitioning = false)")
+        parts.append(f"SELECT {_select_list()} FROM read_parquet("
+                     f"'{duck_path(base)}/run_id=*/*.parquet', hive_partitioning = false)")
     if any(p.stat().st_size for p in _wal_dir(root).glob("*.jsonl")):
         parts.append(f"SELECT {_select_list()} FROM read_json('{_wal_dir(root)}/*.jsonl', "
                      f"format = 'newline_delimited', columns = {_columns_sql()})")
@@ -181,19 +184,18 @@ def compact(root: Path, run_id: str) -> Path | None:
     if wal.stat().st_size:
         target_dir.mkdir(parents=True, exist_ok=True)
         tmp = target_dir / ".part-00000.parquet.tmp"
-        con = duckdb.connect()
+        con = parquet.connect()
         try:
-            con.execute(f"""COPY (SELECT {_select_list()} FROM read_json('{wal}',
-                            format = 'newline_delimited', columns = {_columns_sql()}))
-                            TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)""")
+            parquet.write_query(con, f"""SELECT {_select_list()} FROM read_json('{wal}',
+                                format = 'newline_delimited', columns = {_columns_sql()})""", tmp)
         finally:
             con.close()
         if target.exists():  # a partial earlier compaction: keep both sets of rows
-            old = duckdb.connect()
+            old = parquet.connect()
             try:
                 merged = target_dir / ".merged.parquet.tmp"
-                old.execute(f"COPY (SELECT DISTINCT * FROM read_parquet(['{target}', '{tmp}'])) "
-                            f"TO '{merged}' (FORMAT parquet, COMPRESSION zstd)")
+                parquet.write_query(old, f"SELECT DISTINCT * FROM read_parquet("
+                                    f"['{duck_path(target)}', '{duck_path(tmp)}'])", merged)
             finally:
                 old.close()
             os.replace(merged, tmp)

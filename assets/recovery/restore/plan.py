@@ -32,6 +32,7 @@ from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
 from assets.recovery.restore.ledger import ledger_relation
 from orchestration.storage import audit
+from orchestration.storage.parquet import write_query
 from orchestration.storage.read_audit import MAX_SUBJECTS
 from orchestration.times import iso, parse_ts
 
@@ -354,11 +355,11 @@ def save(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan) -> Path:
     final = plan_dir(root, plan.plan_id)
     tmp = final.with_name(f".{plan.plan_id}.tmp")
     tmp.mkdir(parents=True, exist_ok=True)
-    con.execute(f"""COPY (SELECT * REPLACE (
+    write_query(con, """SELECT * REPLACE (
                         CASE WHEN personal THEN NULL ELSE old_value END AS old_value,
                         CASE WHEN personal THEN NULL ELSE new_value END AS new_value)
-                    FROM changes ORDER BY entity, action, backup_id, live_id, field, tag)
-                    TO '{tmp / 'changes.parquet'}' (FORMAT parquet, COMPRESSION zstd)""")
+                    FROM changes ORDER BY entity, action, backup_id, live_id, field, tag""",
+                tmp / "changes.parquet")
     (tmp / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     (tmp / "preview.md").write_text(plan.markdown)
     os.replace(tmp, final)

@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from assets.recovery.verify.report import Problem, VerifyReport
+from orchestration.storage import parquet
+from orchestration.storage.parquet import duck_path
 from orchestration.storage.seals import sha256_file
 from orchestration.storage.writer import RUN_METADATA
 
@@ -80,7 +81,7 @@ def check_partition(root: Path, folder: Path, report: VerifyReport) -> dict[str,
                 "manifest (bit rot or an edit); restore this file from a copy or re-run the "
                 "backup of that day"))
         try:
-            rows = pq.ParquetFile(path).metadata.num_rows
+            rows = parquet.open_file(path).metadata.num_rows
         except Exception as e:  # noqa: BLE001 - any unreadable footer is damage to report
             report.problems.append(Problem(rel, "unreadable",
                                            f"Parquet footer unreadable ({type(e).__name__})"))
@@ -119,7 +120,7 @@ def read_partition(con: duckdb.DuckDBPyConnection, root: Path, folder: Path,
         return
     names = [c["name"] for c in manifest.get("schema", []) if c["name"] not in RUN_METADATA]
     cols = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
-    listing = ", ".join("'" + str(p).replace("'", "''") + "'" for p in files)
+    listing = ", ".join("'" + duck_path(p).replace("'", "''") + "'" for p in files)
     try:
         got = str(con.execute(
             f"SELECT coalesce(sum(hash({cols})::HUGEINT), 0) "
@@ -138,7 +139,7 @@ def read_partition(con: duckdb.DuckDBPyConnection, root: Path, folder: Path,
 def read_all(path: Path) -> int:
     """Decompress and decode every page of every column, batch by batch (bounded memory)."""
     n = 0
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=65_536):
+    for batch in parquet.open_file(path).iter_batches(batch_size=65_536):
         batch.validate(full=True)
         n += batch.num_rows
     return n

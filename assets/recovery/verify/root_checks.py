@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pyarrow.parquet as pq
 
 from assets.catalog.views import open_catalog
 from assets.recovery.verify.partitions import BACKUP_SOURCES, DERIVED_SOURCES, read_all, rel_path
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration.storage import audit
+from orchestration.storage import audit, parquet
 
 # Parquet files kept without manifests (append-only stores): read back, never re-hashed
 UNMANIFESTED = (("audit", "events"), ("sync", "ledger"), ("state",))
@@ -77,7 +76,7 @@ def check_unmanifested(con: duckdb.DuckDBPyConnection, root: Path, report: Verif
                 if read_data:
                     read_all(path)
                 else:
-                    pq.ParquetFile(path).metadata  # noqa: B018 - reading the footer is the check
+                    parquet.open_file(path).metadata  # noqa: B018 - reading the footer is the check
             except Exception as e:  # noqa: BLE001
                 report.problems.append(Problem(rel_path(root, path), "unreadable",
                                                f"Parquet file unreadable ({type(e).__name__})"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import duckdb
-
 from assets.recovery.verify.partitions import check_partition, partition_folders, read_partition
 from assets.recovery.verify.replica import check_replica
 from assets.recovery.verify.report import VerifyReport
@@ -18,6 +16,7 @@ from assets.recovery.verify.root_checks import (
 )
 from assets.recovery.verify.seals import check_seals
 from orchestration.storage import audit
+from orchestration.storage.parquet import connect as connect_duckdb
 
 
 def verify(root: Path, read_data: bool = False, *, record: bool = True,
@@ -30,7 +29,7 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
                                 "or pass --data-dir")
     report = VerifyReport(str(root), read_data)
     manifests: dict[Path, dict[str, Any]] = {}
-    con = duckdb.connect(config={"threads": 2, "memory_limit": "1GB"})
+    con = connect_duckdb(config={"threads": 2, "memory_limit": "1GB"})
     try:
         folders = partition_folders(root)
         for folder in folders:

@@ -18,10 +18,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration.storage import seals, suppression
+from orchestration.storage import parquet, seals, suppression
 
 LIST = f"{suppression.STATE_DIR}/{suppression.LIST_FILE}"
 SALT = f"{suppression.STATE_DIR}/{suppression.SALT_FILE}"
@@ -235,7 +233,7 @@ def _check_manifest(target: str, m: dict[str, Any], last: dict[str, Any] | None,
 
 def file_rows(path: Path) -> int | None:
     try:
-        return pq.ParquetFile(path).metadata.num_rows
+        return parquet.open_file(path).metadata.num_rows
     except Exception:  # noqa: BLE001 - unreadable is reported by the other checks
         return None
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import duckdb
 
 from assets.sync.changeset import state
+from orchestration.storage.parquet import connect as connect_duckdb
 
 NAME = state.CHANGESET
 SOURCE = state.SOURCE
@@ -43,7 +44,7 @@ ITEM_MACROS = [
 
 def connect(spill: Path, memory_limit: str = MEMORY_LIMIT) -> duckdb.DuckDBPyConnection:
     spill.mkdir(parents=True, exist_ok=True)
-    con = duckdb.connect(config={"threads": 2, "memory_limit": memory_limit,
+    con = connect_duckdb(config={"threads": 2, "memory_limit": memory_limit,
                                  "temp_directory": str(spill),
                                  "preserve_insertion_order": False})
     con.execute("SET TimeZone = 'UTC'")

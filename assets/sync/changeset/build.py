@@ -20,6 +20,7 @@ from assets.sync.changeset.rejects import KEAP_MAX_LENGTH, REJECT_COLUMNS, limit
 from assets.sync.changeset.rows import changes
 from assets.sync.changeset.summary import summary_counts
 from orchestration.storage.derived import partition_glob, write_partition
+from orchestration.storage.parquet import duck_path
 
 
 @dataclass
@@ -65,7 +66,8 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
     con.execute(f"""CREATE OR REPLACE TEMP TABLE desired AS
                     SELECT profile_id, email, coalesce(emails, []) AS emails, fields,
                            coalesce(tags, []) AS tags
-                    FROM read_parquet('{partition_glob(root, state.DESIRED, day, SOURCE)}')""")
+                    FROM read_parquet(
+                        '{duck_path(partition_glob(root, state.DESIRED, day, SOURCE))}')""")
     b.counts["ledger_rows"] = state.ledger_table(con, root)
     state.written_changes(con, root)
     state.reference_tables(con, root, day, desired_m)

@@ -30,6 +30,7 @@ import duckdb
 
 from assets.identity.inputs import has_partition, load_state
 from orchestration.storage.derived import partition_dir, read_manifest
+from orchestration.storage.parquet import duck_path, write_query
 
 SOURCE = "sync"
 CHANGESET = "keap_changeset"
@@ -130,7 +131,7 @@ def written_changes(con: duckdb.DuckDBPyConnection, root: Path) -> None:
             folder = partition_dir(root, name, day, SOURCE)
             files += [str(p) for p in sorted(folder.glob("*.parquet"))]
     if files:
-        listing = ", ".join(f"'{f}'" for f in files)
+        listing = ", ".join(f"'{duck_path(f)}'" for f in files)
         changes = f"""SELECT DISTINCT ON (change_id) change_id, body, field_values
                       FROM read_parquet([{listing}], union_by_name = true)"""
     else:
@@ -157,17 +158,17 @@ def archive_applied(con: duckdb.DuckDBPyConnection, root: Path, day: str, run_id
     if not any(current.glob("*.parquet")):
         return 0
     archive = partition_dir(root, ARCHIVE, day, SOURCE)
-    kept = (f"SELECT change_id FROM read_parquet('{archive}/*.parquet')"
+    kept = (f"SELECT change_id FROM read_parquet('{duck_path(archive)}/*.parquet')"
             if any(archive.glob("*.parquet")) else "SELECT NULL::VARCHAR AS change_id LIMIT 0")
     query = f"""
-        SELECT * FROM read_parquet('{current}/*.parquet')
+        SELECT * FROM read_parquet('{duck_path(current)}/*.parquet')
         WHERE change_id IN (SELECT change_id FROM led WHERE status = 'succeeded')
           AND change_id NOT IN ({kept})"""
     n = con.execute(f"SELECT count(*) FROM ({query})").fetchone()[0]
     if n:
         archive.mkdir(parents=True, exist_ok=True)
         tmp = archive / f".part-{run_id}.parquet.tmp"
-        con.execute(f"COPY ({query} ORDER BY change_id) TO '{tmp}' (FORMAT parquet)")
+        write_query(con, f"{query} ORDER BY change_id", tmp)
         tmp.rename(archive / f"part-{run_id}.parquet")
     return int(n)
 
@@ -240,7 +241,7 @@ def keap_contacts(con: duckdb.DuckDBPyConnection, root: Path, day: str,
         SELECT s.id AS contact_id, s.update_time,
                json_transform(s._raw, '{CONTACT_JSON}') AS j,
                i.emails AS emails_norm, i.phones AS phones_norm
-        FROM keap_snap s LEFT JOIN read_parquet('{ident}/*.parquet') i
+        FROM keap_snap s LEFT JOIN read_parquet('{duck_path(ident)}/*.parquet') i
             ON i.contact_id = s.id
     """)
     con.execute(f"""

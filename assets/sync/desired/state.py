@@ -13,6 +13,7 @@ from assets.identity.inputs import load_state
 from assets.sync.desired.base import STATE, sql_in
 from assets.sync.mapping import Mapping
 from orchestration.storage.derived import partition_glob, read_manifest
+from orchestration.storage.parquet import duck_path
 
 
 def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
@@ -23,9 +24,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
             raise dg.Failure(f"identity/{name} has no partition {day}: materialize the identity "
                              f"assets for {day} first")
     con.execute(f"CREATE OR REPLACE TEMP TABLE prof AS SELECT * FROM read_parquet("
-                f"'{partition_glob(root, 'candidate_profiles', day)}')")
+                f"'{duck_path(partition_glob(root, 'candidate_profiles', day))}')")
     con.execute(f"CREATE OR REPLACE TEMP TABLE quar AS SELECT * FROM read_parquet("
-                f"'{partition_glob(root, 'quarantine', day)}')")
+                f"'{duck_path(partition_glob(root, 'quarantine', day))}')")
     for entity, cols in STATE.items():
         load_state(con, root, "greenhouse", entity, day, cols, f"s_{entity}")
 

@@ -8,13 +8,12 @@ from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import duckdb
-
 from assets.sync.ledger import PushLock
 from assets.sync.push.result import PushResult
 from assets.sync.push.staging import BATCH_ROWS
 from assets.sync.push.writer import Push
 from orchestration.storage import audit, suppression
+from orchestration.storage.parquet import connect as connect_duckdb
 
 if TYPE_CHECKING:
     from orchestration.resources.keap import KeapClient
@@ -65,7 +64,7 @@ def dead_letter_count(root: Path, day: str | None = None) -> int:
     """Changes in the dead letter (of changeset `day` when given)."""
     from assets.sync.ledger import dead_letter
 
-    con = duckdb.connect()
+    con = connect_duckdb()
     try:
         dead_letter(con, root).create_view("dead")
         where = (f"WHERE changeset_date = DATE '{date.fromisoformat(day).isoformat()}'"

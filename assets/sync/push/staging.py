@@ -12,6 +12,7 @@ from assets.sync.ledger import latest_status_sql, ledger_relation
 from assets.sync.push.result import CHANGESET, DESIRED, SOURCE
 from orchestration.storage import suppression
 from orchestration.storage.derived import partition_dir
+from orchestration.storage.parquet import duck_path
 
 # -- reading the changeset -----------------------------------------------------------------------
 # The changeset stays in DuckDB (spilling to the data root); Python holds at most `batch_rows`
@@ -56,7 +57,7 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
     Returns the counts `changes`, `skipped_succeeded`, `skipped_dead_letter`,
     `skipped_suppressed`, `pending`."""
     files = changeset_glob(root, day)
-    source = f"read_parquet('{files}', hive_partitioning = false)"
+    source = f"read_parquet('{duck_path(files)}', hive_partitioning = false)"
     present = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
     cols = ", ".join(f'CAST({"p." + c if c in present else "NULL"} AS {t}) AS {c}'
                      for c, t in CHANGE_COLUMNS.items())
@@ -67,8 +68,8 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
         CREATE OR REPLACE TABLE staged AS
         WITH raw AS (SELECT CAST(change_id AS VARCHAR) AS change_id, filename AS _file,
                             file_row_number AS _row, {ACTION_RANK} AS _rank
-                     FROM read_parquet('{files}', hive_partitioning = false, filename = true,
-                                       file_row_number = true)),
+                     FROM read_parquet('{duck_path(files)}', hive_partitioning = false,
+                                       filename = true, file_row_number = true)),
         numbered AS (SELECT *, row_number() OVER (ORDER BY _rank, change_id) AS ord FROM raw),
         dist AS (SELECT * FROM numbered
                  QUALIFY row_number() OVER (PARTITION BY change_id ORDER BY ord) = 1),
@@ -89,7 +90,7 @@ def stage_changes(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> dict[
     con.execute(f"""
         CREATE OR REPLACE TABLE pending AS
         SELECT {cols}, s.ord, s.prior_attempts
-        FROM read_parquet('{files}', hive_partitioning = false, filename = true,
+        FROM read_parquet('{duck_path(files)}', hive_partitioning = false, filename = true,
                           file_row_number = true) p
         JOIN staged s ON s._file = p.filename AND s._row = p.file_row_number
         WHERE s.skip IS NULL""")
@@ -120,7 +121,7 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> int
     people = []
     desired = partition_dir(root, DESIRED, day, SOURCE)
     if any(desired.glob("*.parquet")):
-        src = f"read_parquet('{desired}/*.parquet')"
+        src = f"read_parquet('{duck_path(desired)}/*.parquet')"
         cols = {r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}").fetchall()}
         every = "list_prepend(email, coalesce(emails, []))" if "emails" in cols else "[email]"
         people.append(f"""
@@ -132,7 +133,7 @@ def drop_suppressed(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> int
             SELECT DISTINCT profile_id FROM (
                 SELECT profile_id, unnest(list_concat(
                     coalesce(candidate_ids, []), coalesce(merged_candidate_ids, []))) AS c
-                FROM read_parquet('{profiles}/*.parquet', union_by_name = true))
+                FROM read_parquet('{duck_path(profiles)}/*.parquet', union_by_name = true))
             WHERE c IS NOT NULL AND tv_identity_hash('greenhouse_candidate', c) {hit}""")
     by_profile = (f"OR profile_id IN ({' UNION '.join(people)})" if people else "")
     con.execute(f"""

@@ -22,6 +22,7 @@ from assets.sync.push.result import DESIRED, SOURCE, PushResult
 from assets.sync.push.staging import BATCH_ROWS, FAILURE_SAMPLES, MEMORY_LIMIT, dicts, stage_changes
 from assets.sync.push.tags import Tags
 from orchestration.storage.derived import read_manifest
+from orchestration.storage.parquet import connect as connect_duckdb
 
 if TYPE_CHECKING:
     from orchestration.resources.keap import KeapClient
@@ -113,7 +114,7 @@ class Push(Contacts, Tags):
         calls_before = self.client.calls if self.client is not None else 0
         r = self.result
         spill = self.root / SOURCE / f".spill-push-{uuid.uuid4().hex[:8]}"
-        self.con = duckdb.connect(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
+        self.con = connect_duckdb(config={"threads": 2, "memory_limit": MEMORY_LIMIT,
                                           "temp_directory": str(spill)})
         try:
             if not self.dry_run:
