@@ -25,6 +25,7 @@ def verify_command(
     one), check the incremental chains and the catalog; exits 1 naming each damaged file."""
     from assets.recovery.verify import repair as repair_from_copies
     from assets.recovery.verify import verify
+    from orchestration.storage.bucket import BucketError
     from orchestration.storage.replica import ReplicaError
 
     root = root_of(data_dir)
@@ -37,7 +38,7 @@ def verify_command(
     except FileNotFoundError as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
-    except ReplicaError as e:
+    except (ReplicaError, BucketError) as e:
         typer.echo(str(e), err=True)
         raise typer.Exit(2) from e
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.summary())

@@ -1,13 +1,14 @@
 """The replica: a second copy of every landed partition, for 3-2-1 backups.
 
-With `TALENTVAULT_REPLICA_DIR` set (a folder on another disk, a NAS mount; an object-store
-replica comes with the storage root as a URL, issue 15), every partition that lands (a backup,
-an identity or sync output, an erasure rewrite) is copied there right after it lands: into a
-staging folder, each file re-hashed against the manifest, fsynced, then renamed into place, so
-the replica never holds half a partition either. A partition retention prunes is removed from
-the replica too, and an erasure's rewrite replaces the replica's copy, so a forgotten person is
-not kept in the replica. `talentvault verify` checks both copies; `verify --repair` copies a
-missing or damaged partition back from whichever copy is healthy.
+With `TALENTVAULT_REPLICA_DIR` set (a folder on another disk, a NAS mount) or
+`TALENTVAULT_REPLICA_URL` (a bucket of another account or region: storage/bucket.py, where a
+partition becomes visible by its commit pointer), every partition that lands (a backup, an
+identity or sync output, an erasure rewrite) is copied there right after it lands, each file
+checked against the manifest, so the replica never holds half a partition either. A partition
+retention prunes is removed from the replica too, and an erasure's rewrite replaces the
+replica's copy, so a forgotten person is not kept in the replica. `talentvault verify` checks
+both copies; `verify --repair` copies a missing or damaged partition back from whichever copy is
+healthy.
 
 Unset, nothing is copied (the default).
 """
@@ -21,9 +22,9 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from orchestration.storage.bucket import URL_ENV, Bucket
 from orchestration.storage.fsync import fsync
-from orchestration.storage.seals import sha256_file
-from orchestration.storage.swap import swap_into_place
+from orchestration.storage.swap import copy_in
 
 ENV_VAR = "TALENTVAULT_REPLICA_DIR"
 
@@ -33,9 +34,26 @@ class ReplicaError(RuntimeError):
 
 
 def replica_root() -> Path | None:
-    """The replica's root folder, or None when there is no replica."""
+    """The replica's root folder, or None when there is no folder replica."""
     value = os.environ.get(ENV_VAR, "").strip()
+    if value and os.environ.get(URL_ENV, "").strip():
+        raise ReplicaError(f"both {ENV_VAR} and {URL_ENV} are set: keep one replica target")
     return Path(value).expanduser().resolve() if value else None
+
+
+def replica_bucket() -> Bucket | None:
+    """The replica bucket, or None when there is no bucket replica."""
+    value = os.environ.get(URL_ENV, "").strip()
+    if not value:
+        return None
+    replica_root()  # refuses both targets at once
+    return Bucket(value)
+
+
+def describe() -> str | None:
+    """Where the replica is (a folder or a bucket URL), or None."""
+    root = replica_root()
+    return str(root) if root else os.environ.get(URL_ENV, "").strip() or None
 
 
 def rel_of(root: Path, folder: Path) -> Path:
@@ -47,36 +65,23 @@ def copy_partition(src: Path, dst: Path) -> dict[str, Any]:
     """Copy partition folder `src` to `dst` atomically, every file checked against `src`'s
     manifest on arrival; replaces an older `dst`. Returns the manifest."""
     manifest = json.loads((src / "_manifest.json").read_text())
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    staging = dst.parent / f".incoming-{dst.name}-{uuid.uuid4().hex[:8]}"
-    staging.mkdir()
-    try:
-        for entry in manifest["files"]:
-            target = staging / entry["file"]
-            shutil.copyfile(src / entry["file"], target)
-            if sha256_file(target) != entry.get("sha256"):
-                raise ReplicaError(f"{src / entry['file']}: the copy does not match the "
-                                   "manifest's sha256 (the source is damaged: run "
-                                   "`talentvault verify`)")
-        shutil.copyfile(src / "_manifest.json", staging / "_manifest.json")
-        for f in staging.iterdir():
-            f.chmod(0o444)
-            fsync(f)
-        fsync(staging)
-        swap_into_place(staging, dst)
-        fsync(dst.parent)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    copy_in(dst, manifest, lambda name, target: shutil.copyfile(src / name, target),
+            lambda name: ReplicaError(f"{src / name}: the copy does not match the manifest's "
+                                      "sha256 (the source is damaged: run `talentvault "
+                                      "verify`)"))
     return manifest
 
 
 def replicate(final: Path) -> Path | None:
     """Copy a partition that just landed (at `final`, below its data root) to the replica."""
+    root = Path(final).resolve().parents[2]
+    bucket = replica_bucket()
+    if bucket is not None:
+        bucket.put_partition(Path(final), str(rel_of(root, final)))
+        return None
     replica = replica_root()
     if replica is None:
         return None
-    root = Path(final).resolve().parents[2]
     if replica == root:
         raise ReplicaError(f"{ENV_VAR} is the data root itself ({root}): point it at another "
                            "disk or mount")
@@ -87,6 +92,10 @@ def replicate(final: Path) -> Path | None:
 
 def remove(final: Path) -> None:
     """Remove a pruned partition's replica copy (retention)."""
+    bucket = replica_bucket()
+    if bucket is not None:
+        bucket.remove(str(rel_of(Path(final).resolve().parents[2], final)))
+        return
     replica = replica_root()
     if replica is None:
         return

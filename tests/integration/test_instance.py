@@ -6,10 +6,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +17,7 @@ import pytest
 import yaml
 
 from tests.instance_support import REPO
+from tests.s3_server import s3_server as start_s3_server
 
 LOCAL_YAML = REPO / "dagster.yaml"
 PROD_YAML = REPO / "deploy" / "dagster.postgres.yaml"
@@ -92,12 +91,6 @@ def test_the_project_instance_is_the_checkouts_own_folder_with_a_copy_of_dagster
 
 
 # -- the production instance on Postgres and an S3-protocol store --------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def postgres(tmp_path):
     pgserver = pytest.importorskip("pgserver")
@@ -110,23 +103,9 @@ def postgres(tmp_path):
 
 
 @pytest.fixture
-def s3_server(tmp_path):
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p",
-                             str(port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(100):
-            try:
-                httpx.get(url, timeout=0.5)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        httpx.put(f"{url}/compute-logs", timeout=10).raise_for_status()  # create the bucket
+def s3_server():
+    with start_s3_server("compute-logs") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 def test_the_production_instance_keeps_its_state_in_postgres_and_the_object_store(

@@ -12,6 +12,7 @@ from typing import Any
 from assets.recovery.verify.partitions import check_partition, partition_folders, rel_path
 from assets.recovery.verify.report import Problem, VerifyReport
 from orchestration.storage import replica
+from orchestration.storage.bucket import Bucket
 from orchestration.storage.seals import sha256_file
 
 PREFIX = "replica:"
@@ -21,6 +22,10 @@ def check_replica(root: Path, folders: list[Path], manifests: dict[Path, dict[st
                   report: VerifyReport) -> None:
     """Every primary partition has an identical, intact copy in the replica; a partition the
     replica holds but the primary lost is reported for repair."""
+    bucket = replica.replica_bucket()
+    if bucket is not None:
+        _check_bucket(root, bucket, folders, manifests, report)
+        return
     base = replica.replica_root()
     if base is None:
         return
@@ -59,6 +64,52 @@ def check_replica(root: Path, folders: list[Path], manifests: dict[Path, dict[st
                 "it back"))
 
 
+def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
+                  manifests: dict[Path, dict[str, Any]], report: VerifyReport) -> None:
+    """The bucket replica: each partition committed with the primary's manifest; with
+    --read-data every file downloaded and re-hashed (without, the commit pointer only)."""
+    report.replica = bucket.url
+    for folder in folders:
+        manifest = manifests.get(folder)
+        if manifest is None:
+            continue
+        rel = rel_path(root, folder)
+        commit = bucket.commit_of(rel)
+        if commit is None:
+            report.problems.append(Problem(f"{PREFIX}{rel}", "replica_missing",
+                                           "no committed copy in the replica bucket: "
+                                           "`talentvault verify --repair` uploads it"))
+            continue
+        report.replica_partitions += 1
+        if commit["manifest"] != manifest:
+            report.problems.append(Problem(f"{PREFIX}{rel}", "replica_stale",
+                                           "the replica's manifest differs from the primary's "
+                                           "(an older copy): `verify --repair` refreshes it"))
+            continue
+        if report.read_data:
+            for entry in manifest["files"]:
+                if bucket.file_sha256(rel, commit["version"], entry["file"]) != \
+                        entry.get("sha256"):
+                    report.problems.append(Problem(
+                        f"{PREFIX}{rel}/{entry['file']}", "replica_damaged",
+                        "missing or changed in the replica bucket (sha256 differs): "
+                        "`verify --repair` uploads it again from the primary"))
+    primary = {rel_path(root, f) for f in folders}
+    for rel in bucket.partitions():
+        if rel not in primary:
+            report.problems.append(Problem(
+                rel, "missing_in_primary",
+                "missing here but held by the replica bucket: `talentvault verify --repair` "
+                "copies it back"))
+
+
+def _bucket_healthy(bucket: Bucket, rel: str) -> bool:
+    commit = bucket.commit_of(rel)
+    return commit is not None and all(
+        bucket.file_sha256(rel, commit["version"], e["file"]) == e.get("sha256")
+        for e in commit["manifest"]["files"])
+
+
 @dataclass
 class Repair:
     restored_from_replica: list[str] = field(default_factory=list)
@@ -79,26 +130,42 @@ def _healthy(base: Path, folder: Path) -> bool:
 
 def repair(root: Path, report: VerifyReport) -> Repair:
     """Copy each partition `report` names damaged or missing from the healthy copy."""
+    bucket = replica.replica_bucket()
     base = replica.replica_root()
     out = Repair()
-    if base is None:
-        raise replica.ReplicaError(f"nothing to repair from: set {replica.ENV_VAR} to the "
-                                   "replica's folder")
     root = Path(root).resolve()
-    partitions: dict[str, None] = {}
-    for p in report.problems:
-        path = p.path.removeprefix(PREFIX)
-        parts = Path(path).parts
-        if len(parts) >= 3 and parts[2].startswith("snapshot_date="):
-            partitions["/".join(parts[:3])] = None
-    for rel in partitions:
-        here, there = root / rel, base / rel
-        if _healthy(base, there) and not _healthy(root, here):
-            replica.copy_partition(there, here)
+    if bucket is not None:
+        def there_ok(rel: str) -> bool: return _bucket_healthy(bucket, rel)
+        def fetch(rel: str) -> object: return bucket.get_partition(rel, root / rel)
+        def push(rel: str) -> object: return bucket.put_partition(root / rel, rel)
+    elif base is not None:
+        def there_ok(rel: str) -> bool: return _healthy(base, base / rel)
+        def fetch(rel: str) -> object: return replica.copy_partition(base / rel, root / rel)
+        def push(rel: str) -> object: return replica.copy_partition(root / rel, base / rel)
+    else:
+        raise replica.ReplicaError(f"nothing to repair from: set {replica.ENV_VAR} (a folder) "
+                                   f"or {replica.URL_ENV} (a bucket) to the replica")
+    for rel in _partitions_named(report):
+        here_ok = _healthy(root, root / rel)
+        if not here_ok and there_ok(rel):
+            fetch(rel)
             out.restored_from_replica.append(rel)
-        elif _healthy(root, here):
-            replica.copy_partition(here, there)
+        elif here_ok:
+            push(rel)
             out.copied_to_replica.append(rel)
         else:
             out.not_repairable.append(rel)
+    if bucket is not None:
+        for rel in bucket.partitions():   # uploads a crash left behind, older than the grace
+            commit = bucket.commit_of(rel)
+            bucket.collect_garbage(rel, keep=commit["version"] if commit else None)
     return out
+
+
+def _partitions_named(report: VerifyReport) -> list[str]:
+    partitions: dict[str, None] = {}
+    for p in report.problems:
+        parts = Path(p.path.removeprefix(PREFIX)).parts
+        if len(parts) >= 3 and parts[2].startswith("snapshot_date="):
+            partitions["/".join(parts[:3])] = None
+    return list(partitions)

@@ -1,0 +1,152 @@
+"""The replica in a bucket (TALENTVAULT_REPLICA_URL) on a real S3-protocol server, with encryption
+on: every landed partition is committed there by pointer; a partition deleted from the primary is
+named by verify and comes back with `verify --repair`, SQL answering as before; a damaged bucket
+object is named and uploaded again; a crashed upload's objects are collected; an erased person
+and a pruned partition leave the bucket; an unreachable bucket or refused credentials are one
+error naming the setting."""
+
+from __future__ import annotations
+
+import base64
+import os
+import shutil
+from pathlib import Path
+
+import obstore as obs
+import pytest
+from typer.testing import CliRunner
+
+from assets.recovery.erasure import forget
+from assets.recovery.verify import verify
+from orchestration.cli import app
+from orchestration.storage import parquet
+from orchestration.storage.bucket import COMMIT, Bucket
+from tests.e2e.conftest import CRM_SPECS, World
+from tests.s3_server import s3_env, s3_server
+
+runner = CliRunner()
+CONTACTS = Path("keap") / "contacts"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server("replica") as url:
+        yield url
+
+
+@pytest.fixture
+def backed_up(sandbox_world: World, s3: str, tmp_path: Path, monkeypatch):
+    for k, v in s3_env(s3).items():
+        monkeypatch.setenv(k, v)
+    url = f"s3://replica/{tmp_path.name}"
+    root = tmp_path / "data"
+    monkeypatch.setenv("TALENTVAULT_REPLICA_URL", url)
+    monkeypatch.setenv("TALENTVAULT_DATA_DIR", str(root))
+    monkeypatch.setenv(parquet.KEY_ENV, base64.b64encode(os.urandom(32)).decode())
+    parquet.check_root.cache_clear()
+    w = sandbox_world
+    w.backup(w.day(), specs=CRM_SPECS, root=root)
+    w.tick(1)
+    w.backup(w.day(), specs=CRM_SPECS, root=root)
+    return root, Bucket(url)
+
+
+def objects(bucket: Bucket) -> list[str]:
+    return sorted(m["path"] for batch in obs.list(bucket.store) for m in batch)
+
+
+def contacts_sql() -> str:
+    out = runner.invoke(app, ["sql", "--format", "csv", "SELECT id, _op, _source_updated_at "
+                              "FROM keap.contacts_history ORDER BY ALL"])
+    assert out.exit_code == 0, out.output
+    return out.output
+
+
+def test_every_partition_is_committed_in_the_bucket(backed_up):
+    root, bucket = backed_up
+    report = verify(root, read_data=True)
+    assert report.ok, report.summary()
+    assert report.replica == bucket.url
+    assert report.replica_partitions == report.partitions > 0
+    names = objects(bucket)
+    # one version per partition: the pointer plus exactly the files its manifest lists
+    assert sum(n.endswith(f"/{COMMIT}") for n in names) == report.partitions
+    assert len(names) - report.partitions == report.files
+
+
+def test_a_lost_partition_comes_back_from_the_bucket(backed_up):
+    root, _ = backed_up
+    before = contacts_sql()
+    lost = sorted((root / CONTACTS).glob("snapshot_date=*"))[-1]
+    shutil.rmtree(lost)
+    rel = str(lost.relative_to(root))
+    found = runner.invoke(app, ["verify"])
+    assert found.exit_code == 1
+    assert f"{rel}: missing here but held by the replica bucket" in found.output
+    fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
+    assert fixed.exit_code == 0, fixed.output
+    assert f"restored from the replica: {rel}" in fixed.output
+    assert contacts_sql() == before
+
+
+def test_a_damaged_object_is_named_and_uploaded_again(backed_up):
+    root, bucket = backed_up
+    part = next(n for n in objects(bucket) if "keap/contacts" in n and n.endswith(".parquet"))
+    obs.put(bucket.store, part, b"not the file any more")
+    report = verify(root, read_data=True)
+    assert [p.kind for p in report.problems] == ["replica_damaged"]
+    fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
+    assert fixed.exit_code == 0, fixed.output
+    assert part not in objects(bucket)          # the damaged version was replaced whole
+
+
+def test_a_crashed_upload_is_collected(backed_up):
+    root, bucket = backed_up
+    rel = str(sorted((root / CONTACTS).glob("snapshot_date=*"))[0].relative_to(root))
+    stray = f"{rel}/_v-19990101T000000-deadbeef/part-00000.parquet"
+    obs.put(bucket.store, stray, b"half an upload")   # last_modified now: inside the grace
+    assert bucket.collect_garbage(rel, keep=bucket.commit_of(rel)["version"]) == 0
+    from datetime import timedelta
+    assert bucket.collect_garbage(rel, keep=bucket.commit_of(rel)["version"],
+                                  grace=timedelta(seconds=-1)) == 1
+    assert stray not in objects(bucket)
+    assert verify(root, read_data=True).ok
+
+
+def test_an_erased_person_and_a_pruned_partition_leave_the_bucket(backed_up):
+    from datetime import date, timedelta
+
+    from assets.recovery.retention import Policy, prune
+
+    root, bucket = backed_up
+    con = parquet.connect()
+    email = con.execute(f"""SELECT min(lower(e)) FROM (SELECT unnest(emails) AS e FROM
+        read_parquet('{parquet.duck_path(root / CONTACTS / '*' / '*.parquet')}'))""").fetchone()[0]
+    before = set(objects(bucket))
+    forget(root, email=email)
+    after = set(objects(bucket))
+    assert before - after, "the rewritten partitions' old versions are gone"
+    assert verify(root, read_data=True).ok
+    last = max(p.name.split("=")[1] for p in (root / CONTACTS).glob("snapshot_date=*"))
+    report = prune(root, Policy(days=1, months=0, derived_days=1),
+                   today=date.fromisoformat(last) + timedelta(days=40), apply=True)
+    assert report.partitions_removed > 0
+    kept = {str(p.relative_to(root)) for p in root.glob("*/*/snapshot_date=*")}
+    assert set(bucket.partitions()) == kept
+    assert verify(root, read_data=True).ok
+    con.close()
+
+
+def test_a_bucket_that_cannot_be_used_is_one_clear_error(backed_up, monkeypatch):
+    root, _ = backed_up
+    monkeypatch.setenv("TALENTVAULT_REPLICA_URL", "s3://no-such-bucket/x")
+    out = runner.invoke(app, ["verify"])
+    assert out.exit_code == 2
+    assert "TALENTVAULT_REPLICA_URL=s3://no-such-bucket/x" in out.output
+    assert "Traceback" not in out.output
+    monkeypatch.setenv("TALENTVAULT_REPLICA_URL", "s3://replica/x")
+    for name in ("AWS_ENDPOINT", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing listens there
+    out = runner.invoke(app, ["verify"])
+    assert out.exit_code == 2
+    assert "TALENTVAULT_REPLICA_URL=s3://replica/x: the store is unreachable" in out.output
