@@ -31,6 +31,7 @@ import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import duckdb
@@ -53,10 +54,12 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def pinned_statements(root: Path) -> tuple[list[str], list[str]]:
+def pinned_statements(root: Path, name_of: Callable[[str], str] | None = None,
+                      ) -> tuple[list[str], list[str]]:
     """The catalog DDL with every glob under the data root replaced by the list of files it
     matches now, and those files (the only ones the door may read). A file under `state/` (the
-    secrets) or that is a link leading out of the data root is left out."""
+    secrets) or that is a link leading out of the data root is left out. `name_of(path)` gives
+    the name DuckDB reads a matched file by (default: the path, as the view named it)."""
     root = Path(root).resolve()
     real_root = os.path.realpath(root)
     secrets = os.path.join(real_root, SECRETS_DIR, "")
@@ -71,13 +74,15 @@ def pinned_statements(root: Path) -> tuple[list[str], list[str]]:
         named = match.group(1).replace("''", "'")
         text = local_path(named)   # an encrypted root's files are named `tvcrypt://<path>`
         prefix = named[:len(named) - len(text)]
+        rename = name_of or (lambda p: prefix + p)
         if not text.startswith(f"{root}{os.sep}"):
             return match.group(0)
         if not _GLOB_CHARS.search(text):    # one file named as it is
             if readable(text):
-                files.add(named)
+                files.add(rename(text))
+                return _quote(rename(text))
             return match.group(0)
-        found = sorted(prefix + p for p in glob.glob(text, recursive=True, include_hidden=True)
+        found = sorted(rename(p) for p in glob.glob(text, recursive=True, include_hidden=True)
                        if readable(p))
         if not found:
             return match.group(0)   # reading it fails with DuckDB's permission error
@@ -108,11 +113,16 @@ def lock_statements(files: list[str], temp_dir: str = "") -> list[str]:
 def connect(root: Path | None = None) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB with every catalog view, locked to the backup files (module doc)."""
     root = Path(root or data_root()).resolve()
-    stmts, files = pinned_statements(root)
+    return locked(*pinned_statements(root))
+
+
+def locked(stmts: list[str], files: list[str],
+           con: duckdb.DuckDBPyConnection | None = None) -> duckdb.DuckDBPyConnection:
+    """`con` (a new connection by default) locked to `files`, then the catalog `stmts`."""
     spill = tempfile.mkdtemp(prefix="talentvault-sql-")
     atexit.register(shutil.rmtree, spill, ignore_errors=True)
-    con = connect_duckdb(config={"threads": 2, "autoinstall_known_extensions": False,
-                                 "autoload_known_extensions": False})
+    con = con or connect_duckdb(config={"threads": 2, "autoinstall_known_extensions": False,
+                                        "autoload_known_extensions": False})
     for stmt in lock_statements(files, spill):
         con.execute(stmt)
     for stmt in stmts:

@@ -38,6 +38,9 @@ def sql_command(
     duckdb_init: Annotated[Path | None, typer.Option(
         "--duckdb-init", help="Write a duckdb CLI init script with the same views and locks "
         "to this file ('-' = stdout), for `duckdb -init FILE`.")] = None,
+    from_replica: Annotated[bool, typer.Option(
+        "--from-replica", help="Read the partitions straight from the replica bucket "
+        "(TALENTVAULT_REPLICA_URL) instead of the data root.")] = False,
 ) -> None:
     """Read-only SQL over every snapshot: <source>.<entity> (current state),
     <source>.<entity>_history (every version) and <source>.<entity>_as_of(ts). Only the backup
@@ -46,10 +49,27 @@ def sql_command(
     audit.events."""
     if duckdb_init is not None:
         raise typer.Exit(write_init_script(duckdb_init))
+    con = replica_connection() if from_replica else None
     if query is None:
-        interactive()
+        interactive(con)
     else:
-        raise typer.Exit(run_and_print(query, fmt, output, limit))
+        raise typer.Exit(run_and_print(query, fmt, output, limit, con))
+
+
+def replica_connection() -> duckdb.DuckDBPyConnection:
+    """The locked session over the replica bucket, or a one-line error (exit 2)."""
+    from assets.catalog.replica_door import connect_replica
+    from orchestration.storage import parquet, replica
+    from orchestration.storage.bucket import BucketError
+
+    try:
+        bucket = replica.replica_bucket()
+        if bucket is None:
+            raise BucketError(f"--from-replica reads the replica bucket: set {replica.URL_ENV}")
+        return connect_replica(bucket, parquet.current_key())
+    except (BucketError, replica.ReplicaError, parquet.EncryptionKeyError) as e:
+        Console(stderr=True).print(f"error: {e}", markup=False, style="red")
+        raise typer.Exit(2) from None
 
 
 def output_problem(output: Path, root: Path) -> str | None:
@@ -182,8 +202,8 @@ def _print_table(table: pa.Table, limit: int, output: Path | None) -> None:
         console.print(f"({table.num_rows} rows, {limit} shown; --limit N or --format csv)")
 
 
-def interactive() -> None:
-    con = sql_door.connect(data_root())
+def interactive(con: duckdb.DuckDBPyConnection | None = None) -> None:
+    con = con or sql_door.connect(data_root())
     print("talentvault sql (read-only; every query is recorded in audit.events). Views: "
           + ", ".join(r[0] for r in con.execute(
               "SELECT schema_name || '.' || view_name FROM duckdb_views() "

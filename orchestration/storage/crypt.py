@@ -73,26 +73,30 @@ def plaintext_size(cipher_size: int, chunk: int = CHUNK) -> int:
     return body - TAG * n
 
 
-class Reader(io.RawIOBase):
-    """A seekable, read-only view of the plaintext of an encrypted file. Safe for DuckDB's
-    threads sharing one handle: each thread keeps its own position and chunk (DuckDB's Python
-    filesystem bridge makes a positional read a seek then a read, on the same thread), and the
-    file is read with pread."""
+class LocalSource:
+    """Positional reads of a local file (thread-safe: pread)."""
 
-    def __init__(self, path: str, master: bytes) -> None:
+    def __init__(self, path: str) -> None:
         self.name = path
         self._fd = os.open(path, os.O_RDONLY)
-        head = os.pread(self._fd, HEADER.size, 0)
-        if len(head) < HEADER.size or head[:8] != MAGIC:
-            os.close(self._fd)
-            raise DecryptionError(f"{path} is not an encrypted talentvault file")
-        _, kid, salt, self._chunk = HEADER.unpack(head)
-        if kid != key_id(master):
-            os.close(self._fd)
-            raise DecryptionError(f"{path} was encrypted with another key")
-        self._header, self._aead = head, _file_key(master, kid, salt)
-        self.size = plaintext_size(os.fstat(self._fd).st_size, self._chunk)
-        self._n = max(1, -(-(self.size) // self._chunk))
+        self.size = os.fstat(self._fd).st_size
+
+    def pread(self, n: int, offset: int) -> bytes:
+        return os.pread(self._fd, n, offset)
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class RandomAccess(io.RawIOBase):
+    """A seekable, read-only file over positional reads (`_read_at`). Safe for DuckDB's threads
+    sharing one handle: each thread keeps its own position (DuckDB's Python filesystem bridge
+    makes a positional read a seek then a read, on the same thread)."""
+
+    size: int
+
+    def __init__(self, source: Any) -> None:
+        self._source, self.name = source, source.name
         self._local = threading.local()
 
     @property
@@ -117,26 +121,17 @@ class Reader(io.RawIOBase):
         self._pos = max(0, base + offset)
         return self._pos
 
-    def _chunk_at(self, i: int) -> bytes:
-        cached = getattr(self._local, "chunk", (-1, b""))
-        if cached[0] == i:
-            return cached[1]
-        data = os.pread(self._fd, self._chunk + TAG, HEADER.size + i * (self._chunk + TAG))
-        try:
-            plain = self._aead.decrypt(_nonce(i, i == self._n - 1), data, self._header)
-        except InvalidTag:
-            raise DecryptionError(f"{self.name}: chunk {i} fails authentication "
-                                  "(changed, cut short, or another key)") from None
-        self._local.chunk = (i, plain)
-        return plain
+    def _read_at(self, offset: int, n: int) -> bytes:
+        return self._source.pread(n, offset)
 
     def readinto(self, buf: Any) -> int:
         pos = self._pos
         want = max(0, min(len(buf), self.size - pos))
         done = 0
         while done < want:
-            i, off = divmod(pos + done, self._chunk)
-            piece = self._chunk_at(i)[off:off + want - done]
+            piece = self._read_at(pos + done, want - done)
+            if not piece:
+                break
             buf[done:done + len(piece)] = piece
             done += len(piece)
         self._pos = pos + done
@@ -154,8 +149,51 @@ class Reader(io.RawIOBase):
 
     def close(self) -> None:
         if not self.closed:
-            os.close(self._fd)
+            self._source.close()
         super().close()
+
+
+class PlainReader(RandomAccess):
+    """An unencrypted file through the same positional reads."""
+
+    def __init__(self, source: Any) -> None:
+        super().__init__(source)
+        self.size = source.size
+
+
+class Reader(RandomAccess):
+    """The plaintext of an encrypted file, chunk by chunk (each thread caches its last chunk)."""
+
+    def __init__(self, path: str, master: bytes, source: Any = None) -> None:
+        super().__init__(source or LocalSource(path))
+        head = self._source.pread(HEADER.size, 0)
+        if len(head) < HEADER.size or head[:8] != MAGIC:
+            self._source.close()
+            raise DecryptionError(f"{path} is not an encrypted talentvault file")
+        _, kid, salt, self._chunk = HEADER.unpack(head)
+        if kid != key_id(master):
+            self._source.close()
+            raise DecryptionError(f"{path} was encrypted with another key")
+        self._header, self._aead = head, _file_key(master, kid, salt)
+        self.size = plaintext_size(self._source.size, self._chunk)
+        self._n = max(1, -(-(self.size) // self._chunk))
+
+    def _chunk_at(self, i: int) -> bytes:
+        cached = getattr(self._local, "chunk", (-1, b""))
+        if cached[0] == i:
+            return cached[1]
+        data = self._source.pread(self._chunk + TAG, HEADER.size + i * (self._chunk + TAG))
+        try:
+            plain = self._aead.decrypt(_nonce(i, i == self._n - 1), data, self._header)
+        except InvalidTag:
+            raise DecryptionError(f"{self.name}: chunk {i} fails authentication "
+                                  "(changed, cut short, or another key)") from None
+        self._local.chunk = (i, plain)
+        return plain
+
+    def _read_at(self, offset: int, n: int) -> bytes:
+        i, off = divmod(offset, self._chunk)
+        return self._chunk_at(i)[off:off + n]
 
 
 class Writer(io.RawIOBase):

@@ -89,6 +89,29 @@ def test_a_lost_partition_comes_back_from_the_bucket(backed_up):
     assert contacts_sql() == before
 
 
+def test_sql_straight_from_the_bucket_answers_as_the_primary_even_once_it_is_gone(backed_up):
+    root, _ = backed_up
+    local = contacts_sql()
+    query = ["sql", "--from-replica", "--format", "csv"]
+    out = runner.invoke(app, [*query, "SELECT id, _op, _source_updated_at FROM "
+                              "keap.contacts_history ORDER BY ALL"])
+    assert out.exit_code == 0, out.output
+    assert out.output == local and local.count("\n") > 100
+    as_of = ("SELECT count(*) AS n FROM keap.contacts_as_of('{t}')")
+    t = "2026-01-05T12:00:00Z"
+    same = [runner.invoke(app, [*q, as_of.format(t=t)]).output
+            for q in (["sql", "--format", "csv"], query)]
+    assert same[0] == same[1]
+    shutil.rmtree(root)   # the machine is gone: the bucket still answers
+    again = runner.invoke(app, [*query, "SELECT id, _op, _source_updated_at FROM "
+                                "keap.contacts_history ORDER BY ALL"])
+    assert again.exit_code == 0, again.output
+    assert again.output == local
+    # the door stays locked: nothing but the committed objects is readable
+    refused = runner.invoke(app, [*query, "SELECT * FROM read_text('tvbucket://x/_commit.json')"])
+    assert refused.exit_code == 2
+
+
 def test_a_damaged_object_is_named_and_uploaded_again(backed_up):
     root, bucket = backed_up
     part = next(n for n in objects(bucket) if "keap/contacts" in n and n.endswith(".parquet"))
