@@ -26,10 +26,15 @@ def verify_command(
     from assets.recovery.verify import repair as repair_from_copies
     from assets.recovery.verify import verify
     from orchestration.storage.bucket import BucketError
-    from orchestration.storage.replica import ReplicaError
+    from orchestration.storage.replica import ReplicaError, describe
+
+    def replica_configured() -> bool:
+        return describe() is not None
 
     root = root_of(data_dir)
     try:
+        if repair and not root.exists() and replica_configured():
+            root.mkdir(parents=True)   # a lost primary rebuilt from the replica
         report = verify(root, read_data=read_data)
         if repair and not report.ok:
             fixed = repair_from_copies(root, report)

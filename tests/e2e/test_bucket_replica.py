@@ -68,10 +68,14 @@ def test_every_partition_is_committed_in_the_bucket(backed_up):
     assert report.ok, report.summary()
     assert report.replica == bucket.url
     assert report.replica_partitions == report.partitions > 0
-    names = objects(bucket)
+    everything = objects(bucket)
+    names = [n for n in everything if not n.startswith("_state/")]
     # one version per partition: the pointer plus exactly the files its manifest lists
     assert sum(n.endswith(f"/{COMMIT}") for n in names) == report.partitions
     assert len(names) - report.partitions == report.files
+    # verify copied the root's own records too, behind their index
+    assert report.replica_state_files > 0
+    assert "_state/_index.json" in everything and "_state/seals/ledger.jsonl" in everything
 
 
 def test_a_lost_partition_comes_back_from_the_bucket(backed_up):
@@ -173,3 +177,35 @@ def test_a_bucket_that_cannot_be_used_is_one_clear_error(backed_up, monkeypatch)
     out = runner.invoke(app, ["verify"])
     assert out.exit_code == 2
     assert "TALENTVAULT_REPLICA_URL=s3://replica/x: the store is unreachable" in out.output
+
+
+def test_a_primary_rebuilt_from_the_bucket_still_knows_whom_it_erased(backed_up, sandbox_world):
+    """The disaster drill: the whole data root is lost after a `forget`; `verify --repair` on an
+    empty root brings back the erasure list (and ledgers, audit) before the partitions, and the
+    next backup of the same sandbox day does not take the person in again."""
+    from orchestration.storage import suppression
+
+    root, bucket = backed_up
+    con = parquet.connect()
+    contacts = parquet.duck_path(root / CONTACTS / "*" / "*.parquet")
+    email = con.execute(f"""SELECT min(lower(e)) FROM (SELECT unnest(emails) AS e
+        FROM read_parquet('{contacts}'))""").fetchone()[0]
+    forget(root, email=email)
+    suppressed = len(suppression.hashes(root))
+    assert suppressed > 0
+    before = contacts_sql()
+    shutil.rmtree(root)
+    parquet.check_root.cache_clear()   # a new process, as after a disaster
+    fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
+    assert fixed.exit_code == 0, fixed.output
+    assert "restored from the replica bucket's records: state/suppression.parquet" in fixed.output
+    assert len(suppression.hashes(root)) == suppressed
+    assert contacts_sql() == before
+    w = sandbox_world
+    w.backup(w.day(), specs=CRM_SPECS, root=root, run_id="after-disaster")
+    con = parquet.connect()
+    hits = con.execute(f"""SELECT count(*) FROM read_parquet(
+        '{parquet.duck_path(root / CONTACTS / '*' / '*.parquet')}')
+        WHERE contains(lower(CAST(emails AS VARCHAR)) || lower(_raw), ?)""", [email]).fetchone()[0]
+    assert hits == 0
+    con.close()

@@ -118,9 +118,22 @@ def forget(root: Path, email: str | None = None,
                     **{f"ids_{k}": v for k, v in report.identifiers.items()}},
             details={"erasure_id": erasure_id, "entities": report.entities,
                      "duration_seconds": report.duration_seconds})
+    if apply:
+        _replica_records(root)
     log.info("erasure %s: %d rows in %d files%s", erasure_id, report.rows_removed,
              report.files_rewritten, "" if apply else " (dry run)")
     return report
+
+
+def _replica_records(root: Path) -> None:
+    """The new erasure list (and the rewritten or deleted ledgers and audit files) to the
+    replica bucket now, not at the next verify: a primary rebuilt from the bucket must know."""
+    from orchestration.storage import parquet, replica
+    from orchestration.storage.bucket_state import push_state
+
+    bucket = replica.replica_bucket()
+    if bucket is not None:
+        push_state(root, bucket, parquet.current_key(), prune=True)
 
 
 class _nolock:

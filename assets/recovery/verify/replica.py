@@ -11,8 +11,9 @@ from typing import Any
 
 from assets.recovery.verify.partitions import check_partition, partition_folders, rel_path
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration.storage import replica
+from orchestration.storage import parquet, replica
 from orchestration.storage.bucket import Bucket
+from orchestration.storage.bucket_state import pull_state, push_state
 from orchestration.storage.seals import sha256_file
 
 PREFIX = "replica:"
@@ -103,6 +104,14 @@ def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
                 "copies it back"))
 
 
+def push_replica_state(root: Path, report: VerifyReport) -> None:
+    """Copy the root's own records (erasure list, ledgers, audit ...) to the replica bucket
+    (storage/bucket_state.py); a folder replica does not hold them."""
+    bucket = replica.replica_bucket()
+    if bucket is not None:
+        report.replica_state_files = push_state(root, bucket, parquet.current_key())
+
+
 def _bucket_healthy(bucket: Bucket, rel: str) -> bool:
     commit = bucket.commit_of(rel)
     return commit is not None and all(
@@ -112,12 +121,15 @@ def _bucket_healthy(bucket: Bucket, rel: str) -> bool:
 
 @dataclass
 class Repair:
+    state_restored: list[str] = field(default_factory=list)
     restored_from_replica: list[str] = field(default_factory=list)
     copied_to_replica: list[str] = field(default_factory=list)
     not_repairable: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
-        return ([f"restored from the replica: {p}" for p in self.restored_from_replica]
+        return ([f"restored from the replica bucket's records: {p}"
+                 for p in self.state_restored]
+                + [f"restored from the replica: {p}" for p in self.restored_from_replica]
                 + [f"copied to the replica: {p}" for p in self.copied_to_replica]
                 + [f"NOT REPAIRABLE (no healthy copy): {p}" for p in self.not_repairable])
 
@@ -135,6 +147,9 @@ def repair(root: Path, report: VerifyReport) -> Repair:
     out = Repair()
     root = Path(root).resolve()
     if bucket is not None:
+        # the erasure list first: nothing erased may come back with the partitions
+        out.state_restored = pull_state(root, bucket, parquet.current_key())
+
         def there_ok(rel: str) -> bool: return _bucket_healthy(bucket, rel)
         def fetch(rel: str) -> object: return bucket.get_partition(rel, root / rel)
         def push(rel: str) -> object: return bucket.put_partition(root / rel, rel)

@@ -31,6 +31,7 @@ class VerifyReport:
     seal_head: str | None = None
     replica: str | None = None       # the replica's folder, when there is one
     replica_partitions: int = 0      # partitions found intact in it
+    replica_state_files: int = 0     # root records copied to the replica bucket this time
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from assets.recovery.verify.partitions import check_partition, partition_folders, read_partition
-from assets.recovery.verify.replica import check_replica
+from assets.recovery.verify.replica import check_replica, push_replica_state
 from assets.recovery.verify.report import VerifyReport
 from assets.recovery.verify.root_checks import (
     check_catalog,
@@ -46,6 +46,7 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
     finally:
         con.close()
     check_catalog(root, report)
+    push_replica_state(root, report)
     if record:
         audit.record(root, "verify", target="data root", run_id=run_id,
                      status="succeeded" if report.ok else "failed", counts=report.counts(),

@@ -1,0 +1,119 @@
+"""The root's own records in the replica bucket, beside the partitions: the erasure list and its
+salt, the audit trail, the sync and restore ledgers, restore plans, the seal ledger and the
+encryption marker. Without them a primary rebuilt from the bucket would have its backups but not
+know whom it erased (the next backup would take them in again), what it pushed or restored.
+
+They are copied to `<prefix>/_state/<path>` when `verify` runs (the daily verify job) and right
+after a `forget`, each file one PUT, then `_state/_index.json` (path -> sha256) last. Files that
+are not Parquet are encrypted on the way when the root has a key (Parquet files already are).
+Never copied: the vendor tokens and webhook secrets under `state/`, the rate budget, locks,
+write-ahead logs of running pushes, the catalog (rebuilt). `verify --repair` brings back every
+file of the index that the primary lacks; it never overwrites a file the primary has.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+import tempfile
+import uuid
+from pathlib import Path
+
+import obstore as obs
+
+from orchestration.storage import crypt
+from orchestration.storage.bucket import Bucket
+from orchestration.storage.fsync import fsync
+from orchestration.storage.parquet import Key
+from orchestration.storage.seals import sha256_file
+
+PREFIX = "_state"
+INDEX = f"{PREFIX}/_index.json"
+KEPT = ("_encryption.json", "audit/events/*/*.parquet", "seals/ledger.jsonl",
+        "sync/ledger/run_id=*/*.parquet", "restore/ledger/run_id=*/*.parquet",
+        "restore/plans/*/*", "state/suppression.parquet", "state/suppression.salt")
+
+
+def state_files(root: Path) -> list[str]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".") and
+                       not d.startswith("snapshot_date=") and d != "sandbox"]
+        for name in filenames:
+            rel = os.path.relpath(os.path.join(dirpath, name), root)
+            if not name.startswith(".") and any(fnmatch.fnmatch(rel, p) for p in KEPT):
+                out.append(rel)
+    return sorted(out)
+
+
+def _index(bucket: Bucket) -> dict[str, dict]:
+    try:
+        return json.loads(bytes(bucket._call(lambda: obs.get(bucket.store, INDEX).bytes())))
+    except FileNotFoundError:
+        return {}
+
+
+def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = False) -> int:
+    """Upload the state files that changed since the last push; with `prune`, delete the ones
+    the primary no longer has (after an erasure). Returns how many objects changed."""
+    root = Path(root)
+    index, changed = _index(bucket), 0
+    local = {rel: sha256_file(root / rel) for rel in state_files(root)}
+    for rel, sha in local.items():
+        if index.get(rel, {}).get("sha256") == sha:
+            continue
+        sealed = key is not None and not rel.endswith((".parquet", "_encryption.json"))
+        if sealed:
+            with tempfile.TemporaryDirectory() as tmp:
+                enc = Path(tmp) / "f"
+                w = crypt.Writer(str(enc), key.raw)
+                w.write((root / rel).read_bytes())
+                w.close()
+                bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", enc)
+        else:
+            bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", root / rel)
+        index[rel] = {"sha256": sha, "sealed": sealed}
+        changed += 1
+    if prune:
+        gone = sorted(set(index) - set(local))
+        if gone:
+            bucket._call(obs.delete, bucket.store, [f"{PREFIX}/{rel}" for rel in gone])
+            for rel in gone:
+                del index[rel]
+            changed += len(gone)
+    if changed:
+        bucket._call(obs.put, bucket.store, INDEX, json.dumps(index, indent=1).encode())
+    return changed
+
+
+def pull_state(root: Path, bucket: Bucket, key: Key | None) -> list[str]:
+    """Download every indexed state file the primary lacks (decrypting sealed ones); returns
+    their paths."""
+    root, restored = Path(root), []
+    for rel, entry in sorted(_index(bucket).items()):
+        target = root / rel
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.pull")
+        with open(tmp, "wb") as out:
+            for chunk in bucket._call(lambda r=rel: obs.get(bucket.store, f"{PREFIX}/{r}")):
+                out.write(chunk)
+        if entry.get("sealed"):
+            if key is None:
+                tmp.unlink()
+                continue   # the marker comes back too: the next command asks for the key
+            reader = crypt.Reader(str(tmp), key.raw)
+            plain = reader.read()
+            reader.close()
+            tmp.write_bytes(plain)
+        if sha256_file(tmp) != entry.get("sha256"):
+            tmp.unlink()
+            continue
+        if rel.startswith("state/"):
+            tmp.chmod(0o600)
+        fsync(tmp)
+        os.replace(tmp, target)
+        restored.append(rel)
+    return restored
