@@ -209,3 +209,24 @@ def test_a_primary_rebuilt_from_the_bucket_still_knows_whom_it_erased(backed_up,
         WHERE contains(lower(CAST(emails AS VARCHAR)) || lower(_raw), ?)""", [email]).fetchone()[0]
     assert hits == 0
     con.close()
+
+
+def test_the_stores_server_side_encryption_settings_pass_through(backed_up, s3, monkeypatch):
+    """On top of talentvault's own encryption: the store's SSE settings (here SSE-KMS) apply to
+    every object the replica writes."""
+    import boto3
+
+    root, _ = backed_up
+    monkeypatch.setenv("AWS_SERVER_SIDE_ENCRYPTION", "aws:kms")
+    monkeypatch.setenv("AWS_SSE_KMS_KEY_ID", "alias/talentvault")
+    bucket = Bucket("s3://replica/sse")
+    folder = sorted((root / CONTACTS).glob("snapshot_date=*"))[0]
+    rel = str(folder.relative_to(root))
+    commit = bucket.put_partition(folder, rel)
+    s3_client = boto3.client("s3", endpoint_url=s3, region_name="us-east-1",
+                             aws_access_key_id="test", aws_secret_access_key="test")
+    for key in (f"sse/{rel}/_commit.json",
+                f"sse/{rel}/_v-{commit['version']}/part-00000.parquet"):
+        head = s3_client.head_object(Bucket="replica", Key=key)
+        assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == \
+            ("aws:kms", "alias/talentvault")
