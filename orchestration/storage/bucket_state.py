@@ -60,9 +60,10 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
     root = Path(root)
     index, changed = _index(bucket), 0
     local = {rel: sha256_file(root / rel) for rel in state_files(root)}
+    key_id = key.key_id if key else None
     for rel, sha in local.items():
-        if index.get(rel, {}).get("sha256") == sha:
-            continue
+        if index.get(rel, {}).get("sha256") == sha and index[rel].get("key_id") == key_id:
+            continue   # (after a key rotation every file goes again, under the new key)
         sealed = key is not None and not rel.endswith((".parquet", "_encryption.json"))
         if sealed:
             with tempfile.TemporaryDirectory() as tmp:
@@ -73,7 +74,7 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
                 bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", enc)
         else:
             bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", root / rel)
-        index[rel] = {"sha256": sha, "sealed": sealed}
+        index[rel] = {"sha256": sha, "sealed": sealed, "key_id": key_id}
         changed += 1
     if prune:
         gone = sorted(set(index) - set(local))
@@ -101,12 +102,15 @@ def pull_state(root: Path, bucket: Bucket, key: Key | None) -> list[str]:
             for chunk in bucket._call(lambda r=rel: obs.get(bucket.store, f"{PREFIX}/{r}")):
                 out.write(chunk)
         if entry.get("sealed"):
-            if key is None:
-                tmp.unlink()
-                continue   # the marker comes back too: the next command asks for the key
-            reader = crypt.Reader(str(tmp), key.raw)
-            plain = reader.read()
-            reader.close()
+            try:
+                if key is None:
+                    raise crypt.DecryptionError("no key")
+                reader = crypt.Reader(str(tmp), key.raw)
+                plain = reader.read()
+                reader.close()
+            except crypt.DecryptionError:
+                tmp.unlink()   # under another key: the marker says which; left for that key
+                continue
             tmp.write_bytes(plain)
         if sha256_file(tmp) != entry.get("sha256"):
             tmp.unlink()

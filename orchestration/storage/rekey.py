@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestration.storage import crypt, parquet, seals, suppression
+from orchestration.storage.bucket_state import push_state
 from orchestration.storage.fsync import fsync
 from orchestration.storage.landing import land
 from orchestration.storage.parquet import EncryptionKeyError, Key
+from orchestration.storage.replica import replica_bucket
 
 
 @dataclass
@@ -86,6 +88,9 @@ def rotate(root: Path, new: Key | None, old: Key | None) -> Rotation:
             root / suppression.STATE_DIR / suppression.LIST_FILE, key=new).metadata.num_rows)
     if not out.problems:
         parquet.write_marker(root, new)
+        bucket = replica_bucket()
+        if bucket is not None:   # the bucket's copies of the root's records, under the new key
+            push_state(root, bucket, new, prune=True)
     return out
 
 

@@ -230,3 +230,29 @@ def test_the_stores_server_side_encryption_settings_pass_through(backed_up, s3, 
         head = s3_client.head_object(Bucket="replica", Key=key)
         assert (head["ServerSideEncryption"], head["SSEKMSKeyId"]) == \
             ("aws:kms", "alias/talentvault")
+
+
+def test_after_a_key_rotation_the_bucket_holds_everything_under_the_new_key(backed_up,
+                                                                            monkeypatch):
+    import json
+
+    root, bucket = backed_up
+    assert verify(root).ok                                  # pushes the root's records
+    old, new = os.environ[parquet.KEY_ENV], base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv(parquet.OLD_KEY_ENV, old)
+    monkeypatch.setenv(parquet.KEY_ENV, new)
+    parquet.check_root.cache_clear()
+    rotated = runner.invoke(app, ["encryption", "rotate"])
+    assert rotated.exit_code == 0, rotated.output
+    monkeypatch.delenv(parquet.OLD_KEY_ENV)
+    parquet.check_root.cache_clear()
+    new_id = parquet.parse_key(new).key_id
+    index = json.loads(bytes(obs.get(bucket.store, "_state/_index.json").bytes()))
+    assert index and {e["key_id"] for e in index.values()} == {new_id}
+    assert verify(root, read_data=True).ok                  # every pointer names the new files
+    before = contacts_sql()
+    shutil.rmtree(root)
+    parquet.check_root.cache_clear()
+    fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
+    assert fixed.exit_code == 0, fixed.output
+    assert contacts_sql() == before
