@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -46,17 +47,25 @@ class BucketError(RuntimeError):
     """The bucket cannot be used (the message names the setting to fix)."""
 
 
+_UNREACHABLE = re.compile(r"error sending request|connect|dns|timed out", re.I)
+_REFUSED = re.compile(r"status code: 403|403 Forbidden|InvalidAccessKeyId|SignatureDoesNotMatch|"
+                      r"AccessDenied")
+_NO_BUCKET = re.compile(r"NoSuchBucket")
+
+
 def _explain(e: Exception, url: str) -> BucketError:
-    text = str(e).split("\n")[0][:300]
-    if "403" in text or "Forbidden" in text or "InvalidAccessKeyId" in text or \
-            "SignatureDoesNotMatch" in text:
-        hint = "the credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
-    elif "NoSuchBucket" in text or ("404" in text and "bucket" in text.lower()):
-        hint = "the bucket does not exist: create it, or fix the bucket name in the URL"
-    elif any(w in text.lower() for w in ("connect", "dns", "timed out", "sending request")):
+    """One line naming the setting and what to check (timings in the store's message, such as
+    "in 403.1ms", are not status codes: the patterns match the server's words)."""
+    text = str(e)
+    first = text.split("\n")[0][:300]
+    if _UNREACHABLE.search(first) and "status code" not in first:
         hint = "the store is unreachable: check AWS_ENDPOINT / the network"
+    elif _REFUSED.search(text):
+        hint = "the credentials were refused: check AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY"
+    elif _NO_BUCKET.search(text):
+        hint = "the bucket does not exist: create it, or fix the bucket name in the URL"
     else:
-        hint = text
+        hint = first
     return BucketError(f"{URL_ENV}={url}: {hint}")
 
 

@@ -81,3 +81,67 @@ def test_the_helm_values_keep_the_instance_settings_of_dagster_yaml():
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
     assert "TALENTVAULT_DATA_DIR=/data" in launcher["envVars"]
     assert launcher["volumeMounts"] == deployment["volumeMounts"]
+
+
+def helm_instance(values: dict) -> dict:
+    """The dagster.yaml the chart renders from the values this deployment sets: the chart's
+    instance template maps each camelCase value to the instance's snake_case setting (only the
+    keys set in deploy/helm/values.yaml, plus what the chart itself always adds)."""
+    pg, launcher = values["postgresql"], values["runLauncher"]["config"]["k8sRunLauncher"]
+    logs = values["computeLogManager"]["config"]["customComputeLogManager"]
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    snake = {"startTimeoutSeconds": "start_timeout_seconds",
+             "pollIntervalSeconds": "poll_interval_seconds",
+             "maxResumeRunAttempts": "max_resume_run_attempts",
+             "freeSlotsAfterRunEndSeconds": "free_slots_after_run_end_seconds"}
+    return {
+        "storage": {"postgres": {"postgres_db": {
+            "username": pg["postgresqlUsername"], "password": {"env": "DAGSTER_PG_PASSWORD"},
+            "hostname": pg["postgresqlHost"], "db_name": pg["postgresqlDatabase"],
+            "port": pg["service"]["port"], "params": {}, "scheme": pg["postgresqlScheme"]}}},
+        "run_launcher": {"module": "dagster_k8s", "class": "K8sRunLauncher", "config": {
+            "load_incluster_config": True, "instance_config_map": "talentvault-dagster-instance",
+            "dagster_home": "/opt/dagster/dagster_home",
+            "postgres_password_secret": "dagster-postgresql-secret",
+            "env_secrets": [s["name"] for s in launcher["envSecrets"]],
+            "env_vars": launcher["envVars"], "volumes": launcher["volumes"],
+            "volume_mounts": launcher["volumeMounts"], "resources": launcher["resources"]}},
+        "compute_logs": {"module": logs["module"], "class": logs["class"],
+                         "config": logs["config"]},
+        "run_monitoring": {"enabled": monitoring["enabled"],
+                           **{snake[k]: v for k, v in monitoring.items() if k in snake}},
+        "telemetry": {"enabled": values["telemetry"]["enabled"]},
+        **values["additionalInstanceConfig"],
+    }
+
+
+def class_config_errors(entry: dict) -> list[str]:
+    """A configurable class's config (`module`, `class`, `config`) against its own schema."""
+    import importlib
+
+    from dagster._config import validate_config
+
+    cls = getattr(importlib.import_module(entry["module"]), entry["class"])
+    return [e.message for e in validate_config(cls.config_type(), entry["config"]).errors or []]
+
+
+def test_the_helm_instance_settings_pass_dagsters_own_config_schema(tmp_path):
+    """Dagster validates the instance the chart renders from our values (its schema), and the
+    run launcher's and the compute log manager's own config schemas (dagster-k8s,
+    dagster-obstore): a misspelt or misplaced setting fails here, not in the cluster."""
+    from dagster._core.instance.config import dagster_instance_config
+
+    instance = helm_instance(load("helm/values.yaml"))
+    (tmp_path / "dagster.yaml").write_text(yaml.safe_dump(instance))
+    config, _ = dagster_instance_config(str(tmp_path))
+    assert config["run_monitoring"]["max_resume_run_attempts"] == 0
+    assert class_config_errors(instance["run_launcher"]) == []
+    assert class_config_errors(instance["compute_logs"]) == []
+    # and the check can fail: a misspelt setting is refused by Dagster
+    logs = instance["compute_logs"]["config"]
+    logs["buckets"] = logs.pop("bucket")
+    assert any('unexpected config entry "buckets"' in e
+               for e in class_config_errors(instance["compute_logs"]))
+    launcher = instance["run_launcher"]["config"]
+    launcher["env_secret"] = launcher.pop("env_secrets")
+    assert class_config_errors(instance["run_launcher"])
