@@ -199,5 +199,20 @@ def install_status() -> dict[str, Any]:
         needs.append(f"verify found damage at {status['verify']['at']}: "
                      f"{status['verify']['counts'].get('damaged', '?')} damaged; run "
                      "`talentvault verify` to list them")
+    status["protection"] = protection(root)
     status["needs_human"] = needs
     return status
+
+
+def protection(root: Path) -> dict[str, Any]:
+    """How the backups are protected: encryption (the key's id, never the key), the replica
+    (a folder or a bucket URL) and the seals (keyed or plain sha256)."""
+    from orchestration.storage import parquet, replica, seals
+
+    marker = parquet.marker(root) or {}
+    try:
+        where = replica.describe()
+    except replica.ReplicaError as e:
+        where = f"misconfigured: {e}"
+    return {"encryption_key_id": marker.get("key_id"), "replica": where,
+            "seals": seals.sealer().alg}

@@ -73,6 +73,13 @@ def render(st: dict[str, Any]) -> str:
                                            for r in runs) if runs
                                  else f"the latest run of each of {st['runs_for']} jobs and "
                                  "assets succeeded" if st["runs_for"] else "none yet"))
+    pr = st["protection"]
+    out.append("protection  " + " · ".join([
+        f"encrypted (key id {pr['encryption_key_id']})" if pr["encryption_key_id"]
+        else "not encrypted (TALENTVAULT_ENCRYPTION_KEY)",
+        f"replica {pr['replica']}" if pr["replica"]
+        else "no replica (TALENTVAULT_REPLICA_URL or _DIR)",
+        f"seals {pr['seals']}"]))
     sb = st["sandbox"]
     out.append(f"sandbox     {'running' if sb['running'] else 'not running'} at {sb['url']}")
     out.append("")

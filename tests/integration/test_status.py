@@ -81,6 +81,8 @@ def test_status_of_a_healthy_install_says_nothing_needs_a_human(install):
     assert "settings present: KEAP_BASE_URL, KEAP_API_KEY" in out
     assert "secret-value" not in out                      # names, never values
     assert "sandbox     not running" in out
+    assert ("protection  not encrypted (TALENTVAULT_ENCRYPTION_KEY) · no replica "
+            "(TALENTVAULT_REPLICA_URL or _DIR) · seals sha256") in out
     code, out = status("--json")
     st = json.loads(out)
     assert code == 0 and st["needs_human"] == []
@@ -130,3 +132,20 @@ def test_a_failed_warn_check_is_a_warning_not_a_failure():
          "severity": "WARN", "blocking": False}]}
     assert check_counts(group) == ("6 passed, 0 failed, 1 warnings: identity/keap_contacts "
                                    "keap_emails_are_unique (2026-01-04, WARN)")
+
+
+def test_status_names_how_the_backups_are_protected(install, tmp_path, monkeypatch):
+    import base64
+    import os
+
+    from orchestration.storage import parquet
+
+    root, _ = install
+    key = base64.b64encode(os.urandom(32)).decode()
+    monkeypatch.setenv(parquet.KEY_ENV, key)
+    monkeypatch.setenv("TALENTVAULT_REPLICA_DIR", str(tmp_path / "replica"))
+    parquet.check_root.cache_clear()
+    code, out = status()
+    assert f"encrypted (key id {parquet.parse_key(key).key_id})" in out
+    assert f"replica {tmp_path / 'replica'}" in out
+    assert key not in out
