@@ -131,8 +131,16 @@ def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
 
 def write_init_script(target: Path) -> int:
     """`talentvault sql --duckdb-init FILE`: the locked door for the duckdb CLI."""
+    from orchestration.storage.parquet import current_key
+
     err = Console(stderr=True, soft_wrap=True)
     root = data_root()
+    if current_key() is not None:
+        err.print("error: the duckdb CLI cannot read an encrypted data root (its files open "
+                  "only through talentvault's filesystem): use `talentvault sql`, or "
+                  "`assets.catalog.sql_door.locked_connection()` in Python", markup=False,
+                  style="red")
+        return 2
     text = sql_door.init_script(root)
     if str(target) == "-":
         sys.stdout.write(text)

@@ -159,3 +159,9 @@ def test_rotation_interrupted_then_finished_then_decrypted(encrypted, monkeypatc
     assert not any(crypt.is_encrypted(p) for p in parquet.iter_parquet(root))
     assert verify(root, read_data=True).ok
     assert sql_count(root) == before
+
+
+def test_the_duckdb_cli_init_script_is_refused_for_an_encrypted_root(encrypted):
+    out = runner.invoke(app, ["sql", "--duckdb-init", "-"])
+    assert out.exit_code == 2
+    assert "the duckdb CLI cannot read an encrypted data root" in out.output
