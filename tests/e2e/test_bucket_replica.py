@@ -256,3 +256,30 @@ def test_after_a_key_rotation_the_bucket_holds_everything_under_the_new_key(back
     fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
     assert fixed.exit_code == 0, fixed.output
     assert contacts_sql() == before
+
+
+def test_a_backup_while_the_bucket_is_down_fails_clearly_and_is_caught_up(backed_up,
+                                                                          sandbox_world, s3,
+                                                                          monkeypatch):
+    """The store is unreachable during a backup: the run fails naming the setting, the
+    partition is whole locally, the bucket shows nothing of it (no pointer names a half
+    upload); once the store is back, verify names the gap and --repair uploads it."""
+    from orchestration.storage.bucket import BucketError
+
+    root, bucket = backed_up
+    w = sandbox_world
+    w.tick(1)
+    for name in ("AWS_ENDPOINT", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    with pytest.raises(BucketError, match="TALENTVAULT_REPLICA_URL=.*the store is unreachable"):
+        w.backup(w.day(), specs=CRM_SPECS[:1], root=root)
+    for k, v in s3_env(s3).items():
+        monkeypatch.setenv(k, v)
+    rel = f"{CRM_SPECS[0].schema.source}/{CRM_SPECS[0].schema.entity}/snapshot_date={w.day()}"
+    assert (root / rel / "_manifest.json").exists()      # landed whole on the primary
+    assert rel not in bucket.partitions()                # no pointer: nothing visible there
+    report = verify(root)
+    assert [(p.path, p.kind) for p in report.problems] == [(f"replica:{rel}", "replica_missing")]
+    fixed = runner.invoke(app, ["verify", "--repair", "--read-data"])
+    assert fixed.exit_code == 0, fixed.output
+    assert f"copied to the replica: {rel}" in fixed.output
