@@ -26,7 +26,7 @@ def _root(data_dir: Path | None) -> Path:
 @encryption_app.command("status")
 def status_command(data_dir: DataDir = None) -> None:
     """The data root's key id (never the key) and whether this environment's key fits it."""
-    from orchestration.storage import parquet
+    from orchestration.storage import crypt, parquet
 
     root = _root(data_dir)
     try:
@@ -36,7 +36,7 @@ def status_command(data_dir: DataDir = None) -> None:
         raise typer.Exit(2) from None
     marker = parquet.marker(root) or {}
     files = list(parquet.iter_parquet(root))
-    encrypted = sum(1 for f in files if parquet.crypt.is_encrypted(f))
+    encrypted = sum(1 for f in files if crypt.is_encrypted(f))
     typer.echo(json.dumps({
         "data_root": str(root), "encrypted_with_key_id": marker.get("key_id"),
         "rotating_from": marker.get("rotating_from"),

@@ -28,12 +28,9 @@ def verify_command(
     from orchestration.storage.bucket import BucketError
     from orchestration.storage.replica import ReplicaError, describe
 
-    def replica_configured() -> bool:
-        return describe() is not None
-
     root = root_of(data_dir)
     try:
-        if repair and not root.exists() and replica_configured():
+        if repair and not root.exists() and describe() is not None:
             root.mkdir(parents=True)   # a lost primary rebuilt from the replica
         report = verify(root, read_data=read_data)
         if repair and not report.ok:

@@ -68,9 +68,7 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
         if sealed:
             with tempfile.TemporaryDirectory() as tmp:
                 enc = Path(tmp) / "f"
-                w = crypt.Writer(str(enc), key.raw)
-                w.write((root / rel).read_bytes())
-                w.close()
+                crypt.recrypt(root / rel, enc, None, key.raw)
                 bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", enc)
         else:
             bucket._call(obs.put, bucket.store, f"{PREFIX}/{rel}", root / rel)
@@ -102,16 +100,16 @@ def pull_state(root: Path, bucket: Bucket, key: Key | None) -> list[str]:
             for chunk in bucket._call(lambda r=rel: obs.get(bucket.store, f"{PREFIX}/{r}")):
                 out.write(chunk)
         if entry.get("sealed"):
+            sealed, tmp = tmp, tmp.with_suffix(".plain")
             try:
                 if key is None:
                     raise crypt.DecryptionError("no key")
-                reader = crypt.Reader(str(tmp), key.raw)
-                plain = reader.read()
-                reader.close()
+                crypt.recrypt(sealed, tmp, key.raw, None)
             except crypt.DecryptionError:
-                tmp.unlink()   # under another key: the marker says which; left for that key
+                tmp.unlink(missing_ok=True)   # under another key: left for that key
                 continue
-            tmp.write_bytes(plain)
+            finally:
+                sealed.unlink()
         if sha256_file(tmp) != entry.get("sha256"):
             tmp.unlink()
             continue

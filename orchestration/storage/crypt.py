@@ -25,6 +25,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import shutil
 import struct
 import threading
 from typing import Any
@@ -36,6 +37,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from fsspec.implementations.local import LocalFileSystem
 
 MAGIC = b"TVCRYPT1"
+ALG = "tvcrypt1-aes256-gcm-hkdf"    # the format's name in markers and manifests
 CHUNK = 1 << 20                      # plaintext bytes per chunk
 TAG = 16
 HEADER = struct.Struct(">8s8s16sI")  # magic, key id, salt, chunk size
@@ -241,6 +243,18 @@ class Writer(io.RawIOBase):
             os.fsync(self._raw.fileno())
             self._raw.close()
         super().close()
+
+
+def recrypt(src: str | os.PathLike, dst: str | os.PathLike, src_master: bytes | None,
+            dst_master: bytes | None) -> None:
+    """The plaintext of `src` (under `src_master`, or plain) written durably to `dst` under
+    `dst_master` (or plain), streamed chunk by chunk. Raises DecryptionError for a wrong key."""
+    reader = Reader(str(src), src_master) if src_master else open(src, "rb")
+    with reader, (Writer(str(dst), dst_master) if dst_master else open(dst, "wb")) as writer:
+        shutil.copyfileobj(reader, writer, CHUNK)
+        if not dst_master:
+            writer.flush()
+            os.fsync(writer.fileno())   # (a Writer fsyncs when it closes)
 
 
 class CryptFileSystem(LocalFileSystem):

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestration.storage import parquet, replica, seals
+from orchestration.storage import crypt, parquet, replica, seals
 from orchestration.storage.fsync import fsync
 from orchestration.storage.swap import swap_into_place
 
@@ -27,7 +27,7 @@ def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "
     seals.check_key(final.parents[2])
     key = parquet.check_root(final.parents[2])
     if key is not None:  # which key the files are under (rotation skips what is done)
-        manifest = {**manifest, "encryption": {"alg": "parquet-aes-gcm-v1", "key_id": key.key_id}}
+        manifest = {**manifest, "encryption": {"alg": crypt.ALG, "key_id": key.key_id}}
     manifest = seals.sealed(manifest, seals.partition_target(final))
     (staging / "_manifest.json").write_text(json.dumps(manifest, indent=2))
     for f in staging.iterdir():

@@ -35,7 +35,6 @@ from orchestration.storage import crypt
 KEY_ENV = "TALENTVAULT_ENCRYPTION_KEY"
 OLD_KEY_ENV = "TALENTVAULT_ENCRYPTION_KEY_OLD"  # only `encryption rotate` reads it
 MARKER = "_encryption.json"
-BATCH_ROWS = 65_536
 
 
 class EncryptionKeyError(ValueError):
@@ -201,7 +200,7 @@ def write_marker(root: Path, key: Key | None, **extra: Any) -> None:
         m.unlink(missing_ok=True)
     else:
         tmp = m.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"alg": "parquet-aes-gcm-v1",
+        tmp.write_text(json.dumps({"alg": crypt.ALG,
                                    "key_id": key.key_id if key else None, **extra}, indent=2))
         os.replace(tmp, m)
     check_root.cache_clear()

@@ -25,6 +25,7 @@ from orchestration.storage.fsync import fsync
 from orchestration.storage.landing import land
 from orchestration.storage.parquet import EncryptionKeyError, Key
 from orchestration.storage.replica import replica_bucket
+from orchestration.storage.snapshots import partition_folders
 
 
 @dataclass
@@ -33,16 +34,6 @@ class Rotation:
     loose_files: int = 0
     already: int = 0
     problems: list[str] = field(default_factory=list)
-
-
-def _copy(src: Path, dst: Path, old: Key | None, new: Key | None) -> None:
-    """The plaintext of `src` (under `old`, or plain) written to `dst` under `new` (or plain)."""
-    reader = crypt.Reader(str(src), old.raw) if old else open(src, "rb")
-    writer = crypt.Writer(str(dst), new.raw) if new else open(dst, "wb")
-    with reader, writer:
-        shutil.copyfileobj(reader, writer, crypt.CHUNK)
-    if not new:
-        fsync(dst)
 
 
 def _state(path: Path, old: Key | None, new: Key | None) -> str:
@@ -62,7 +53,9 @@ def rotate(root: Path, new: Key | None, old: Key | None) -> Rotation:
             f"(and {parquet.KEY_ENV} to the new one, or unset it to decrypt)")
     parquet.write_marker(root, new, rotating_from=old.key_id if old else "plaintext")
     out = Rotation()
-    for folder in _partitions(root):
+    for folder in partition_folders(root):
+        if not (folder / "_manifest.json").exists():
+            continue
         files = sorted(folder.glob("*.parquet"))
         states = {f: _state(f, old, new) for f in files}
         if any(s == "foreign" for s in states.values()):
@@ -77,7 +70,7 @@ def rotate(root: Path, new: Key | None, old: Key | None) -> Rotation:
         state = _state(path, old, new)
         if state == "todo":
             tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.rekey")
-            _copy(path, tmp, old, new)
+            crypt.recrypt(path, tmp, old and old.raw, new and new.raw)
             os.replace(tmp, path)
             fsync(path.parent)
             out.loose_files += 1
@@ -107,7 +100,7 @@ def _rekey_partition(folder: Path, states: dict[Path, str], old: Key | None,
             if state == "done":
                 shutil.copy2(f, dst)
             else:
-                _copy(f, dst, old, new)
+                crypt.recrypt(f, dst, old and old.raw, new and new.raw)
             dst.chmod(0o644)
             if f.name in entries:
                 entries[f.name] = {**entries[f.name], "sha256": seals.sha256_file(dst),
@@ -117,13 +110,6 @@ def _rekey_partition(folder: Path, states: dict[Path, str], old: Key | None,
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-
-
-def _partitions(root: Path):
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith(".") and d != "sandbox")
-        if "_manifest.json" in filenames and Path(dirpath).name.startswith("snapshot_date="):
-            yield Path(dirpath)
 
 
 def _loose(root: Path):

@@ -14,23 +14,12 @@ from assets.recovery.verify.report import Problem, VerifyReport
 from orchestration.storage import parquet
 from orchestration.storage.parquet import duck_path
 from orchestration.storage.seals import sha256_file
+from orchestration.storage.snapshots import (  # noqa: F401 - verify's names
+    BACKUP_SOURCES,
+    DERIVED_SOURCES,
+    partition_folders,
+)
 from orchestration.storage.writer import RUN_METADATA
-
-BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
-DERIVED_SOURCES = ("identity", "sync")
-
-
-def partition_folders(root: Path) -> list[Path]:
-    """Every `snapshot_date=*` folder of backups and derived outputs, in a stable order."""
-    out: list[Path] = []
-    for source in (*BACKUP_SOURCES, *DERIVED_SOURCES):
-        base = root / source
-        if not base.is_dir():
-            continue
-        for entity_dir in sorted(p for p in base.iterdir()
-                                 if p.is_dir() and not p.name.startswith(".")):
-            out += sorted(p for p in entity_dir.glob("snapshot_date=*") if p.is_dir())
-    return out
 
 
 def rel_path(root: Path, path: Path) -> str:
