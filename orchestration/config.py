@@ -60,15 +60,24 @@ DATA_DIR_VAR = "TALENTVAULT_DATA_DIR"
 
 
 def configured_root() -> Path:
-    """The storage root as configured, unchecked (`encryption rotate` works on it as it is)."""
+    """The storage root as configured, unchecked (`encryption rotate` works on it as it is). A
+    bucket URL (`s3://bucket/prefix`): this machine's working cache of it (storage/primary.py)."""
+    from orchestration.storage import primary
+
+    bucket_url = primary.url()
+    if bucket_url:
+        return primary.cache_root(bucket_url)
     return Path(os.environ.get(DATA_DIR_VAR, "./data")).resolve()
 
 
 def data_root() -> Path:
-    """The storage root, after checking the encryption key fits it (storage/parquet.py)."""
+    """The storage root, after checking the encryption key fits it (storage/parquet.py); a
+    bucket primary's cache is first brought up to the bucket (at most every few seconds)."""
+    from orchestration.storage.hydrate import hydrate
     from orchestration.storage.parquet import check_root
 
     root = configured_root()
+    hydrate(root)
     check_root(root)
     return root
 

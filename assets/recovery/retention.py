@@ -40,7 +40,7 @@ from typing import Any
 import dagster as dg
 
 from assets.catalog.views import write_catalog_file
-from orchestration.storage import audit, replica, seals
+from orchestration.storage import audit, primary, replica, seals
 from orchestration.storage.fsync import fsync
 from orchestration.storage.snapshots import SnapshotStorage
 
@@ -275,9 +275,20 @@ def _remove(entity_dir: Path, folder: Path) -> None:
     target = trash / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     os.rename(folder, target)
     fsync(entity_dir)
-    seals.record_removed(folder, "pruned", "retention")
+    _record_pruned(folder, "retention")
     shutil.rmtree(target)
     replica.remove(folder)
+
+
+def _record_pruned(folder: Path, reason: str) -> None:
+    """The prune in the seal ledger; a bucket primary's pointer deleted with it, under the
+    bucket's lease (other machines' caches drop their copy when they see both)."""
+    root = folder.parents[2]
+    with primary.exclusive(root):
+        bucket = primary.bucket_for(root)
+        if bucket is not None:
+            bucket.remove(primary.rel_of(root, folder))
+        seals.record_removed(folder, "pruned", reason)
 
 
 def _empty_trash(entity_dir: Path) -> None:
@@ -286,8 +297,8 @@ def _empty_trash(entity_dir: Path) -> None:
     trash = entity_dir / TRASH
     if trash.is_dir():
         for d in sorted(trash.glob("snapshot_date=*")):
-            seals.record_removed(entity_dir / d.name.rsplit("-", 1)[0], "pruned",
-                                 "retention (an interrupted prune, finished)")
+            _record_pruned(entity_dir / d.name.rsplit("-", 1)[0],
+                           "retention (an interrupted prune, finished)")
         shutil.rmtree(trash)
 
 

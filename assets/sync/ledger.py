@@ -37,7 +37,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from orchestration.storage import parquet
+from orchestration.storage import parquet, primary
 from orchestration.storage.fsync import fsync as _fsync
 from orchestration.storage.parquet import duck_path
 
@@ -243,6 +243,7 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
     _fsync(final.parent)
     wal.unlink()
     _fsync(wal.parent)
+    primary.sync_up(root)   # a bucket primary: the run's ledger goes up at once
     return final
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import typer
 
 from orchestration.config import ModeError, checked_mode, data_root, require_sandbox_mode
+from orchestration.storage.bucket import BucketError
 from orchestration.storage.parquet import EncryptionKeyError
 
 VENDOR_COMMANDS = ("restore", "webhooks")
@@ -25,7 +26,9 @@ def check_mode_at_start(ctx: typer.Context) -> None:
         elif ctx.invoked_subcommand in VENDOR_COMMANDS:
             checked_mode()
         if ctx.invoked_subcommand not in KEYLESS_COMMANDS:
-            data_root()  # the encryption key must fit the data root (storage/parquet.py)
-    except (ModeError, EncryptionKeyError) as e:
+            # the encryption key must fit the data root (storage/parquet.py); a bucket
+            # primary must answer (storage/primary.py)
+            data_root()
+    except (ModeError, EncryptionKeyError, BucketError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from orchestration.storage import parquet
+from orchestration.storage import parquet, primary
 
 AUDIT_DIR = ("audit", "events")
 ACTIONS = ("backup", "sync_push", "restore_preview", "restore_apply", "erasure",
@@ -83,4 +83,5 @@ def record(root: Path, action: str, *, target: str, status: str = "succeeded",
     tmp = folder / f".{name}.tmp"
     parquet.write_table(pa.Table.from_pylist([row], schema=SCHEMA), tmp)
     os.replace(tmp, folder / name)
+    primary.sync_up(root)   # a bucket primary: the event goes up at once
     return event_id

@@ -13,7 +13,7 @@ through it and never see half a partition. A re-run (or an erasure rewrite, a ke
 commits a new version, then deletes the versions the pointer no longer names, so a forgotten
 person's bytes leave the bucket with the rewrite. Versions left by a crashed upload are deleted
 by the next commit of that partition and by `verify --repair` once they are older than an hour
-(an upload still running elsewhere is never touched).
+(an upload still running elsewhere is never touched); an erasure's commit deletes them at once.
 
 Credentials and endpoint come from the standard settings of the store (`AWS_ACCESS_KEY_ID`,
 `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`, `AWS_ENDPOINT`, `AWS_ALLOW_HTTP` for a local S3 server;
@@ -34,7 +34,7 @@ from typing import Any
 import obstore as obs
 from obstore.store import from_url
 
-from orchestration.storage.seals import sha256_file
+from orchestration.storage.files import sha256_file
 from orchestration.storage.swap import copy_in
 from orchestration.times import iso
 
@@ -53,7 +53,7 @@ _REFUSED = re.compile(r"status code: 403|403 Forbidden|InvalidAccessKeyId|Signat
 _NO_BUCKET = re.compile(r"NoSuchBucket")
 
 
-def _explain(e: Exception, url: str) -> BucketError:
+def _explain(e: Exception, url: str, setting: str = URL_ENV) -> BucketError:
     """One line naming the setting and what to check (timings in the store's message, such as
     "in 403.1ms", are not status codes: the patterns match the server's words)."""
     text = str(e)
@@ -66,21 +66,23 @@ def _explain(e: Exception, url: str) -> BucketError:
         hint = "the bucket does not exist: create it, or fix the bucket name in the URL"
     else:
         hint = first
-    return BucketError(f"{URL_ENV}={url}: {hint}")
+    return BucketError(f"{setting}={url}: {hint}")
 
 
 class Bucket:
-    """One replica bucket (prefix included)."""
+    """One bucket (prefix included): the replica, or the primary (storage/primary.py);
+    `setting` is the environment variable its errors name."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, setting: str = URL_ENV) -> None:
         self.url = url.rstrip("/")
+        self.setting = setting
         try:
             # client options replace the environment's: carry AWS_ALLOW_HTTP over by hand
             options = {"timeout": "120s", "connect_timeout": "10s",
                        "allow_http": os.environ.get("AWS_ALLOW_HTTP", "").lower() == "true"}
             self.store = from_url(self.url, client_options=options)
         except Exception as e:  # noqa: BLE001 - obstore raises several kinds for a bad URL
-            raise BucketError(f"{URL_ENV}={url} is not an object-store URL obstore "
+            raise BucketError(f"{setting}={url} is not an object-store URL obstore "
                               "understands (s3://bucket/prefix, gs://..., az://...): "
                               f"{e}") from None
 
@@ -91,7 +93,7 @@ class Bucket:
         except FileNotFoundError:
             raise
         except Exception as e:  # noqa: BLE001 - every store error becomes one clear line
-            raise _explain(e, self.url) from None
+            raise _explain(e, self.url, self.setting) from None
 
     def _list(self, prefix: str | None = None):
         """Object metadata under `prefix` (whole path segments), errors made clear."""
@@ -124,21 +126,43 @@ class Bucket:
             return None
 
     # -- writing --------------------------------------------------------------------------------
-    def put_partition(self, folder: Path, rel: str) -> dict[str, Any]:
+    def put_partition(self, folder: Path, rel: str, *, erasure: bool = False) -> dict[str, Any]:
         """Upload a landed partition as a new version, commit it, drop older versions."""
+        version, manifest = self.upload_version(folder, rel)
+        previous = self.commit_of(rel)
+        commit = self.commit_version(rel, version, manifest)
+        self.drop_previous(rel, previous, version, erasure=erasure)
+        return commit
+
+    def upload_version(self, folder: Path, rel: str) -> tuple[str, dict[str, Any]]:
+        """Upload `folder`'s files (checked against its manifest) under a fresh version prefix,
+        invisible until committed. Returns (version, manifest)."""
         manifest = json.loads((folder / "_manifest.json").read_text())
         version = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
         for entry in manifest["files"]:
             src = folder / entry["file"]
             if sha256_file(src) != entry.get("sha256"):
                 raise BucketError(f"{src}: does not match its manifest (run `talentvault "
-                                  "verify`); not uploaded to the replica")
+                                  f"verify`); not uploaded to {self.url}")
             self._call(obs.put, self.store, f"{rel}/_v-{version}/{entry['file']}", src)
+        return version, manifest
+
+    def commit_version(self, rel: str, version: str, manifest: dict[str, Any]) -> dict[str, Any]:
+        """Make an uploaded version the partition's visible one (one PUT of the pointer)."""
         commit = {"version": version, "manifest": manifest, "committed_at": iso(datetime.now(UTC))}
-        self._call(obs.put, self.store, f"{rel}/{COMMIT}",
-                   json.dumps(commit, indent=2).encode())
-        self.collect_garbage(rel, keep=version, grace=timedelta(0))
+        self._call(obs.put, self.store, f"{rel}/{COMMIT}", json.dumps(commit, indent=2).encode())
         return commit
+
+    def drop_previous(self, rel: str, previous: dict[str, Any] | None, version: str, *,
+                      erasure: bool = False) -> None:
+        """After a commit: delete the version the pointer named before (at once) and other
+        versions older than the grace (a crashed upload; a younger one may be another process's
+        upload still under way). An erasure's rewrite deletes every other version at once: a
+        forgotten person's bytes must not wait."""
+        if previous is not None and previous["version"] != version:
+            self._call(obs.delete, self.store, [m["path"] for m in self._list(
+                f"{rel}/_v-{previous['version']}")])
+        self.collect_garbage(rel, keep=version, grace=timedelta(0) if erasure else GRACE)
 
     def collect_garbage(self, rel: str, keep: str | None, grace: timedelta = GRACE) -> int:
         """Delete the objects of versions other than `keep` older than `grace`."""

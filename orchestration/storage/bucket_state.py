@@ -24,9 +24,9 @@ import obstore as obs
 
 from orchestration.storage import crypt
 from orchestration.storage.bucket import Bucket
+from orchestration.storage.files import sha256_file
 from orchestration.storage.fsync import fsync
 from orchestration.storage.parquet import Key
-from orchestration.storage.seals import sha256_file
 
 PREFIX = "_state"
 INDEX = f"{PREFIX}/_index.json"
@@ -54,9 +54,11 @@ def _index(bucket: Bucket) -> dict[str, dict]:
         return {}
 
 
-def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = False) -> int:
+def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = False,
+               synced_cache: bool = False) -> int:
     """Upload the state files that changed since the last push; with `prune`, delete the ones
-    the primary no longer has (after an erasure). Returns how many objects changed."""
+    the primary no longer has (after an erasure). Returns how many objects changed.
+    `synced_cache`: `root` is a bucket primary's cache (records what it now holds)."""
     root = Path(root)
     index, changed = _index(bucket), 0
     local = {rel: sha256_file(root / rel) for rel in state_files(root)}
@@ -83,17 +85,46 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
             changed += len(gone)
     if changed:
         bucket._call(obs.put, bucket.store, INDEX, json.dumps(index, indent=1).encode())
+    if (root / SYNCED).exists() or synced_cache:
+        _save_synced(root, {rel: entry["sha256"] for rel, entry in index.items()})
     return changed
 
 
-def pull_state(root: Path, bucket: Bucket, key: Key | None) -> list[str]:
-    """Download every indexed state file the primary lacks (decrypting sealed ones); returns
-    their paths."""
+SYNCED = ".state-synced.json"   # a bucket primary's cache: path -> sha256 last pulled/pushed
+
+
+def _synced(root: Path) -> dict[str, str]:
+    path = Path(root) / SYNCED
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _save_synced(root: Path, synced: dict[str, str]) -> None:
+    path = Path(root) / SYNCED
+    tmp = path.with_name(f"{SYNCED}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(synced, indent=0, sort_keys=True))
+    os.replace(tmp, path)
+
+
+def pull_state(root: Path, bucket: Bucket, key: Key | None, *,
+               overwrite: bool | str = False) -> list[str]:
+    """Download indexed state files (decrypting sealed ones); returns their paths. By default
+    only the ones the root lacks (a replica's repair never overwrites). A bucket primary's cache
+    takes the bucket's copy over its own: always under the lease (`overwrite=True`); outside it
+    (`overwrite="clean"`) only where the cache holds what it last pulled or pushed, never a
+    change a writer here has not pushed yet."""
     root, restored = Path(root), []
+    synced = _synced(root) if overwrite else {}
     for rel, entry in sorted(_index(bucket).items()):
         target = root / rel
         if target.exists():
-            continue
+            if not overwrite:
+                continue
+            here = sha256_file(target)
+            if here == entry.get("sha256"):
+                synced[rel] = here
+                continue
+            if overwrite == "clean" and synced.get(rel) != here:
+                continue
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.pull")
         with open(tmp, "wb") as out:
@@ -118,4 +149,7 @@ def pull_state(root: Path, bucket: Bucket, key: Key | None) -> list[str]:
         fsync(tmp)
         os.replace(tmp, target)
         restored.append(rel)
+        synced[rel] = entry["sha256"]
+    if overwrite:
+        _save_synced(root, synced)
     return restored

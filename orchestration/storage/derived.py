@@ -16,9 +16,9 @@ from typing import Any
 
 import duckdb
 
+from orchestration.storage.files import sha256_file
 from orchestration.storage.landing import land
 from orchestration.storage.parquet import duck_path, write_query
-from orchestration.storage.seals import sha256_file
 from orchestration.storage.writer import TOOL_VERSION
 from orchestration.times import iso
 

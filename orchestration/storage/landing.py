@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from orchestration.storage import crypt, parquet, replica, seals
+from orchestration.storage import crypt, parquet, primary, replica, seals
 from orchestration.storage.fsync import fsync
 from orchestration.storage.swap import swap_into_place
 
@@ -24,8 +24,9 @@ def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "
     durable (fsync of each file and of the folder before the rename, of the parent after it),
     rename the folder into place and record it in the seal ledger. Returns the sealed manifest.
     Every writer of a partition (backups, identity/sync outputs, erasure) lands through here."""
-    seals.check_key(final.parents[2])
-    key = parquet.check_root(final.parents[2])
+    root = final.parents[2]
+    seals.check_key(root)
+    key = parquet.check_root(root)
     if key is not None:  # which key the files are under (rotation skips what is done)
         manifest = {**manifest, "encryption": {"alg": crypt.ALG, "key_id": key.key_id}}
     manifest = seals.sealed(manifest, seals.partition_target(final))
@@ -34,8 +35,18 @@ def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "
         f.chmod(0o444)  # landed partitions are not edited in place by anything
         fsync(f)
     fsync(staging)
-    swap_into_place(staging, final)
-    fsync(final.parent)
-    seals.record_partition(final, manifest, event, reason)
-    replica.replicate(final)  # the second copy (TALENTVAULT_REPLICA_DIR), when there is one
+    # a bucket primary: the files go up first, invisible until the pointer names them
+    uploaded = primary.upload(root, staging, final)
+    with primary.exclusive(root):  # the bucket's lease, when the primary is a bucket
+        previous = None
+        if uploaded:
+            bucket, rel, version = uploaded
+            previous = bucket.commit_of(rel)
+            bucket.commit_version(rel, version, manifest)   # landed: visible to every machine
+        swap_into_place(staging, final)
+        fsync(final.parent)
+        seals.record_partition(final, manifest, event, reason)
+    if uploaded:   # an erasure's old version holds the person: gone at once
+        bucket.drop_previous(rel, previous, version, erasure=event == "erasure")
+    replica.replicate(final, erasure=event == "erasure")  # the second copy, when there is one
     return manifest

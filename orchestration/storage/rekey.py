@@ -21,11 +21,11 @@ from pathlib import Path
 
 from orchestration.storage import crypt, parquet, seals, suppression
 from orchestration.storage.bucket_state import push_state
+from orchestration.storage.files import partition_folders
 from orchestration.storage.fsync import fsync
 from orchestration.storage.landing import land
 from orchestration.storage.parquet import EncryptionKeyError, Key
 from orchestration.storage.replica import replica_bucket
-from orchestration.storage.snapshots import partition_folders
 
 
 @dataclass

@@ -72,12 +72,12 @@ def copy_partition(src: Path, dst: Path) -> dict[str, Any]:
     return manifest
 
 
-def replicate(final: Path) -> Path | None:
+def replicate(final: Path, *, erasure: bool = False) -> Path | None:
     """Copy a partition that just landed (at `final`, below its data root) to the replica."""
     root = Path(final).resolve().parents[2]
     bucket = replica_bucket()
     if bucket is not None:
-        bucket.put_partition(Path(final), str(rel_of(root, final)))
+        bucket.put_partition(Path(final), str(rel_of(root, final)), erasure=erasure)
         return None
     replica = replica_root()
     if replica is None:

@@ -32,6 +32,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from orchestration.storage.files import sha256_file  # noqa: F401 (re-exported)
 from orchestration.storage.fsync import fsync
 from orchestration.times import iso
 
@@ -43,11 +44,6 @@ SEAL_VERSION = 1
 # events that set a partition's expected state / that record it gone
 PARTITION_EVENTS = ("landed", "erasure", "recovered", "adopted", "accepted")
 REMOVAL_EVENTS = ("pruned", "removed")
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def canonical(obj: Any) -> bytes:
@@ -195,9 +191,12 @@ def append(root: Path, event: str, target: str, **data: Any) -> dict[str, Any]:
     """Append one entry (under the ledger's lock, fsynced); returns it. The ledger's first
     entry (`opened`) counts the manifests that were not sealed when it was created: zero means
     every partition of this root must be sealed from then on."""
+    from orchestration.storage import primary
+
     s = sealer()
     path = ledger_path(root)
-    with _locked(root):
+    # a bucket primary: under the bucket's lease, after pulling the latest ledger (pushed after)
+    with primary.exclusive(root), _locked(root):
         last = _last_entry(path)
         check_key(root, last)
         new = [] if last else [("opened", ".", {"unsealed": _unsealed_manifests(root)})]

@@ -81,23 +81,6 @@ class SnapshotStorage(dg.ConfigurableResource):
                                guard=guard)
 
 
-BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
-DERIVED_SOURCES = ("identity", "sync")
-
-
-def partition_folders(root: Path) -> list[Path]:
-    """Every `snapshot_date=*` folder of backups and derived outputs, in a stable order."""
-    out: list[Path] = []
-    for source in (*BACKUP_SOURCES, *DERIVED_SOURCES):
-        base = Path(root) / source
-        if not base.is_dir():
-            continue
-        for entity_dir in sorted(p for p in base.iterdir()
-                                 if p.is_dir() and not p.name.startswith(".")):
-            out += sorted(p for p in entity_dir.glob("snapshot_date=*") if p.is_dir())
-    return out
-
-
 def _day(day: date | str) -> str:
     return day if isinstance(day, str) else day.isoformat()
 

@@ -40,7 +40,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from orchestration.storage import parquet, seals
+from orchestration.storage import parquet, primary, seals
 from orchestration.storage.fsync import fsync as _fsync
 
 STATE_DIR = "state"
@@ -70,31 +70,37 @@ def salt(root: Path) -> str:
     the list useless: it is backed up with the data root's `state/` folder."""
     path = state_dir(root) / SALT_FILE
     if not path.exists():
-        if list_path(root).exists():
-            # a new salt would match no erased person: they would come back silently
-            raise RuntimeError(f"{path} is missing while the suppression list exists; restore "
-                               "it from a copy of the data root (a new salt would match no "
-                               "erased person)")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{SALT_FILE}.{uuid.uuid4().hex[:8]}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.write(fd, secrets.token_hex(32).encode())
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        try:
-            os.link(tmp, path)   # fails if another process created it first: theirs wins
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
+        with primary.exclusive(root):   # a bucket primary: another machine's salt wins
+            if not path.exists():
+                _create_salt(root, path)
     value = path.read_text().strip()
     if len(value) != 64:
         raise RuntimeError(f"{path} is damaged (expected 64 hex characters); restore it from a "
                            "backup of the data root: without it the suppression list cannot "
                            "be matched")
     return value
+
+
+def _create_salt(root: Path, path: Path) -> None:
+    if list_path(root).exists():
+        # a new salt would match no erased person: they would come back silently
+        raise RuntimeError(f"{path} is missing while the suppression list exists; restore "
+                           "it from a copy of the data root (a new salt would match no "
+                           "erased person)")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{SALT_FILE}.{uuid.uuid4().hex[:8]}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        os.write(fd, secrets.token_hex(32).encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)   # fails if another process created it first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
 
 
 def check_kind(kind: str) -> None:
@@ -139,7 +145,8 @@ def add_hashes(root: Path, items: Iterable[tuple[str, str]]) -> int:
     if not items:
         return 0
     seals.check_key(root)
-    with _locked(root, LOCK_FILE, fcntl.LOCK_EX):
+    # a bucket primary: under the bucket's lease, on the latest list (storage/primary.py)
+    with primary.exclusive(root), _locked(root, LOCK_FILE, fcntl.LOCK_EX):
         current = _read(root)
         known = set(current.column("hash").to_pylist())
         new = [(h, k) for h, k in items if h not in known]

@@ -29,8 +29,8 @@ def copy_in(dst: Path, manifest: dict[str, Any], fetch: Callable[[str, Path], No
     folder beside it and checked against the manifest's sha256 (`damaged(name)` is raised
     otherwise), the manifest written, everything made read-only and durable, then swapped into
     place. The replica's copies and repairs (the primary's landings go through `landing.land`)."""
+    from orchestration.storage.files import sha256_file
     from orchestration.storage.fsync import fsync
-    from orchestration.storage.seals import sha256_file
 
     dst.parent.mkdir(parents=True, exist_ok=True)
     staging = dst.parent / f".incoming-{dst.name}-{uuid.uuid4().hex[:8]}"

@@ -19,11 +19,11 @@ from typing import Any
 import duckdb
 
 from orchestration.storage import parquet
+from orchestration.storage.files import sha256_file
 from orchestration.storage.landing import land
 from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.parquet import duck_path
 from orchestration.storage.schema import EntitySchema
-from orchestration.storage.seals import sha256_file
 from orchestration.times import iso
 
 TOOL_VERSION = "talentvault 0.1.0"

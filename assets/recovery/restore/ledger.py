@@ -30,7 +30,7 @@ from typing import Any
 
 import duckdb
 
-from orchestration.storage import parquet
+from orchestration.storage import parquet, primary
 from orchestration.storage.parquet import duck_path
 
 LEDGER_DIR = ("restore", "ledger")
@@ -201,6 +201,7 @@ def compact(root: Path, run_id: str) -> Path | None:
             os.replace(merged, tmp)
         os.replace(tmp, target)
     wal.unlink()
+    primary.sync_up(root)   # a bucket primary: the run's ledger goes up at once
     return target
 
 

@@ -31,7 +31,7 @@ from assets.recovery.restore import live as restore_live
 from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
 from assets.recovery.restore.ledger import ledger_relation
-from orchestration.storage import audit
+from orchestration.storage import audit, primary
 from orchestration.storage.parquet import write_query
 from orchestration.storage.read_audit import MAX_SUBJECTS
 from orchestration.times import iso, parse_ts
@@ -363,6 +363,7 @@ def save(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan) -> Path:
     (tmp / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     (tmp / "preview.md").write_text(plan.markdown)
     os.replace(tmp, final)
+    primary.sync_up(root)   # a bucket primary: a plan made here can be applied anywhere
     return final
 
 

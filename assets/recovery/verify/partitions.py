@@ -12,13 +12,13 @@ import duckdb
 
 from assets.recovery.verify.report import Problem, VerifyReport
 from orchestration.storage import parquet
-from orchestration.storage.parquet import duck_path
-from orchestration.storage.seals import sha256_file
-from orchestration.storage.snapshots import (  # noqa: F401 - verify's names
+from orchestration.storage.files import (  # noqa: F401 - verify's names
     BACKUP_SOURCES,
     DERIVED_SOURCES,
     partition_folders,
 )
+from orchestration.storage.parquet import duck_path
+from orchestration.storage.seals import sha256_file
 from orchestration.storage.writer import RUN_METADATA
 
 

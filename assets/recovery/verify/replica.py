@@ -11,7 +11,7 @@ from typing import Any
 
 from assets.recovery.verify.partitions import check_partition, partition_folders, rel_path
 from assets.recovery.verify.report import Problem, VerifyReport
-from orchestration.storage import parquet, replica
+from orchestration.storage import parquet, primary, replica
 from orchestration.storage.bucket import Bucket
 from orchestration.storage.bucket_state import pull_state, push_state
 from orchestration.storage.seals import sha256_file
@@ -66,10 +66,14 @@ def check_replica(root: Path, folders: list[Path], manifests: dict[Path, dict[st
 
 
 def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
-                  manifests: dict[Path, dict[str, Any]], report: VerifyReport) -> None:
-    """The bucket replica: each partition committed with the primary's manifest; with
-    --read-data every file downloaded and re-hashed (without, the commit pointer only)."""
-    report.replica = bucket.url
+                  manifests: dict[Path, dict[str, Any]], report: VerifyReport,
+                  label: str = "replica") -> None:
+    """A bucket (the replica, or a bucket primary: `label`): each partition committed with the
+    local manifest; with --read-data every file downloaded and re-hashed (without, the commit
+    pointer only). The replica's partitions the primary lacks are named for repair."""
+    if label == "replica":
+        report.replica = bucket.url
+    where = f"the {label} bucket"
     for folder in folders:
         manifest = manifests.get(folder)
         if manifest is None:
@@ -77,14 +81,17 @@ def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
         rel = rel_path(root, folder)
         commit = bucket.commit_of(rel)
         if commit is None:
-            report.problems.append(Problem(f"{PREFIX}{rel}", "replica_missing",
-                                           "no committed copy in the replica bucket: "
+            report.problems.append(Problem(f"{label}:{rel}", f"{label}_missing",
+                                           f"no committed copy in {where}: "
                                            "`talentvault verify --repair` uploads it"))
             continue
-        report.replica_partitions += 1
+        if label == "replica":
+            report.replica_partitions += 1
+        else:
+            report.primary_partitions += 1
         if commit["manifest"] != manifest:
-            report.problems.append(Problem(f"{PREFIX}{rel}", "replica_stale",
-                                           "the replica's manifest differs from the primary's "
+            report.problems.append(Problem(f"{label}:{rel}", f"{label}_stale",
+                                           f"{where}'s manifest differs from the local one "
                                            "(an older copy): `verify --repair` refreshes it"))
             continue
         if report.read_data:
@@ -92,9 +99,11 @@ def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
                 if bucket.file_sha256(rel, commit["version"], entry["file"]) != \
                         entry.get("sha256"):
                     report.problems.append(Problem(
-                        f"{PREFIX}{rel}/{entry['file']}", "replica_damaged",
-                        "missing or changed in the replica bucket (sha256 differs): "
-                        "`verify --repair` uploads it again from the primary"))
+                        f"{label}:{rel}/{entry['file']}", f"{label}_damaged",
+                        f"missing or changed in {where} (sha256 differs): "
+                        "`verify --repair` uploads it again"))
+    if label != "replica":
+        return
     primary = {rel_path(root, f) for f in folders}
     for rel in bucket.partitions():
         if rel not in primary:
@@ -102,6 +111,15 @@ def _check_bucket(root: Path, bucket: Bucket, folders: list[Path],
                 rel, "missing_in_primary",
                 "missing here but held by the replica bucket: `talentvault verify --repair` "
                 "copies it back"))
+
+
+def check_primary(root: Path, folders: list[Path], manifests: dict[Path, dict[str, Any]],
+                  report: VerifyReport) -> None:
+    """A bucket primary (storage/primary.py): every partition of its cache committed there."""
+    bucket = primary.bucket_for(root)
+    if bucket is not None:
+        report.primary = bucket.url
+        _check_bucket(root, bucket, folders, manifests, report, label="primary")
 
 
 def push_replica_state(root: Path, report: VerifyReport) -> None:
@@ -124,6 +142,7 @@ class Repair:
     state_restored: list[str] = field(default_factory=list)
     restored_from_replica: list[str] = field(default_factory=list)
     copied_to_replica: list[str] = field(default_factory=list)
+    committed_to_primary: list[str] = field(default_factory=list)
     not_repairable: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -131,6 +150,7 @@ class Repair:
                  for p in self.state_restored]
                 + [f"restored from the replica: {p}" for p in self.restored_from_replica]
                 + [f"copied to the replica: {p}" for p in self.copied_to_replica]
+                + [f"committed to the primary bucket: {p}" for p in self.committed_to_primary]
                 + [f"NOT REPAIRABLE (no healthy copy): {p}" for p in self.not_repairable])
 
 
@@ -157,6 +177,8 @@ def repair(root: Path, report: VerifyReport) -> Repair:
         def there_ok(rel: str) -> bool: return _healthy(base, base / rel)
         def fetch(rel: str) -> object: return replica.copy_partition(base / rel, root / rel)
         def push(rel: str) -> object: return replica.copy_partition(root / rel, base / rel)
+    elif primary.bucket_for(root) is not None:
+        return repair_primary(root, report, out)
     else:
         raise replica.ReplicaError(f"nothing to repair from: set {replica.ENV_VAR} (a folder) "
                                    f"or {replica.URL_ENV} (a bucket) to the replica")
@@ -174,13 +196,35 @@ def repair(root: Path, report: VerifyReport) -> Repair:
         for rel in bucket.partitions():   # uploads a crash left behind, older than the grace
             commit = bucket.commit_of(rel)
             bucket.collect_garbage(rel, keep=commit["version"] if commit else None)
+    return repair_primary(root, report, out)
+
+
+def repair_primary(root: Path, report: VerifyReport, out: Repair) -> Repair:
+    """A bucket primary: commit each partition it lacks or holds damaged from the cache's
+    healthy copy (repaired from the replica first, when that is where it came from), and push
+    the records the replica's repair brought back."""
+    bucket = primary.bucket_for(root)
+    if bucket is None:
+        return out
+    named = dict.fromkeys([*_partitions_named(report, "primary:"), *out.restored_from_replica])
+    for rel in named:
+        if rel in out.not_repairable:
+            continue
+        if _healthy(root, root / rel):
+            bucket.put_partition(root / rel, rel)
+            out.committed_to_primary.append(rel)
+        else:
+            out.not_repairable.append(rel)
+    primary.sync_up(root)
     return out
 
 
-def _partitions_named(report: VerifyReport) -> list[str]:
+def _partitions_named(report: VerifyReport, prefix: str = PREFIX) -> list[str]:
     partitions: dict[str, None] = {}
     for p in report.problems:
-        parts = Path(p.path.removeprefix(PREFIX)).parts
+        if prefix != PREFIX and not p.path.startswith(prefix):
+            continue
+        parts = Path(p.path.removeprefix(prefix)).parts
         if len(parts) >= 3 and parts[2].startswith("snapshot_date="):
             partitions["/".join(parts[:3])] = None
     return list(partitions)

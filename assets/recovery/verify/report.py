@@ -32,6 +32,8 @@ class VerifyReport:
     replica: str | None = None       # the replica's folder, when there is one
     replica_partitions: int = 0      # partitions found intact in it
     replica_state_files: int = 0     # root records copied to the replica bucket this time
+    primary: str | None = None       # a bucket primary's URL (the root is its cache)
+    primary_partitions: int = 0      # partitions found committed in it
     problems: list[Problem] = field(default_factory=list)
     warnings: list[Problem] = field(default_factory=list)
 
@@ -49,6 +51,7 @@ class VerifyReport:
                 "rows": self.rows, "views": self.views, "other_files": self.other_files,
                 "sealed": self.sealed, "unsealed": self.unsealed,
                 "replica_partitions": self.replica_partitions,
+                "primary_partitions": self.primary_partitions,
                 "problems": len(self.problems), "damaged": len(self.damaged_paths),
                 "warnings": len(self.warnings)}
 
@@ -66,6 +69,9 @@ class VerifyReport:
         lines = [head, f"seals: {self.sealed} partitions match the seal ledger"
                  + (f", {self.unsealed} unsealed" if self.unsealed else "")
                  + (f" (ledger head {self.seal_head})" if self.seal_head else "")]
+        if self.primary:
+            lines.append(f"primary bucket {self.primary}: {self.primary_partitions} partitions "
+                         "committed")
         if self.replica:
             lines.append(f"replica {self.replica}: {self.replica_partitions} partitions checked")
         lines += [f"DAMAGED {p.path}: {p.reason}" for p in self.problems]

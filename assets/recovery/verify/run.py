@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from assets.recovery.verify.partitions import check_partition, partition_folders, read_partition
-from assets.recovery.verify.replica import check_replica, push_replica_state
+from assets.recovery.verify.replica import check_primary, check_replica, push_replica_state
 from assets.recovery.verify.report import VerifyReport
 from assets.recovery.verify.root_checks import (
     check_catalog,
@@ -39,6 +39,7 @@ def verify(root: Path, read_data: bool = False, *, record: bool = True,
                 if read_data:
                     read_partition(con, root, folder, manifest, report)
         check_seals(root, folders, manifests, report)
+        check_primary(root, folders, manifests, report)
         check_replica(root, folders, manifests, report)
         check_chains(root, manifests, report)
         check_leftovers(root, report)

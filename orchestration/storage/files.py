@@ -1,0 +1,29 @@
+"""A data root's files, for the modules below everything else: where its partitions are, and
+a file's digest (no import of the rest of storage/, so any module may use them)."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
+DERIVED_SOURCES = ("identity", "sync")
+
+
+def partition_folders(root: Path) -> list[Path]:
+    """Every `snapshot_date=*` folder of backups and derived outputs, in a stable order."""
+    out: list[Path] = []
+    for source in (*BACKUP_SOURCES, *DERIVED_SOURCES):
+        base = Path(root) / source
+        if not base.is_dir():
+            continue
+        for entity_dir in sorted(p for p in base.iterdir()
+                                 if p.is_dir() and not p.name.startswith(".")):
+            out += sorted(p for p in entity_dir.glob("snapshot_date=*") if p.is_dir())
+    return out

