@@ -70,14 +70,15 @@ def configured_root() -> Path:
     return Path(os.environ.get(DATA_DIR_VAR, "./data")).resolve()
 
 
-def data_root() -> Path:
+def data_root(*, partitions: bool = True) -> Path:
     """The storage root, after checking the encryption key fits it (storage/parquet.py); a
-    bucket primary's cache is first brought up to the bucket (at most every few seconds)."""
+    bucket primary's cache is first brought up to the bucket (at most every few seconds; the
+    root's records only without `partitions`, for readers that take partitions from the bucket)."""
     from orchestration.storage.hydrate import hydrate
     from orchestration.storage.parquet import check_root
 
     root = configured_root()
-    hydrate(root)
+    hydrate(root, partitions=partitions)
     check_root(root)
     return root
 

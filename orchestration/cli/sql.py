@@ -49,24 +49,34 @@ def sql_command(
     audit.events."""
     if duckdb_init is not None:
         raise typer.Exit(write_init_script(duckdb_init))
-    con = replica_connection() if from_replica else None
+    con = replica_connection() if from_replica else primary_connection()
     if query is None:
         interactive(con)
     else:
         raise typer.Exit(run_and_print(query, fmt, output, limit, con))
 
 
-def replica_connection() -> duckdb.DuckDBPyConnection:
-    """The locked session over the replica bucket, or a one-line error (exit 2)."""
+def primary_connection() -> duckdb.DuckDBPyConnection | None:
+    """A bucket primary: the locked session reading partitions straight from the bucket and the
+    root's records from the cache (None for a folder root: the door over it)."""
+    from orchestration.storage import primary
+
+    return replica_connection(primary.bucket()) if primary.url() else None
+
+
+def replica_connection(bucket=None) -> duckdb.DuckDBPyConnection:
+    """The locked session over the replica bucket (or `bucket`, a bucket primary), or a
+    one-line error (exit 2)."""
     from assets.catalog.replica_door import connect_replica
     from orchestration.storage import parquet, replica
     from orchestration.storage.bucket import BucketError
 
     try:
-        bucket = replica.replica_bucket()
+        records = data_root(partitions=False) if bucket is not None else None
+        bucket = bucket or replica.replica_bucket()
         if bucket is None:
             raise BucketError(f"--from-replica reads the replica bucket: set {replica.URL_ENV}")
-        return connect_replica(bucket, parquet.current_key())
+        return connect_replica(bucket, parquet.current_key(), records)
     except (BucketError, replica.ReplicaError, parquet.EncryptionKeyError) as e:
         Console(stderr=True).print(f"error: {e}", markup=False, style="red")
         raise typer.Exit(2) from None
@@ -95,7 +105,7 @@ def run_and_print(query: str, fmt: str = "table", output: Path | None = None,
     if fmt == "parquet" and output is None:
         err.print("[red]error:[/] --format parquet needs --output FILE")
         return 2
-    root = data_root()
+    root = data_root(partitions=False)
     if output is not None and (problem := output_problem(output, root)):
         err.print(f"error: {problem}", markup=False, style="red")
         return 2
@@ -134,7 +144,7 @@ def write_init_script(target: Path) -> int:
     from orchestration.storage.parquet import current_key
 
     err = Console(stderr=True, soft_wrap=True)
-    root = data_root()
+    root = data_root()   # a bucket primary: the script reads this machine's cache of it
     if current_key() is not None:
         err.print("error: the duckdb CLI cannot read an encrypted data root (its files open "
                   "only through talentvault's filesystem): use `talentvault sql`, or "
@@ -211,7 +221,7 @@ def _print_table(table: pa.Table, limit: int, output: Path | None) -> None:
 
 
 def interactive(con: duckdb.DuckDBPyConnection | None = None) -> None:
-    con = con or sql_door.connect(data_root())
+    con = con or sql_door.connect(data_root(partitions=False))
     print("talentvault sql (read-only; every query is recorded in audit.events). Views: "
           + ", ".join(r[0] for r in con.execute(
               "SELECT schema_name || '.' || view_name FROM duckdb_views() "

@@ -28,7 +28,7 @@ def check_mode_at_start(ctx: typer.Context) -> None:
         if ctx.invoked_subcommand not in KEYLESS_COMMANDS:
             # the encryption key must fit the data root (storage/parquet.py); a bucket
             # primary must answer (storage/primary.py)
-            data_root()
+            data_root(partitions=ctx.invoked_subcommand != "sql")
     except (ModeError, EncryptionKeyError, BucketError) as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None

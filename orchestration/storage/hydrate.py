@@ -26,27 +26,31 @@ from orchestration.storage.fsync import fsync
 HYDRATE_EVERY = 10.0
 POINTERS = ".primary-pointers.json"   # in the cache: partition -> pointer ETag last seen
 
-_hydrated: dict[Path, float] = {}
+_hydrated: dict[tuple[Path, bool], float] = {}
 _lock = threading.Lock()
 
 
-def hydrate(root: Path, *, force: bool = False) -> dict[str, int]:
-    """Bring the cache at `root` up to the primary bucket (see the module docstring)."""
+def hydrate(root: Path, *, force: bool = False, partitions: bool = True) -> dict[str, int]:
+    """Bring the cache at `root` up to the primary bucket (see the module docstring); without
+    `partitions`, the records only (`talentvault sql` reads partitions from the bucket)."""
     b = primary.bucket_for(root)
     if b is None:
         return {}
     root = Path(root).resolve()
     with _lock:
-        if not force and time.monotonic() - _hydrated.get(root, -1e9) < HYDRATE_EVERY:
+        last = _hydrated.get((root, partitions), -1e9)
+        if not force and time.monotonic() - last < HYDRATE_EVERY:
             return {}
         root.mkdir(parents=True, exist_ok=True)
-        counts = _hydrate(root, b)
-        _hydrated[root] = time.monotonic()
-        return counts
+        pulled = bucket_state.pull_state(root, b, parquet.current_key(), overwrite="clean")
+        counts = _partitions(root, b) if partitions else {}
+        _hydrated[(root, partitions)] = time.monotonic()
+        if partitions:
+            _hydrated[(root, False)] = _hydrated[(root, True)]
+        return {"records": len(pulled), **counts}
 
 
-def _hydrate(root: Path, b: Bucket) -> dict[str, int]:
-    pulled = bucket_state.pull_state(root, b, parquet.current_key(), overwrite="clean")
+def _partitions(root: Path, b: Bucket) -> dict[str, int]:
     seen_path = root / POINTERS
     seen = json.loads(seen_path.read_text()) if seen_path.exists() else {}
     pointers = {m["path"][:-len(COMMIT) - 1]: m["e_tag"] for m in b._list()
@@ -80,4 +84,4 @@ def _hydrate(root: Path, b: Bucket) -> dict[str, int]:
     tmp.write_text(json.dumps({r: e for r, e in seen.items() if r in pointers}))
     os.replace(tmp, seen_path)
     fsync(root)
-    return {"records": len(pulled), "partitions": fetched, "dropped": dropped}
+    return {"partitions": fetched, "dropped": dropped}

@@ -39,12 +39,12 @@ def s3():
         yield url
 
 
-def use_cache(monkeypatch, folder: Path) -> Path:
+def use_cache(monkeypatch, folder: Path, partitions: bool = True) -> Path:
     """Act as the machine whose working cache is `folder`."""
     monkeypatch.setenv(primary.CACHE_ENV, str(folder))
     hydrate._hydrated.clear()
     parquet.check_root.cache_clear()
-    return data_root()
+    return data_root(partitions=partitions)
 
 
 def backup(w: World, day) -> None:
@@ -99,10 +99,18 @@ def test_backups_land_in_the_bucket_and_another_machine_sees_them(deployed, tmp_
               if c.get("email_addresses")]
     assert emails and not any(e in blob for blob in names.values() for e in emails)
     before = contacts_sql()
-    # machine B: an empty cache, the same answers
+    # machine B, an analyst's laptop: `sql` reads the partitions straight from the bucket
+    root_b = use_cache(monkeypatch, tmp_path / "cache-b", partitions=False)
+    assert contacts_sql() == before
+    assert seals_targets(root_b) == []       # not one partition downloaded for it
+    # the records come from the cache (up to date with the bucket): machine A's query is there
+    audit = runner.invoke(app, ["sql", "--format", "csv", "SELECT count(*) AS n FROM "
+                                "audit.events WHERE action = 'sql_query'"])
+    assert audit.exit_code == 0, audit.output
+    assert int(audit.output.split()[-1]) >= 2
+    # a run on machine B: its cache hydrates whole
     root_b = use_cache(monkeypatch, tmp_path / "cache-b")
     assert {primary.rel_of(root_b, f) for f in seals_targets(root_b)} == local
-    assert contacts_sql() == before
     report = verify(root_b, read_data=True)
     assert report.ok, report.summary()
 
@@ -170,3 +178,40 @@ def test_a_bucket_that_cannot_be_used_is_one_line(deployed, monkeypatch, tmp_pat
     assert out.exit_code == 2
     assert "TALENTVAULT_DATA_DIR=s3://primary/y: the store is unreachable" in out.output
     primary._bucket.cache_clear()
+
+
+def test_a_forget_and_a_prune_on_one_machine_reach_the_bucket_and_the_others(
+        deployed, tmp_path, monkeypatch, sandbox_world):
+    from datetime import date, timedelta
+
+    from assets.recovery.erasure import forget
+    from assets.recovery.retention import Policy, prune
+    from orchestration.storage import suppression
+
+    root, bucket, offsite = deployed
+    root_b = use_cache(monkeypatch, tmp_path / "cache-b")      # machine B has it all cached
+    root = use_cache(monkeypatch, tmp_path / "cache-a")
+    con = parquet.connect()
+    email = con.execute(f"""SELECT min(lower(e)) FROM (SELECT unnest(emails) AS e FROM
+        read_parquet('{parquet.duck_path(root / CONTACTS / '*' / '*.parquet')}'))""").fetchone()[0]
+    forget(root, email=email)
+    # machine B: its cache takes the rewritten partitions and the erasure list
+    use_cache(monkeypatch, tmp_path / "cache-b")
+    assert len(suppression.hashes(root_b)) == len(suppression.hashes(root)) > 0
+    hits = con.execute(f"""SELECT count(*) FROM read_parquet(
+        '{parquet.duck_path(root_b / CONTACTS / '*' / '*.parquet')}')
+        WHERE contains(lower(CAST(emails AS VARCHAR)) || lower(_raw), ?)""", [email]).fetchone()[0]
+    assert hits == 0
+    assert verify(root_b, read_data=True).ok
+    # prune on A: the pointers leave the bucket, B's cache drops the partitions
+    root = use_cache(monkeypatch, tmp_path / "cache-a")
+    last = max(p.name.split("=")[1] for p in (root / CONTACTS).glob("snapshot_date=*"))
+    report = prune(root, Policy(days=1, months=0, derived_days=1),
+                   today=date.fromisoformat(last) + timedelta(days=40), apply=True)
+    assert report.partitions_removed > 0
+    kept = {primary.rel_of(root, f) for f in seals_targets(root)}
+    assert set(bucket.partitions()) == kept
+    root_b = use_cache(monkeypatch, tmp_path / "cache-b")
+    assert {primary.rel_of(root_b, f) for f in seals_targets(root_b)} == kept
+    assert verify(root_b, read_data=True).ok
+    con.close()
