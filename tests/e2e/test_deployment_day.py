@@ -29,8 +29,8 @@ from typer.testing import CliRunner
 
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from orchestration.cli import app
-from orchestration.in_process import Automation
 from orchestration.config import configured_root
+from orchestration.in_process import Automation
 from orchestration.storage import hydrate, parquet, primary
 from orchestration.storage.bucket import Bucket
 from tests.e2e.conftest import served_world
