@@ -205,14 +205,16 @@ def install_status() -> dict[str, Any]:
 
 
 def protection(root: Path) -> dict[str, Any]:
-    """How the backups are protected: encryption (the key's id, never the key), the replica
-    (a folder or a bucket URL) and the seals (keyed or plain sha256)."""
-    from orchestration.storage import parquet, replica, seals
+    """How the backups are protected: where the primary is (a folder, or a bucket and this
+    machine's cache of it), encryption (the key's id, never the key), the replica (a folder or a
+    bucket URL) and the seals (keyed or plain sha256)."""
+    from orchestration.storage import parquet, primary, replica, seals
 
     marker = parquet.marker(root) or {}
     try:
         where = replica.describe()
     except replica.ReplicaError as e:
         where = f"misconfigured: {e}"
-    return {"encryption_key_id": marker.get("key_id"), "replica": where,
+    return {"primary": primary.describe() or {"folder": str(root)},
+            "encryption_key_id": marker.get("key_id"), "replica": where,
             "seals": seals.sealer().alg}

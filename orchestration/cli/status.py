@@ -74,7 +74,10 @@ def render(st: dict[str, Any]) -> str:
                                  else f"the latest run of each of {st['runs_for']} jobs and "
                                  "assets succeeded" if st["runs_for"] else "none yet"))
     pr = st["protection"]
+    where = pr["primary"]
     out.append("protection  " + " · ".join([
+        f"primary {where['bucket']} (cache {where['cache']})" if "bucket" in where
+        else f"primary {where['folder']}",
         f"encrypted (key id {pr['encryption_key_id']})" if pr["encryption_key_id"]
         else "not encrypted (TALENTVAULT_ENCRYPTION_KEY)",
         f"replica {pr['replica']}" if pr["replica"]

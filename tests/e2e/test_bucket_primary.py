@@ -113,6 +113,9 @@ def test_backups_land_in_the_bucket_and_another_machine_sees_them(deployed, tmp_
     assert {primary.rel_of(root_b, f) for f in seals_targets(root_b)} == local
     report = verify(root_b, read_data=True)
     assert report.ok, report.summary()
+    assert report.primary_partitions == len(local)
+    status = runner.invoke(app, ["status"])
+    assert f"protection  primary {bucket.url} (cache {root_b})" in status.output
 
 
 def seals_targets(root: Path) -> list[Path]:

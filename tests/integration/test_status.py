@@ -81,7 +81,8 @@ def test_status_of_a_healthy_install_says_nothing_needs_a_human(install):
     assert "settings present: KEAP_BASE_URL, KEAP_API_KEY" in out
     assert "secret-value" not in out                      # names, never values
     assert "sandbox     not running" in out
-    assert ("protection  not encrypted (TALENTVAULT_ENCRYPTION_KEY) · no replica "
+    assert "protection  primary /" in out                 # a folder, named
+    assert (" · not encrypted (TALENTVAULT_ENCRYPTION_KEY) · no replica "
             "(TALENTVAULT_REPLICA_URL or _DIR) · seals sha256") in out
     code, out = status("--json")
     st = json.loads(out)
