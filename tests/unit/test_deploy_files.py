@@ -39,7 +39,12 @@ def test_the_compose_stack_gives_every_setting_the_instance_reads():
     for name in ("code", "daemon", "webserver"):
         env = services[name]["environment"]
         assert needed <= set(env), name
-        assert env["TALENTVAULT_MODE"] == "live" and env["TALENTVAULT_DATA_DIR"] == "/data"
+        assert env["TALENTVAULT_MODE"] == "live"
+        # the backups in a bucket of the stack's store, which the `buckets` service creates;
+        # every service's cache on the one shared volume
+        bucket = env["TALENTVAULT_DATA_DIR"].removeprefix("s3://").split("/")[0]
+        assert f"mc mb --ignore-existing s3/{bucket}" in services["buckets"]["entrypoint"]
+        assert f"cache:{env['TALENTVAULT_CACHE_DIR']}" in services[name]["volumes"]
     url = services["code"]["environment"]["DAGSTER_PG_URL"]
     assert url.startswith("postgresql+psycopg2://") and "@postgres:5432/dagster" in url
     db = services["postgres"]["environment"]
@@ -77,10 +82,13 @@ def test_the_helm_values_keep_the_instance_settings_of_dagster_yaml():
     logs = values["computeLogManager"]["config"]["customComputeLogManager"]
     assert (logs["module"], logs["class"]) == (prod["compute_logs"]["module"],
                                                prod["compute_logs"]["class"])
-    # the run pods see the same data root and rate budget as the code location
+    # the run pods see the same bucket, replica and cache volume as the code location
     launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
-    assert "TALENTVAULT_DATA_DIR=/data" in launcher["envVars"]
+    for name in ("TALENTVAULT_DATA_DIR", "TALENTVAULT_CACHE_DIR", "TALENTVAULT_REPLICA_URL"):
+        assert f"{name}={deployment['env'][name]}" in launcher["envVars"]
+    assert deployment["env"]["TALENTVAULT_DATA_DIR"].startswith("s3://")
     assert launcher["volumeMounts"] == deployment["volumeMounts"]
+    assert launcher["volumes"] == deployment["volumes"]
 
 
 def helm_instance(values: dict) -> dict:
