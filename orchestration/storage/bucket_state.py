@@ -61,7 +61,9 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
     `synced_cache`: `root` is a bucket primary's cache (records what it now holds)."""
     root = Path(root)
     index, changed = _index(bucket), 0
-    local = {rel: sha256_file(root / rel) for rel in state_files(root)}
+    digest = Digests(root, synced_cache)
+    local = {rel: digest(rel) for rel in state_files(root)}
+    digest.save(set(local))
     key_id = key.key_id if key else None
     for rel, sha in local.items():
         if index.get(rel, {}).get("sha256") == sha and index[rel].get("key_id") == key_id:
@@ -91,6 +93,37 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
 
 
 SYNCED = ".state-synced.json"   # a bucket primary's cache: path -> sha256 last pulled/pushed
+SHAS = ".state-shas.json"       # a bucket primary's cache: path -> [size, mtime_ns, inode, sha]
+
+
+class Digests:
+    """sha256 of the root's record files, re-hashed only when size, mtime or inode changed (a
+    bucket primary pushes at every landing: without it each push would re-read every audit
+    event; a file replaced by rename has a new inode, an append a new size)."""
+
+    def __init__(self, root: Path, remember: bool) -> None:
+        self.root, self.remember = Path(root), remember
+        path = self.root / SHAS
+        self.known = json.loads(path.read_text()) if remember and path.exists() else {}
+
+    def __call__(self, rel: str) -> str:
+        st = os.stat(self.root / rel)
+        stamp = [st.st_size, st.st_mtime_ns, st.st_ino]
+        hit = self.known.get(rel)
+        if hit and hit[:3] == stamp:
+            return hit[3]
+        sha = sha256_file(self.root / rel)
+        self.known[rel] = [*stamp, sha]
+        return sha
+
+    def save(self, keep: set[str] | None = None) -> None:
+        if not self.remember:
+            return
+        path = self.root / SHAS
+        tmp = path.with_name(f"{SHAS}.{uuid.uuid4().hex[:8]}")
+        tmp.write_text(json.dumps({r: v for r, v in self.known.items()
+                                   if keep is None or r in keep}))
+        os.replace(tmp, path)
 
 
 def _synced(root: Path) -> dict[str, str]:
@@ -114,12 +147,13 @@ def pull_state(root: Path, bucket: Bucket, key: Key | None, *,
     change a writer here has not pushed yet."""
     root, restored = Path(root), []
     synced = _synced(root) if overwrite else {}
+    digest = Digests(root, bool(overwrite))
     for rel, entry in sorted(_index(bucket).items()):
         target = root / rel
         if target.exists():
             if not overwrite:
                 continue
-            here = sha256_file(target)
+            here = digest(rel)
             if here == entry.get("sha256"):
                 synced[rel] = here
                 continue
@@ -152,4 +186,5 @@ def pull_state(root: Path, bucket: Bucket, key: Key | None, *,
         synced[rel] = entry["sha256"]
     if overwrite:
         _save_synced(root, synced)
+        digest.save()
     return restored

@@ -218,3 +218,33 @@ def test_a_forget_and_a_prune_on_one_machine_reach_the_bucket_and_the_others(
     assert {primary.rel_of(root_b, f) for f in seals_targets(root_b)} == kept
     assert verify(root_b, read_data=True).ok
     con.close()
+
+
+def test_the_lease_is_exclusive_and_a_dead_holders_lease_expires(s3, monkeypatch, tmp_path):
+    import json
+    from datetime import UTC, datetime, timedelta
+
+    from orchestration.storage.bucket import BucketError
+
+    for k, v in s3_env(s3).items():
+        monkeypatch.setenv(k, v)
+    b = Bucket(f"s3://primary/{tmp_path.name}", setting="TALENTVAULT_DATA_DIR")
+
+    def lease_of(holder: str, expires: datetime) -> None:
+        obs.put(b.store, primary.LEASE, json.dumps(
+            {"holder": holder, "expires_at": expires.isoformat()}).encode())
+
+    # a holder killed mid-change: its lease is taken over once expired
+    lease_of("dead-pod", datetime.now(UTC) - timedelta(seconds=1))
+    with primary.lease(b):
+        holder = json.loads(bytes(obs.get(b.store, primary.LEASE).bytes()))["holder"]
+        assert holder != "dead-pod"
+        with primary.lease(b):      # re-entrant within the process
+            pass
+    assert primary.LEASE not in objects(b)        # released
+    # a live holder: waited for, then one clear line (never two holders)
+    lease_of("busy-pod", datetime.now(UTC) + timedelta(minutes=5))
+    monkeypatch.setattr(primary, "LEASE_WAIT", timedelta(seconds=1))
+    with pytest.raises(BucketError, match="held by busy-pod"), primary.lease(b):
+        pass
+    assert json.loads(bytes(obs.get(b.store, primary.LEASE).bytes()))["holder"] == "busy-pod"
