@@ -2,7 +2,10 @@
 incrementals changing 1% of the records: 90% updates, 5% deletes, 5% upserts of new or existing
 ids, so deleted ids come back), in the layout a backup writes (id-sorted part files, manifests
 with their mode), then the catalog's questions asked of the state views
-(storage/state_sql.py `entity_state_sql`, the definition the catalog uses):
+side by side in one run: the plain state definition (a window over every version, fenced by
+full snapshots: the views before history checkpoints) and the catalog's views through history
+checkpoints (orchestration/storage/checkpoints.py; one every 28 partitions, as the catalog asset
+builds them night after night):
 
 - building the catalog (the DDL over every partition);
 - current-state count, lookup of one record by id;
@@ -30,8 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.outputs import OUT, ROOT, add_flag, report_path  # noqa: E402
-from orchestration.storage import parquet  # noqa: E402
-from orchestration.storage import state_sql as fast  # noqa: E402
+from orchestration.storage import checkpoints, parquet  # noqa: E402
+from orchestration.storage.state_sql import history_sql, state_sql  # noqa: E402
 
 START = date(2025, 1, 1)
 RAW = "repeat(md5(CAST({n} AS VARCHAR) || '{tag}'), 12)"   # ~384 bytes, like a vendor record
@@ -142,8 +145,22 @@ def main() -> None:
     entity = world / "keap" / "contacts"
     lookup_id = f"c{args.records // 3:08d}"
     as_of = f"{START + timedelta(days=args.days // 2)} 12:00:00+00"
-    rows = [measure(entity, fast.entity_state_sql, "a window over every version (main)",
-                    lookup_id, as_of)]
+    def plain(entity_dir: Path, as_of_sql: str | None) -> str:
+        return state_sql(history_sql(entity_dir), as_of_sql, entity_dir=entity_dir)
+
+    rows = [measure(entity, plain, "plain: a window over every version (before)", lookup_id,
+                    as_of)]
+    t = time.perf_counter()
+    made = 0
+    for d in range(checkpoints.EVERY - 1, args.days, checkpoints.EVERY):
+        day = (START + timedelta(days=d)).isoformat()
+        if not (checkpoints.checkpoint_root(entity) / f"snapshot_date={day}").exists():
+            checkpoints.build(entity, day)
+            made += 1
+    per_checkpoint = (time.perf_counter() - t) / made if made else float("nan")
+    rows.append(measure(entity, checkpoints.catalog_state_sql,
+                        f"through checkpoints every {checkpoints.EVERY} partitions (after)",
+                        lookup_id, as_of))
     size = sum(f.stat().st_size for f in entity.rglob("*.parquet"))
     versions = parquet.connect(key=None).execute(
         f"SELECT count(*) FROM read_parquet('{entity}/*/*.parquet')").fetchone()[0]
@@ -154,7 +171,9 @@ def main() -> None:
         f"on {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}: "
         f"one entity, 1 full + {args.days - 1} daily 1% incrementals = {versions:,} stored "
         f"versions in {args.days} partitions ({size / 1e6:,.0f} MB of Parquet; generated in "
-        f"{generated:,.0f} s, or reused). Medians of 3 (the as-of scan: 1 run).",
+        f"{generated:,.0f} s, or reused). Medians of 3 (the as-of scan: 1 run). Building one "
+        f"checkpoint (the nightly cost, once every {checkpoints.EVERY} nights per entity): "
+        f"{per_checkpoint:.1f} s.",
         "",
         "| views | catalog build | current count | lookup by id | whole-record as-of scan | "
         "current records |",

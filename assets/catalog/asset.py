@@ -11,6 +11,7 @@ from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.automation import CATALOG_REFRESH
+from orchestration.storage import checkpoints
 from orchestration.storage.snapshots import SnapshotStorage
 
 EXTRACT_KEYS = [spec.key for spec in (*GREENHOUSE, *KEAP, *HIGHLEVEL)]
@@ -30,6 +31,12 @@ CATALOG_KEY = dg.AssetKey(["backups", "catalog"])
 )
 def catalog(context: dg.AssetExecutionContext, storage: SnapshotStorage) -> dg.MaterializeResult:
     root = storage.path()
+    # history checkpoints that are due (every 28 partitions of an entity): the state views
+    # then rank a checkpoint plus the partitions after it (orchestration/storage/checkpoints.py)
+    made = checkpoints.refresh(root)
+    if made["built"] or made["removed"]:
+        context.log.info("history checkpoints: %d built, %d out of date removed",
+                         made["built"], made["removed"])
     path = write_catalog_file(root)
     views = describe(root)
     table = ["| view | current rows | versions |", "|---|---:|---:|"]

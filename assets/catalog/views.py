@@ -22,9 +22,10 @@ import duckdb
 
 from assets.identity.catalog import identity_statements
 from assets.sync.catalog import catalog_statements as sync_statements
+from orchestration.storage.checkpoints import catalog_state_sql, valid_checkpoints
 from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.parquet import duck_path
-from orchestration.storage.state_sql import history_sql, state_sql
+from orchestration.storage.state_sql import history_sql
 from orchestration.webhooks.catalog import catalog_statements as webhook_statements
 
 SOURCES = ("greenhouse", "keap", "highlevel")
@@ -51,11 +52,12 @@ def catalog_statements(root: Path) -> list[str]:
     for source, entity, folder in backed_up_entities(root):
         history = history_sql(folder)
         name = f"{source}.{entity}"
+        cps = valid_checkpoints(folder)
         stmts += [
             f"CREATE OR REPLACE VIEW {name}_history AS {history}",
-            f"CREATE OR REPLACE VIEW {name} AS {state_sql(history, entity_dir=folder)}",
+            f"CREATE OR REPLACE VIEW {name} AS {catalog_state_sql(folder, cps=cps)}",
             f"CREATE OR REPLACE MACRO {name}_as_of(ts) AS TABLE "
-            f"{state_sql(history, 'CAST(ts AS TIMESTAMPTZ)', entity_dir=folder)}",
+            f"{catalog_state_sql(folder, 'CAST(ts AS TIMESTAMPTZ)', cps=cps)}",
         ]
     stmts += identity_statements(root) + audit_statements(root)
     for extension in EXTENSIONS:

@@ -13,7 +13,7 @@ def sha256_file(path: Path) -> str:
 
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
-DERIVED_SOURCES = ("identity", "sync")
+DERIVED_SOURCES = ("identity", "sync", "history")
 
 
 def partition_folders(root: Path) -> list[Path]:

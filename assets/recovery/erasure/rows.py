@@ -42,7 +42,10 @@ def row_predicate(columns: list[tuple[str, str]], rel_parts: tuple[str, ...],
         q = f'"{name}"'
         kinds = ID_COLUMNS.get(name)
         if name == "id" and len(rel_parts) >= 2:
-            kinds = ENTITY_ID.get((rel_parts[0], rel_parts[1]))
+            # a history checkpoint (history/<source>__<entity>) holds that entity's rows
+            owner = tuple(rel_parts[1].split("__", 1)) if rel_parts[0] == "history" \
+                else (rel_parts[0], rel_parts[1])
+            kinds = ENTITY_ID.get(owner)
         if kinds:
             if type_.endswith("[]"):
                 conds.append(f"list_has_any(CAST({q} AS VARCHAR[]), {id_list(kinds)})")
