@@ -6,7 +6,8 @@ Entities (source/entity names match the backup asset keys):
   greenhouse: candidates, applications, jobs, job_interview_stages, application_stages, offers,
               interviews, rejection_reasons, rejection_details, users
   keap:       contacts, tags, tag_categories, custom_fields
-  highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags
+  highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
+              tasks
 """
 
 from __future__ import annotations
@@ -66,6 +67,10 @@ RULES: dict[tuple[str, str], Rule] = {
     ("highlevel", "contacts"): Rule("dateUpdated", email=lambda d: d.get("email"),
                                     numeric_ids=False),
     ("highlevel", "opportunities"): Rule("updatedAt", parent="contactId", numeric_ids=False),
+    # a contact's notes and tasks (contacts.json /contacts/{contactId}/notes|tasks): notes carry
+    # only `dateAdded` (an edit keeps it), tasks no time at all in HighLevel's schema
+    ("highlevel", "notes"): Rule("dateAdded", parent="contactId", numeric_ids=False),
+    ("highlevel", "tasks"): Rule(None, parent="contactId", numeric_ids=False),
     ("highlevel", "pipelines"): Rule(None, numeric_ids=False),
     ("highlevel", "workflows"): Rule("updatedAt", numeric_ids=False),
     ("highlevel", "custom_fields"): Rule(None, numeric_ids=False),

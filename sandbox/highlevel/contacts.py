@@ -256,7 +256,12 @@ async def update(store: Store, request: Request) -> Response:
 async def delete(store: Store, request: Request) -> Response:
     contact_id = request.path_params["contactId"]
     get_contact(store, contact_id)
-    store.delete(SOURCE, "contacts", contact_id, at=now_iso(store))
+    at = now_iso(store)
+    with store.transaction():
+        store.delete(SOURCE, "contacts", contact_id, at=at)
+        for entity in ("notes", "tasks"):    # the contact's notes and tasks go with it
+            for row in store.select(SOURCE, entity, "parent = ?", (contact_id,)):
+                store.delete(SOURCE, entity, row.id, at=at)
     return JSONResponse({"succeded": True})
 
 

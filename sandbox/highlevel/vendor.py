@@ -9,8 +9,8 @@ Rate limit, per app and location as HighLevel documents: 100 requests per 10 s b
 200,000 a day, reported on every reply in X-RateLimit-* headers. Over the limit: 429 with the
 headers and no Retry-After (HighLevel does not document one).
 
-Endpoints live in highlevel/contacts.py, search.py, opportunities.py and
-location.py; this module is the gate-facing part (auth, limits, error shapes).
+Endpoints live in highlevel/contacts.py, notes.py (a contact's notes and tasks), search.py,
+opportunities.py and location.py; this module is the gate-facing part (auth, limits, error shapes).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from sandbox import credentials
 from sandbox.highlevel.common import LOCATION_ID, error_response
 from sandbox.highlevel.contacts import contact_routes
 from sandbox.highlevel.location import location_routes
+from sandbox.highlevel.notes import note_routes
 from sandbox.highlevel.opportunities import opportunity_routes
 from sandbox.highlevel.search import search_routes
 from sandbox.ratelimit import Limiter, Verdict, Window
@@ -107,7 +108,8 @@ class HighLevelVendor:
 
     def routes(self) -> list[BaseRoute]:
         store = self.store
-        return [*search_routes(store), *contact_routes(store), *opportunity_routes(store),
+        return [*search_routes(store), *contact_routes(store), *note_routes(store),
+                *opportunity_routes(store),
                 *location_routes(store),
                 Route("/{path:path}", self._not_found,
                       methods=["GET", "POST", "PUT", "PATCH", "DELETE"])]
