@@ -15,8 +15,9 @@ is the replica's (storage/bucket.py, storage/bucket_state.py):
   one (the seal ledger, the erasure list) happens under the lease: pull the latest, change,
   push (`exclusive`). Files written once (an audit event, a run's ledger) are pushed right after
   they are written (`sync_up`). The lease is one object created with a conditional PUT (If-None-
-  Match) and taken over with If-Match once it is older than `LEASE_TTL`, so a killed pod blocks
-  the others for at most that long; two pods never both hold it.
+  Match) and taken over with If-Match once it is older than `LEASE_TTL` (at once when its
+  holder was a process of this machine that is gone), so a killed pod blocks the others for at
+  most that long; two pods never both hold it.
 - `storage/hydrate.py` brings the cache up to the bucket (records first, then each partition
   whose committed manifest changed); `config.data_root()` calls it at most every few seconds
   per process, so a run step, a CLI command and a sensor tick each see what others landed.
@@ -136,7 +137,8 @@ def _acquire(b: Bucket, holder: str) -> None:
         try:
             got = obs.get(b.store, LEASE)
             current = json.loads(bytes(got.bytes()))
-            if datetime.fromisoformat(current["expires_at"]) < datetime.now(UTC):
+            if datetime.fromisoformat(current["expires_at"]) < datetime.now(UTC) or \
+                    _holder_gone(current.get("holder", "")):
                 obs.put(b.store, LEASE, _body(holder), mode={"e_tag": got.meta["e_tag"]})
                 return   # taken over from a holder that died
         except (FileNotFoundError, PreconditionError, AlreadyExistsError):
@@ -149,6 +151,22 @@ def _acquire(b: Bucket, holder: str) -> None:
                               f"{int(LEASE_WAIT.total_seconds())} s; it expires by itself at "
                               f"{current.get('expires_at')}: run again after that")
         time.sleep(random.uniform(0.02, 0.2))
+
+
+def _holder_gone(holder: str) -> bool:
+    """The holder was a process on this machine that no longer exists (killed while holding the
+    lease): no need to wait for the lease to expire. Holders elsewhere are judged by time only."""
+    host, _, rest = holder.partition(":")
+    pid = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _release(b: Bucket, holder: str) -> None:

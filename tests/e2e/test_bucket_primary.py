@@ -242,9 +242,76 @@ def test_the_lease_is_exclusive_and_a_dead_holders_lease_expires(s3, monkeypatch
         with primary.lease(b):      # re-entrant within the process
             pass
     assert primary.LEASE not in objects(b)        # released
+    # a holder on this machine that was killed: taken over at once, not after the TTL
+    import socket
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    lease_of(f"{socket.gethostname()}:{dead.pid}:x", datetime.now(UTC) + timedelta(minutes=5))
+    monkeypatch.setattr(primary, "LEASE_WAIT", timedelta(seconds=5))
+    with primary.lease(b):
+        pass
     # a live holder: waited for, then one clear line (never two holders)
     lease_of("busy-pod", datetime.now(UTC) + timedelta(minutes=5))
     monkeypatch.setattr(primary, "LEASE_WAIT", timedelta(seconds=1))
     with pytest.raises(BucketError, match="held by busy-pod"), primary.lease(b):
         pass
     assert json.loads(bytes(obs.get(b.store, primary.LEASE).bytes()))["holder"] == "busy-pod"
+
+
+KILLED_BACKUP = """
+import sys
+from datetime import date
+from tests.e2e.conftest import CRM_SPECS
+from assets.extract import run_extract
+from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.resources.highlevel import HighLevelResource
+from orchestration.resources.keap import KeapResource
+clients = {"keap": KeapResource().open(), "highlevel": HighLevelResource().open()}
+for spec in CRM_SPECS:
+    run_extract(spec, clients[spec.resource], SnapshotStorage(), date.fromisoformat(sys.argv[1]),
+                "killed")
+"""
+
+
+def test_a_backup_killed_mid_upload_leaves_nothing_visible_and_a_rerun_converges(
+        deployed, tmp_path, sandbox_world):
+    """SIGKILL while partitions are going up to the primary bucket: no pointer names a half
+    upload, the re-run lands every partition, verify --read-data passes on a fresh machine."""
+    import signal
+    import time
+
+    root, bucket, _ = deployed
+    w = sandbox_world
+    w.tick(1)
+    day = w.day().isoformat()
+    before = {r: (bucket.commit_of(r) or {}).get("version") for r in bucket.partitions()}
+    env = {**os.environ, "PYTHONPATH": str(Path.cwd())}
+    proc = subprocess.Popen([sys.executable, "-c", KILLED_BACKUP, day], env=env)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        fresh = [m["path"] for batch in obs.list(bucket.store) for m in batch
+                 if f"snapshot_date={day}/_v-" in m["path"]]
+        if fresh:
+            break
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL, "the backup ended before the kill"
+    # whatever is committed for the day is whole; the rest is invisible
+    for rel in bucket.partitions():
+        commit = bucket.commit_of(rel)
+        for entry in commit["manifest"]["files"]:
+            assert bucket.file_sha256(rel, commit["version"], entry["file"]) == entry["sha256"]
+    assert {r: v for r, v in before.items()} == \
+        {r: (bucket.commit_of(r) or {}).get("version") for r in before}
+    # the re-run (another process, the same cache) lands the day; a new machine verifies
+    backup(w, w.day())
+    assert all(any(r == f"{s.schema.source}/{s.schema.entity}/snapshot_date={day}"
+                   for r in bucket.partitions()) for s in CRM_SPECS)
+    os.environ[primary.CACHE_ENV] = str(tmp_path / "cache-after-kill")
+    try:
+        hydrate._hydrated.clear()
+        parquet.check_root.cache_clear()
+        report = verify(data_root(), read_data=True)
+    finally:
+        os.environ[primary.CACHE_ENV] = str(root)
+    assert report.ok, report.summary()

@@ -40,7 +40,9 @@ HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "pipelines": ("opportunities", "PipelinesResponseSchema"),
               "workflows": ("workflows", "WorkflowSchema"),
               "custom_fields": ("locations", "CustomFieldSchema"),
-              "tags": ("locations", "LocationTagsSchema")}
+              "tags": ("locations", "LocationTagsSchema"),
+              "notes": ("contacts", "GetNoteSchema"),
+              "tasks": ("contacts", "TaskSchema")}
 # instants that must never be after the clock (future-dated fields such as an interview's
 # `starts_at` or an offer's `starts_on` are allowed to be ahead)
 PAST_FIELDS = {
