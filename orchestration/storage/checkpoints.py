@@ -31,6 +31,7 @@ partition (sealed, encrypted, replicated, rewritten by `forget`).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import uuid
@@ -40,7 +41,6 @@ from typing import Any
 
 from orchestration.storage import primary, replica, seals
 from orchestration.storage.derived import write_partition
-from orchestration.storage.files import sha256_file
 from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.parquet import duck_path
 from orchestration.storage.state_sql import _scan, full_days, history_sql, state_sql
@@ -56,12 +56,18 @@ def checkpoint_root(entity_dir: Path) -> Path:
 
 
 def partition_digests(entity_dir: Path, through: str | None = None) -> dict[str, str]:
-    """Day -> sha256 of the partition's manifest, for the entity's partitions up to `through`."""
+    """Day -> digest of the partition's manifest content (canonical JSON, so a copy of it
+    written with other formatting, as the bucket door's index does, has the same digest), for
+    the entity's partitions up to `through`."""
     out = {}
     for m in sorted(Path(entity_dir).glob("snapshot_date=*/_manifest.json")):
         day = m.parent.name.split("=", 1)[1]
         if through is None or day <= through:
-            out[day] = sha256_file(m)
+            try:
+                content = seals.canonical(json.loads(m.read_text()))
+            except (OSError, ValueError):
+                content = m.read_bytes() if m.exists() else b""
+            out[day] = hashlib.sha256(content).hexdigest()
     return out
 
 
