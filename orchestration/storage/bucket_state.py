@@ -79,7 +79,10 @@ def push_state(root: Path, bucket: Bucket, key: Key | None, *, prune: bool = Fal
         index[rel] = {"sha256": sha, "sealed": sealed, "key_id": key_id}
         changed += 1
     if prune:
-        gone = sorted(set(index) - set(local))
+        gone = set(index) - set(local)
+        if synced_cache:   # only what this cache held and removed (never a record it could
+            gone &= set(_synced(root))   # not pull, e.g. one under another key)
+        gone = sorted(gone)
         if gone:
             bucket._call(obs.delete, bucket.store, [f"{PREFIX}/{rel}" for rel in gone])
             for rel in gone:
