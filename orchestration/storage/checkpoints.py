@@ -24,8 +24,8 @@ or a retention prune of one of them retires it), and only for entities whose ver
 an update time.
 
 `refresh` (run by the catalog asset after each backup) builds one per entity when `EVERY` or
-more partitions landed since the newest valid checkpoint (or since the first partition), and
-removes checkpoints that no longer match their partitions. Checkpoints land like every other
+more partitions landed since the newest valid checkpoint or full partition, and removes
+checkpoints that no longer match their partitions. Checkpoints land like every other
 partition (sealed, encrypted, replicated, rewritten by `forget`).
 """
 
@@ -201,8 +201,10 @@ def refresh(root: Path, sources: tuple[str, ...] = ("greenhouse", "keap", "highl
             days = sorted(partition_digests(entity_dir))
             if not days:
                 continue
-            valid = valid_checkpoints(entity_dir)
-            since = [d for d in days if not valid or d > valid[-1]["day"]]
+            # partitions since the newest valid checkpoint or full (an entity backed up in
+            # full every day never needs one: its next full would retire it)
+            marks = [c["day"] for c in valid_checkpoints(entity_dir)] + full_days(entity_dir)
+            since = [d for d in days if not marks or d > max(marks)]
             if len(since) >= every and build(entity_dir, days[-1]) is not None:
                 built += 1
     return {"built": built, "removed": removed}
