@@ -394,8 +394,8 @@ def _tags(p: dict, cur: dict, jobs: dict, m: Mapping) -> set[str]:
     for a in apps:
         job = jobs.get(int(a["job_id"])) if a.get("job_id") is not None else None
         if job is not None:
-            raw.add((m.job_tag(job.get("name"), job.get("id"), job.get("department_id")),
-                     "job"))
+            raw.add((m.job_tag(job.get("name"), job.get("id"), job.get("department_id"),
+                               job.get("custom_fields")), "job"))
     if cur["status"] == "rejected":
         raw.add((m.reason_tag(cur["reason"], cur["reason_type"]), "reason"))
     winners: dict[str, tuple[int, str]] = {}
@@ -417,8 +417,8 @@ def _managed(docs: dict[str, list[dict]], m: Mapping) -> tuple[set[str], dict[st
     stages = {d.get("name") for d in docs["job_interview_stages"]} | {
         a.get("stage_name") for a in docs["applications"]}
     found += [(m.stage_tag(s), "stage") for s in stages if s]
-    found += [(m.job_tag(j.get("name"), j.get("id"), j.get("department_id")), "job")
-              for j in docs["jobs"]]
+    found += [(m.job_tag(j.get("name"), j.get("id"), j.get("department_id"),
+                         j.get("custom_fields")), "job") for j in docs["jobs"]]
     found += [(t, "reason") for t in m.reason_map.values() if t]
     found += [(m.reason_tag(r.get("name"), (r.get("type") or {}).get("name")), "reason")
               for r in docs["rejection_reasons"]]

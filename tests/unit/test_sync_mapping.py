@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from assets.greenhouse import schemas as gh
@@ -177,6 +178,17 @@ def test_tag_families_placeholders_and_categories():
     assert "two categories" in lines[13].message
 
 
+def test_job_tags_may_name_a_job_custom_field():
+    ok = BASE + "tags:\n  jobs:\n    template: \"Job: {job_name} ({job_custom:employment_type})\"\n"
+    m = parse_mapping(ok, "ok.yaml")      # accepted
+    bad = BASE + "tags:\n  jobs:\n    template: \"Job: {job_custom:employment type}\"\n"
+    found = [p for p in problems(bad) if "placeholder" in p.message]
+    assert found and "{job_custom:<key>}" in found[0].fix
+    assert m.job_tag("Engineer", 1, 2, {"employment_type": {"value": "Contract"}}) == \
+        "Job: Engineer (Contract)"
+    assert m.job_tag("Engineer", 1, 2, None) == "Job: Engineer ()"
+
+
 def test_unknown_keys_and_types_name_their_line():
     p = only(BASE + "  given_name:\n    from: first_name\n    transform: [trim]\n")
     assert p.line == 7 and "unknown key 'transform'" in p.message and "transforms" in p.fix
@@ -229,7 +241,10 @@ def backup(root: Path, stages=("Application Review", "Culture Chat"),
         gh.candidates: [{"id": 10000001, "first_name": "A", "last_name": "B",
                          "email_addresses": [{"value": "a@x.example"}], **_stamp()}],
         gh.applications: apps,
-        gh.jobs: [{"id": 100001, "name": "Engineer", "department_id": 4001, **_stamp()}],
+        gh.jobs: [{"id": 100001, "name": "Engineer", "department_id": 4001, **_stamp(),
+                   "custom_fields": {"employment_type": {"name": "Employment Type",
+                                                         "type": "single_select",
+                                                         "value": "Contract"}}}],
         gh.job_stages: [{"id": 1000001 + i, "job_id": 100001, "name": s, "sort_order": i,
                          "active": True, **_stamp()} for i, s in enumerate(stages)],
         gh.application_stages: [], gh.interviews: [], gh.rejection_details: [],
@@ -258,6 +273,22 @@ def test_check_reports_what_the_backup_holds_and_nothing_maps(tmp_path):
     warnings = [p for p in found if p.severity == "warning"]
     assert any("'Take Home Test' is mapped but" in p.message for p in warnings)
     assert not any("'Application Review'" in p.message for p in warnings)
+
+
+def test_check_names_job_custom_fields_the_backup_lacks(tmp_path):
+    backup(tmp_path)
+    doc = yaml.safe_load(DEFAULT_PATH.read_text())
+    doc["tags"]["jobs"]["template"] = "Job: {job_name} ({job_custom:seniority})"
+    path = tmp_path / "m.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    found = [p for p in check_mapping(load_mapping(path), tmp_path) if "job_custom" in p.message]
+    assert [p.severity for p in found] == ["warning"]
+    assert "'seniority'" in found[0].message
+    assert "employment_type (e.g. Contract)" in found[0].fix
+    doc["tags"]["jobs"]["template"] = "Job: {job_name} ({job_custom:employment_type})"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    assert not [p for p in check_mapping(load_mapping(path), tmp_path)
+                if "job_custom" in p.message]
 
 
 def test_check_reports_value_maps_and_missing_snapshots(tmp_path):

@@ -28,7 +28,9 @@ def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE quar AS SELECT * FROM read_parquet("
                 f"'{duck_path(partition_glob(root, 'quarantine', day))}')")
     for entity, cols in STATE.items():
-        load_state(con, root, "greenhouse", entity, day, cols, f"s_{entity}")
+        # a job's record too: job tags may name its custom fields ({job_custom:<key>})
+        extra = ["_raw"] if entity == "jobs" else []
+        load_state(con, root, "greenhouse", entity, day, [*cols, *extra], f"s_{entity}")
 
 
 def register_rules(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:

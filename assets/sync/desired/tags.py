@@ -7,6 +7,8 @@ import duckdb
 
 from assets.sync.desired.base import quote
 from assets.sync.mapping import Mapping
+from assets.sync.mapping.model import job_custom_keys
+from assets.sync.mapping.vocabulary import JOB_CUSTOM_PREFIX
 
 
 def _templated(template: str | None, subs: dict[str, str]) -> str:
@@ -37,9 +39,11 @@ def _reason_tag_sql(m: Mapping, name: str, kind: str) -> str:
 
 
 def _job_tag_sql(m: Mapping, j: str) -> str:
-    return (f"CASE WHEN {j}.name IS NULL THEN NULL ELSE " + _templated(
-        m.job_template, {"job_name": f"{j}.name", "job_id": f"{j}.id",
-                         "department_id": f"{j}.department_id"}) + " END")
+    subs = {"job_name": f"{j}.name", "job_id": f"{j}.id", "department_id": f"{j}.department_id"}
+    for key in job_custom_keys(m.job_template):   # the job's custom field, from its record
+        subs[f"{JOB_CUSTOM_PREFIX}{key}"] = \
+            f"json_extract_string({j}._raw, '$.custom_fields.{key}.value')"
+    return f"CASE WHEN {j}.name IS NULL THEN NULL ELSE {_templated(m.job_template, subs)} END"
 
 
 def tags(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:

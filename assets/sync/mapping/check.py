@@ -4,11 +4,12 @@ not in the backup, stage names and statuses that nothing maps)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import yaml
 
-from assets.sync.mapping.model import Mapping
+from assets.sync.mapping.model import Mapping, job_custom_keys
 from assets.sync.mapping.positions import line_of, lines_of
 from assets.sync.mapping.problems import Problem
 from assets.sync.mapping.reads import ENTITIES_READ
@@ -117,9 +118,37 @@ def check_mapping(mapping: Mapping, root: Path, day: str | None = None) -> list[
                     add(("events", "cross"), f"offer status {v!r} is in the backup but no "
                         "event understands it", f"offer events read only "
                         f"{', '.join(OFFER_STATUSES)}; report this Greenhouse change")
+        _job_custom_fields(con, root, day, mapping, present, add)
     finally:
         con.close()
     return out
+
+
+def _job_custom_fields(con, root: Path, day: str, mapping: Mapping, present: dict,
+                       add: Callable[..., None]) -> None:
+    """A job tag naming {job_custom:<key>} that no job of the backup has: a warning listing
+    the custom fields the jobs do have, with sample values (what the ATS really produces)."""
+    from assets.identity.inputs import load_state
+
+    keys = job_custom_keys(mapping.job_template)
+    if not keys or not present.get("jobs"):
+        return
+    load_state(con, root, "greenhouse", "jobs", day, ["_raw"], "_jobs")
+    samples: dict[str, list[str]] = {}
+    for (fields,) in con.execute("SELECT CAST(json_extract(_raw, '$.custom_fields') AS VARCHAR) "
+                                 "FROM _jobs").fetchall():
+        for key, field in ((json.loads(fields) if fields else None) or {}).items():
+            value = (field or {}).get("value") if isinstance(field, dict) else None
+            seen = samples.setdefault(key, [])
+            if value is not None and str(value) not in seen and len(seen) < 3:
+                seen.append(str(value))
+    listing = "; ".join(f"{k} (e.g. {', '.join(v) or 'no value yet'})"
+                        for k, v in sorted(samples.items())) or "none"
+    for key in keys:
+        if key not in samples:
+            add(("tags", "jobs", "template"), f"{{job_custom:{key}}}: no job in the backup of "
+                f"{day} has a custom field {key!r}", f"the jobs' custom fields: {listing}",
+                "warning")
 
 
 def _snapshot_columns(root: Path, entity: str, day: str) -> set[str]:

@@ -20,6 +20,7 @@ from assets.sync.mapping.vocabulary import (
     CUSTOM_PREFIX,
     EVENT_STATUSES,
     FAMILIES,
+    JOB_CUSTOM,
     MAP_TRANSFORMS,
     NEVER_EVENTS,
     PLACEHOLDERS,
@@ -214,9 +215,10 @@ def _template(c: _Collector, where: tuple, template: str | None, family: str) ->
     allowed = PLACEHOLDERS[family]
     used = re.findall(r"\{([^{}]*)\}", template)
     for u in used:
-        if u not in allowed:
+        if u not in allowed and not (family == "job" and JOB_CUSTOM.match(u)):
+            extra = ", {job_custom:<key>}" if family == "job" else ""
             c.add(where, f"unknown placeholder {{{u}}} in {template!r}",
-                  f"use {', '.join('{' + a + '}' for a in allowed)}")
+                  f"use {', '.join('{' + a + '}' for a in allowed)}{extra}")
     if family in ("stage", "reason") and not used:
         c.add(where, f"the template {template!r} has no placeholder, so every value would get "
               "the same tag", f"include {{{allowed[0]}}}")

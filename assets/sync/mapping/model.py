@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from assets.sync.mapping.document import MappingDoc
-from assets.sync.mapping.vocabulary import CUSTOM_PREFIX, MAP_TRANSFORMS
+from assets.sync.mapping.vocabulary import (
+    CUSTOM_PREFIX,
+    JOB_CUSTOM,
+    JOB_CUSTOM_PREFIX,
+    MAP_TRANSFORMS,
+)
 
 
 @dataclass(frozen=True)
@@ -96,13 +103,22 @@ class Mapping:
             return self.stage_map[stage]
         return self.stage_unmapped.replace("{stage}", stage) if self.stage_unmapped else None
 
-    def job_tag(self, name: str | None, job_id: Any, department_id: Any) -> str | None:
+    def job_tag(self, name: str | None, job_id: Any, department_id: Any,
+                custom_fields: dict[str, Any] | None = None) -> str | None:
+        """The job tag; `custom_fields`: the job's Greenhouse `custom_fields` object (for
+        {job_custom:<key>}: the field's value as text, JSON for non-text values)."""
         if self.job_template is None or name is None:
             return None
-        return (self.job_template.replace("{job_name}", name)
-                .replace("{job_id}", "" if job_id is None else str(job_id))
-                .replace("{department_id}", "" if department_id is None
-                         else str(department_id)))
+        tag = (self.job_template.replace("{job_name}", name)
+               .replace("{job_id}", "" if job_id is None else str(job_id))
+               .replace("{department_id}", "" if department_id is None
+                        else str(department_id)))
+        for key in job_custom_keys(self.job_template):
+            value = ((custom_fields or {}).get(key) or {}).get("value")
+            text = "" if value is None else value if isinstance(value, str) else \
+                json.dumps(value, separators=(",", ":"))
+            tag = tag.replace("{" + JOB_CUSTOM_PREFIX + key + "}", text)
+        return tag
 
     def reason_tag(self, reason: str | None, reason_type: str | None) -> str | None:
         if reason is None:
@@ -129,3 +145,9 @@ class Mapping:
     def normalized(self) -> dict[str, Any]:
         """The document as data (comments, order of keys and spacing removed)."""
         return self.doc.model_dump(mode="json", by_alias=True)
+
+
+def job_custom_keys(template: str | None) -> list[str]:
+    """The job custom field keys a job tag template names ({job_custom:<key>})."""
+    return sorted({m.group(1) for u in re.findall(r"\{([^{}]*)\}", template or "")
+                   if (m := JOB_CUSTOM.match(u))})

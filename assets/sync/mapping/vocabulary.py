@@ -3,6 +3,7 @@ it may name, and the ATS fields it may read."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -42,6 +43,10 @@ FALLBACK_KEY = "*"
 FAMILIES = {"@stage": "stage", "@job": "job", "@reason": "reason"}
 PLACEHOLDERS = {"stage": ("stage",), "job": ("job_name", "job_id", "department_id"),
                 "reason": ("reason", "reason_type")}
+# a job custom field's value in a job tag: {job_custom:<key>} (the key as Greenhouse names it in
+# the job's `custom_fields`, e.g. employment_type; `mapping check` lists the backup's keys)
+JOB_CUSTOM_PREFIX = "job_custom:"
+JOB_CUSTOM = re.compile(r"^job_custom:([A-Za-z0-9_]+)$")
 
 
 @dataclass(frozen=True)
