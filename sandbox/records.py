@@ -4,7 +4,8 @@ record written anywhere is found the same way by every endpoint.
 
 Entities (source/entity names match the backup asset keys):
   greenhouse: candidates, applications, jobs, job_interview_stages, application_stages, offers,
-              interviews, rejection_reasons, rejection_details, users
+              interviews, rejection_reasons, rejection_details, users, departments, offices,
+              sources
   keap:       contacts, tags, tag_categories, custom_fields
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
               tasks
@@ -58,6 +59,9 @@ RULES: dict[tuple[str, str], Rule] = {
     ("greenhouse", "rejection_reasons"): Rule("updated_at"),
     ("greenhouse", "rejection_details"): Rule("updated_at", parent="application_id"),
     ("greenhouse", "users"): Rule("updated_at"),
+    ("greenhouse", "departments"): Rule("updated_at"),
+    ("greenhouse", "offices"): Rule("updated_at"),
+    ("greenhouse", "sources"): Rule("updated_at"),
     ("keap", "contacts"): Rule("update_time",
                                email=_first_email("email_addresses", "email"),
                                email_keys=_all_emails("email_addresses", "email")),

@@ -35,6 +35,9 @@ SPECS = [
     _spec(schemas.job_stages, "job_interview_stages", incremental=False),
     _spec(schemas.rejection_reasons, incremental=False),
     _spec(schemas.users, incremental=False),
+    _spec(schemas.departments, incremental=False),
+    _spec(schemas.offices, incremental=False),
+    _spec(schemas.sources, incremental=False),
 ]
 
 greenhouse_assets = [extract_asset(spec) for spec in SPECS]

@@ -71,3 +71,15 @@ users = _schema(
     col("name"), col("first_name"), col("last_name"), col("primary_email"),
     col("deactivated", BOOL), col("site_admin", BOOL), col("job_title"),
 )
+departments = _schema(
+    "departments", "Departments (jobs name theirs by id; the mapping can use the names).",
+    col("name"), col("parent_id", I64), col("external_id"),
+)
+offices = _schema(
+    "offices", "Offices (jobs and candidates name theirs by id).",
+    col("name"), col("parent_id", I64), col("external_id"), col("location"),
+)
+sources = _schema(
+    "sources", "Candidate sources (applications name theirs by id) and their sourcing strategy.",
+    col("name"), col("type_name", get=path_of("type.name")),
+)

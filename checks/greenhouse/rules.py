@@ -55,4 +55,7 @@ RULES = {
         appointments=("starts_at", "ends_at")),
     "rejection_reasons": EntityRules(required=("name",)),
     "users": EntityRules(required=("updated_at",)),
+    "departments": EntityRules(required=("name",)),
+    "offices": EntityRules(required=("name",)),
+    "sources": EntityRules(required=("name",)),
 }

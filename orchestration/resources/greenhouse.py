@@ -17,7 +17,8 @@ from orchestration.times import iso
 from sandbox import credentials
 
 ENTITIES = ("candidates", "applications", "jobs", "job_interview_stages", "application_stages",
-            "offers", "interviews", "rejection_reasons", "rejection_details", "users")
+            "offers", "interviews", "rejection_reasons", "rejection_details", "users",
+            "departments", "offices", "sources")
 
 
 class GreenhouseResource(dg.ConfigurableResource):

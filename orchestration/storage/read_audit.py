@@ -37,7 +37,8 @@ from orchestration.storage import audit
 MAX_SUBJECTS = 10_000
 # relations whose rows are about no person (reference data, the trail itself)
 NOT_PERSON = {"greenhouse.jobs", "greenhouse.job_stages", "greenhouse.rejection_reasons",
-              "greenhouse.users", "highlevel.pipelines", "highlevel.workflows",
+              "greenhouse.users", "greenhouse.departments", "greenhouse.offices",
+              "greenhouse.sources", "highlevel.pipelines", "highlevel.workflows",
               "highlevel.custom_fields", "keap.tags", "keap.tag_categories",
               "keap.custom_fields"}
 NOT_PERSON_SCHEMAS = {"audit", "webhooks"}

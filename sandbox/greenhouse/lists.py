@@ -53,6 +53,9 @@ ENTITIES: dict[str, EntitySpec] = {
     "rejection_reasons": EntitySpec(),
     "rejection_details": EntitySpec("application_id", ("rejection_reason_id",)),
     "users": EntitySpec(),
+    "departments": EntitySpec(),
+    "offices": EntitySpec(),
+    "sources": EntitySpec(),
 }
 
 

@@ -5,9 +5,10 @@
     GET  /greenhouse/v3/<entity>/<id>    one record
 
 Entities: candidates, applications, jobs, job_interview_stages, application_stages, offers,
-interviews, rejection_reasons, rejection_details, users. List parameters, filters and cursors are
-in greenhouse/lists.py. Errors are `{"message": ...}` like Harvest's, plus `errors` (field and
-message) on 422; the token endpoint answers RFC 6749 errors (`error`, `error_description`).
+interviews, rejection_reasons, rejection_details, users, departments, offices, sources. List
+parameters, filters and cursors are in greenhouse/lists.py. Errors are `{"message": ...}` like
+Harvest's, plus `errors` (field and message) on 422; the token endpoint answers RFC 6749 errors
+(`error`, `error_description`).
 """
 
 from __future__ import annotations

@@ -44,6 +44,16 @@ OFFICE_IDS = [5001, 5002, 5003, 5004, 5005, 5006]
 SOURCE_IDS = {30001: "LinkedIn", 30002: "Indeed", 30003: "Referral", 30004: "Company Website",
               30005: "Agency", 30006: "Career Fair", 30007: "Glassdoor"}
 SOURCE_ID_LIST = list(SOURCE_IDS)
+DEPARTMENT_NAMES = ["Engineering", "Product", "Design", "Sales", "Marketing", "Customer Success",
+                    "Finance", "People"]
+OFFICE_NAMES = ["San Francisco", "New York", "London", "Berlin", "Toronto", "Remote (US)"]
+OFFICE_LOCATIONS = ["San Francisco, CA, USA", "New York, NY, USA", "London, UK",
+                    "Berlin, Germany", "Toronto, ON, Canada", None]
+# each source's sourcing strategy (Greenhouse's reporting categories)
+SOURCE_TYPES = {"LinkedIn": (1, "Prospecting"), "Indeed": (2, "Third-party boards"),
+                "Referral": (3, "Referral"), "Company Website": (4, "Company marketing"),
+                "Agency": (5, "Agencies"), "Career Fair": (6, "In person event"),
+                "Glassdoor": (2, "Third-party boards")}
 
 # The interview plan: one row per position; Application Review first and Offer last always.
 # Names DRIFT: each job picks a variant per position (index 0 is the canonical name), and plan
@@ -117,6 +127,24 @@ def ts(t: datetime | None) -> str | None:
 
 
 # -- catalogs -----------------------------------------------------------------------------------
+def organization_docs(created: datetime) -> dict[str, list[dict[str, Any]]]:
+    """Departments, offices and sources: the ids jobs, candidates and applications name (the
+    same constants as before these entities were served, so every other record is unchanged)."""
+    stamp = iso(created)
+    base = {"created_at": stamp, "updated_at": stamp}
+    return {
+        "departments": [{"id": i, **base, "name": n, "parent_id": None, "external_id": None}
+                        for i, n in zip(DEPARTMENT_IDS, DEPARTMENT_NAMES, strict=True)],
+        "offices": [{"id": i, **base, "name": n, "parent_id": None, "external_id": None,
+                     "location": where, "primary_in_house_contact_user_id": None}
+                    for i, n, where in zip(OFFICE_IDS, OFFICE_NAMES, OFFICE_LOCATIONS,
+                                           strict=True)],
+        "sources": [{"id": i, **base, "name": n,
+                     "type": {"id": SOURCE_TYPES[n][0], "name": SOURCE_TYPES[n][1]}}
+                    for i, n in SOURCE_IDS.items()],
+    }
+
+
 def rejection_reason_docs(first_id: int, created: datetime) -> list[dict[str, Any]]:
     docs = []
     stamp = iso(created)

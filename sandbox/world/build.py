@@ -183,6 +183,10 @@ def build_catalog(params: Params) -> Catalog:
     ids.skip("greenhouse:rejection_reasons", len(reasons))
     for doc in reasons:
         out.add("greenhouse", "rejection_reasons", doc)
+    for entity, docs in ats.organization_docs(start - timedelta(days=700)).items():
+        for doc in docs:
+            out.add("greenhouse", entity, doc)
+        ids.top[f"greenhouse:{entity}"] = max(d["id"] for d in docs)   # fixed ids: counter above
     jobs = _jobs(rng, ids, out, start, params.candidates, users)
     for entity, docs in crm.keap_catalog_docs(start - timedelta(days=720)).items():
         for doc in docs:

@@ -207,6 +207,9 @@ def expected_contacts(store: Store, mapping: Mapping, *, suppressed_emails: set[
         "interviews", "offers", "rejection_details", "rejection_reasons")}
     cands = [_candidate(d, cfg) for d in docs["candidates"]]
     synced = [c for c in cands if c.email is not None]
+    departments = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "departments")}
+    for j in docs["jobs"]:
+        j["_department_name"] = departments.get(j.get("department_id"))
     jobs = {int(d["id"]): d for d in docs["jobs"]}
     reasons = {int(d["id"]): d for d in docs["rejection_reasons"]}
     apps_by_cand: dict[int, list[dict]] = defaultdict(list)
@@ -395,7 +398,7 @@ def _tags(p: dict, cur: dict, jobs: dict, m: Mapping) -> set[str]:
         job = jobs.get(int(a["job_id"])) if a.get("job_id") is not None else None
         if job is not None:
             raw.add((m.job_tag(job.get("name"), job.get("id"), job.get("department_id"),
-                               job.get("custom_fields")), "job"))
+                               job.get("custom_fields"), job.get("_department_name")), "job"))
     if cur["status"] == "rejected":
         raw.add((m.reason_tag(cur["reason"], cur["reason_type"]), "reason"))
     winners: dict[str, tuple[int, str]] = {}
@@ -418,7 +421,8 @@ def _managed(docs: dict[str, list[dict]], m: Mapping) -> tuple[set[str], dict[st
         a.get("stage_name") for a in docs["applications"]}
     found += [(m.stage_tag(s), "stage") for s in stages if s]
     found += [(m.job_tag(j.get("name"), j.get("id"), j.get("department_id"),
-                         j.get("custom_fields")), "job") for j in docs["jobs"]]
+                         j.get("custom_fields"), j.get("_department_name")), "job")
+              for j in docs["jobs"]]
     found += [(t, "reason") for t in m.reason_map.values() if t]
     found += [(m.reason_tag(r.get("name"), (r.get("type") or {}).get("name")), "reason")
               for r in docs["rejection_reasons"]]

@@ -140,8 +140,8 @@ def test_no_personal_values_reach_the_metadata(synced: Synced):
 def test_another_mapping_document_is_followed(synced: Synced, tmp_path: Path):
     doc = yaml.safe_load(DEFAULT_PATH.read_text())
     doc["consent"]["can_email_false"] = "skip"
-    doc["tags"]["jobs"] = {"template": "Job {job_id}: {job_name} ({job_custom:employment_type})",
-                           "applications": "current"}
+    doc["tags"]["jobs"] = {"template": "Job {job_id}: {job_name} ({job_custom:employment_type}, "
+                                       "{department_name})", "applications": "current"}
     doc["tags"]["stages"]["unmapped"] = "Stage: {stage}"
     del doc["tags"]["stages"]["map"]["Application Review"]
     doc["tags"]["rejection_reasons"]["map"] = {"Other": None, "Withdrew": "Withdrew"}
@@ -162,9 +162,10 @@ def test_another_mapping_document_is_followed(synced: Synced, tmp_path: Path):
     assert_matches(got, manifest, exp, m)
     assert "Stage: Application Review" in manifest["managed_tags"]
     # a job custom field in the job tags: the employment types the jobs backup holds
-    kinds = {t.rsplit("(", 1)[1].rstrip(")") for t in manifest["managed_tags"]
+    kinds = {tuple(t.rsplit("(", 1)[1].rstrip(")").split(", ")) for t in manifest["managed_tags"]
              if t.startswith("Job ")}
-    assert kinds and kinds <= {"Full-time", "Contract", "Part-time"}, kinds
+    assert kinds and {k for k, _ in kinds} <= {"Full-time", "Contract", "Part-time"}, kinds
+    assert {d for _, d in kinds} and all(d for _, d in kinds), kinds   # department names
     materialize_desired(synced)     # back to the default for the tests below
 
 

@@ -26,7 +26,11 @@ QUARANTINE_KEY = dg.AssetKey(["identity", "quarantine"])
 STATE: dict[str, list[str]] = {e: list(c) for e, c in GREENHOUSE_READS.items()}
 
 
-GREENHOUSE_KEYS = [dg.AssetKey(["greenhouse", e]) for e in STATE]
+# read when present (older days were backed up before these entities were): names for tags
+OPTIONAL_STATE: dict[str, list[str]] = {"departments": ["name"]}
+
+
+GREENHOUSE_KEYS = [dg.AssetKey(["greenhouse", e]) for e in (*STATE, *OPTIONAL_STATE)]
 
 
 BLANK = r"^[\s\p{Z}]+|[\s\p{Z}]+$"

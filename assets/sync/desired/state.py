@@ -10,7 +10,7 @@ import duckdb
 import pyarrow as pa
 
 from assets.identity.inputs import load_state
-from assets.sync.desired.base import STATE, sql_in
+from assets.sync.desired.base import OPTIONAL_STATE, STATE, sql_in
 from assets.sync.mapping import Mapping
 from orchestration.storage.derived import partition_glob, read_manifest
 from orchestration.storage.parquet import duck_path
@@ -31,6 +31,8 @@ def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
         # a job's record too: job tags may name its custom fields ({job_custom:<key>})
         extra = ["_raw"] if entity == "jobs" else []
         load_state(con, root, "greenhouse", entity, day, [*cols, *extra], f"s_{entity}")
+    for entity, cols in OPTIONAL_STATE.items():
+        load_state(con, root, "greenhouse", entity, day, cols, f"s_{entity}", required=False)
 
 
 def register_rules(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:

@@ -41,7 +41,8 @@ MAP_TRANSFORMS = ("value_map",)
 TRANSFORMS = SIMPLE_TRANSFORMS + MAP_TRANSFORMS
 FALLBACK_KEY = "*"
 FAMILIES = {"@stage": "stage", "@job": "job", "@reason": "reason"}
-PLACEHOLDERS = {"stage": ("stage",), "job": ("job_name", "job_id", "department_id"),
+PLACEHOLDERS = {"stage": ("stage",),
+                "job": ("job_name", "job_id", "department_id", "department_name"),
                 "reason": ("reason", "reason_type")}
 # a job custom field's value in a job tag: {job_custom:<key>} (the key as Greenhouse names it in
 # the job's `custom_fields`, e.g. employment_type; `mapping check` lists the backup's keys)
