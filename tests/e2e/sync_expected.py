@@ -210,6 +210,9 @@ def expected_contacts(store: Store, mapping: Mapping, *, suppressed_emails: set[
     departments = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "departments")}
     for j in docs["jobs"]:
         j["_department_name"] = departments.get(j.get("department_id"))
+    sources = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "sources")}
+    for a in docs["applications"]:
+        a["_source_name"] = sources.get(a.get("source_id"))
     jobs = {int(d["id"]): d for d in docs["jobs"]}
     reasons = {int(d["id"]): d for d in docs["rejection_reasons"]}
     apps_by_cand: dict[int, list[dict]] = defaultdict(list)
@@ -358,6 +361,8 @@ def _values(p: dict, cur: dict, jobs: dict) -> dict[str, str | None]:
         "current_job_name": job.get("name") if job else None,
         "current_department_id": s(job.get("department_id")) if job else None,
         "current_source_id": s(a.get("source_id")) if a else None,
+        "current_source_name": a.get("_source_name") if a else None,
+        "current_department_name": job.get("_department_name") if job else None,
         "current_rejection_reason": cur["reason"],
         "last_applied_at": _iso(max(applied)) if applied else None,
         "application_count": str(len(p["apps"])),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from assets.sync.mapping import GREENHOUSE_READS
+from assets.sync.mapping.reads import OPTIONAL_READS
 
 NAME = "keap_desired"
 
@@ -27,7 +28,7 @@ STATE: dict[str, list[str]] = {e: list(c) for e, c in GREENHOUSE_READS.items()}
 
 
 # read when present (older days were backed up before these entities were): names for tags
-OPTIONAL_STATE: dict[str, list[str]] = {"departments": ["name"]}
+OPTIONAL_STATE: dict[str, list[str]] = {e: list(c) for e, c in OPTIONAL_READS.items()}
 
 
 GREENHOUSE_KEYS = [dg.AssetKey(["greenhouse", e]) for e in (*STATE, *OPTIONAL_STATE)]

@@ -28,7 +28,9 @@ IDENTITY_READS: dict[str, tuple[str, ...]] = {
                    "updated_at"),
     "applications": ("candidate_id", "job_id", "stage_name", "status", "last_activity_at"),
 }
-ENTITIES_READ = ("candidates", *GREENHOUSE_READS)
+# reference data read when the day has it (backed up since issue 17): names for ids
+OPTIONAL_READS: dict[str, tuple[str, ...]] = {"departments": ("name",), "sources": ("name",)}
+ENTITIES_READ = ("candidates", *GREENHOUSE_READS, *OPTIONAL_READS)
 
 
 def sync_fields(mapping: Mapping) -> dict[tuple[str, str], tuple[str, ...]]:

@@ -97,6 +97,11 @@ ATS_FIELDS: dict[str, AtsField] = {f.name: f for f in (
              "the current application's job's department id"),
     AtsField("current_source_id", "derived", "integer", ("applications", "source_id"),
              "the current application's source id"),
+    AtsField("current_source_name", "derived", "text", ("sources", "name"),
+             "the current application's source name (greenhouse/sources; null on a day "
+             "backed up before sources were)"),
+    AtsField("current_department_name", "derived", "text", ("departments", "name"),
+             "the current application's job's department name (greenhouse/departments)"),
     AtsField("current_rejection_reason", "derived", "text", ("rejection_reasons", "name"),
              "why the current application was rejected (null unless rejected)"),
     AtsField("last_applied_at", "derived", "timestamp", ("applications", "created_at"),
