@@ -28,6 +28,9 @@ def mapping_check(
         "--date", help="Backup day to check against (default: the latest).")] = None,
     offline: Annotated[bool, typer.Option(
         help="Only validate the file; do not compare it with the backup.")] = False,
+    names: Annotated[bool, typer.Option(
+        "--names", help="Also list the names the backup holds (sources, departments, offices, "
+        "stages, rejection reasons, job custom fields) with counts or sample values.")] = False,
 ) -> None:
     """Validate a mapping document, then compare it with the latest snapshots: ATS fields
     missing from the backup, stage names and statuses nothing maps. Exit code 1 on problems,
@@ -53,6 +56,13 @@ def mapping_check(
     problems = [] if offline else check_mapping(mapping, data_root(), date)
     for p in problems:
         typer.echo(str(p))
+    if names and not offline:
+        from assets.sync.mapping.check import latest_day
+        from assets.sync.mapping.names import available_names, names_lines
+
+        day = date or latest_day(data_root())
+        if day is not None:
+            typer.echo("\n".join(names_lines(available_names(data_root(), day), day)))
     errors = [p for p in problems if p.severity == "error"]
     if errors:
         typer.echo(f"{len(errors)} problem(s), {len(problems) - len(errors)} warning(s)",

@@ -325,6 +325,18 @@ def test_the_cli_exits_1_on_problems_and_0_on_a_good_file(tmp_path, monkeypatch)
     assert r.exit_code == 1 and "no snapshot for 2026-01-03" in r.output
 
 
+def test_check_names_lists_what_the_backup_holds(tmp_path, monkeypatch):
+    monkeypatch.setenv("TALENTVAULT_DATA_DIR", str(tmp_path))
+    backup(tmp_path)
+    r = CliRunner().invoke(mapping_app, ["check", str(DEFAULT_PATH), "--names"])
+    lines = {line.split(" [")[0].strip(): line for line in r.output.splitlines() if " [" in line}
+    assert "Agency (2 applications)" in lines["sources"]
+    assert "Engineering (1 jobs)" in lines["departments"]
+    assert "Application Review (1 applications)" in lines["stages"]
+    assert "employment_type (e.g. Contract)" in lines["job custom fields"]
+    assert "offices: no backup that day" in r.output
+
+
 @pytest.mark.parametrize("text, where, what", [
     (BASE + "  given_name:\n    from: [first_name\n", ":7:", "not valid YAML"),
     # a key written twice: YAML parsers keep the last silently (the first block's mappings

@@ -129,19 +129,13 @@ def _job_custom_fields(con, root: Path, day: str, mapping: Mapping, present: dic
     """A job tag naming {job_custom:<key>} that no job of the backup has: a warning listing
     the custom fields the jobs do have, with sample values (what the ATS really produces)."""
     from assets.identity.inputs import load_state
+    from assets.sync.mapping.names import job_custom_samples
 
     keys = job_custom_keys(mapping.job_template)
     if not keys or not present.get("jobs"):
         return
     load_state(con, root, "greenhouse", "jobs", day, ["_raw"], "_jobs")
-    samples: dict[str, list[str]] = {}
-    for (fields,) in con.execute("SELECT CAST(json_extract(_raw, '$.custom_fields') AS VARCHAR) "
-                                 "FROM _jobs").fetchall():
-        for key, field in ((json.loads(fields) if fields else None) or {}).items():
-            value = (field or {}).get("value") if isinstance(field, dict) else None
-            seen = samples.setdefault(key, [])
-            if value is not None and str(value) not in seen and len(seen) < 3:
-                seen.append(str(value))
+    samples = job_custom_samples(con, "_jobs")
     listing = "; ".join(f"{k} (e.g. {', '.join(v) or 'no value yet'})"
                         for k, v in sorted(samples.items())) or "none"
     for key in keys:
