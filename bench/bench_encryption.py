@@ -10,29 +10,18 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.outputs import ROOT, add_flag, report_path  # noqa: E402
+from bench.outputs import ROOT, add_flag, report_path, timed  # noqa: E402
 from orchestration.storage import parquet  # noqa: E402
 from orchestration.storage.parquet import Key  # noqa: E402
 
 QUERY = """SELECT range AS id, [concat('p', range, '@example.com'), 'x@y.example'] AS emails,
                   repeat(md5(range::VARCHAR), 9) AS _raw FROM range({rows})"""
-
-
-def timed(fn, repeat: int = 3) -> float:
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
 
 
 def measure(label: str, k: Key | None, tmp: Path, n: int) -> tuple:

@@ -24,7 +24,6 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import sys
 import time
 from datetime import date, timedelta
@@ -32,7 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.outputs import OUT, ROOT, add_flag, report_path  # noqa: E402
+from bench.outputs import OUT, ROOT, add_flag, report_path, timed  # noqa: E402
 from orchestration.storage import checkpoints, parquet  # noqa: E402
 from orchestration.storage.state_sql import history_sql, state_sql  # noqa: E402
 
@@ -98,15 +97,6 @@ def generate(root: Path, records: int, days: int) -> None:
             FROM (SELECT CASE WHEN kind % 2 = 0 THEN {records} + {d} * {change} + n
                          ELSE n END AS n2 FROM p WHERE kind >= 95) q""", "incremental")
     con.close()
-
-
-def timed(fn, repeat: int = 3) -> float:
-    runs = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t)
-    return statistics.median(runs)
 
 
 def measure(entity_dir: Path, build, label: str, lookup_id: str, as_of: str) -> list:

@@ -1,9 +1,13 @@
 """Where a benchmark writes its report: under bench/out/<name>/ always; into docs/ only when run
-with `--write-docs` (a run by hand, on purpose, never a smoke run or a test)."""
+with `--write-docs` (a run by hand, on purpose, never a smoke run or a test). And `timed`, the
+median wall time the benchmarks report."""
 
 from __future__ import annotations
 
 import argparse
+import statistics
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -22,3 +26,13 @@ def report_path(args: argparse.Namespace, doc: Path, name: str) -> Path:
     folder = OUT / name
     folder.mkdir(parents=True, exist_ok=True)
     return folder / doc.name
+
+
+def timed(fn: Callable[[], object], repeat: int = 3) -> float:
+    """Median wall seconds of `repeat` calls of `fn`."""
+    runs = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        runs.append(time.perf_counter() - t)
+    return statistics.median(runs)

@@ -40,8 +40,9 @@ from typing import Any
 import dagster as dg
 
 from assets.catalog.views import write_catalog_file
-from orchestration.storage import audit, primary, replica, seals
+from orchestration.storage import audit
 from orchestration.storage.fsync import fsync
+from orchestration.storage.landing import record_removed
 from orchestration.storage.snapshots import SnapshotStorage
 
 BACKUP_SOURCES = ("greenhouse", "keap", "highlevel")
@@ -275,20 +276,8 @@ def _remove(entity_dir: Path, folder: Path) -> None:
     target = trash / f"{folder.name}-{uuid.uuid4().hex[:8]}"
     os.rename(folder, target)
     fsync(entity_dir)
-    _record_pruned(folder, "retention")
+    record_removed(folder, "pruned", "retention")
     shutil.rmtree(target)
-    replica.remove(folder)
-
-
-def _record_pruned(folder: Path, reason: str) -> None:
-    """The prune in the seal ledger; a bucket primary's pointer deleted with it, under the
-    bucket's lease (other machines' caches drop their copy when they see both)."""
-    root = folder.parents[2]
-    with primary.exclusive(root):
-        bucket = primary.bucket_for(root)
-        if bucket is not None:
-            bucket.remove(primary.rel_of(root, folder))
-        seals.record_removed(folder, "pruned", reason)
 
 
 def _empty_trash(entity_dir: Path) -> None:
@@ -297,7 +286,7 @@ def _empty_trash(entity_dir: Path) -> None:
     trash = entity_dir / TRASH
     if trash.is_dir():
         for d in sorted(trash.glob("snapshot_date=*")):
-            _record_pruned(entity_dir / d.name.rsplit("-", 1)[0],
+            record_removed(entity_dir / d.name.rsplit("-", 1)[0], "pruned",
                            "retention (an interrupted prune, finished)")
         shutil.rmtree(trash)
 

@@ -24,7 +24,7 @@ import obstore as obs
 
 from orchestration.storage import crypt
 from orchestration.storage.bucket import Bucket
-from orchestration.storage.files import sha256_file
+from orchestration.storage.files import replace_json, sha256_file
 from orchestration.storage.fsync import fsync
 from orchestration.storage.parquet import Key
 
@@ -122,11 +122,8 @@ class Digests:
     def save(self, keep: set[str] | None = None) -> None:
         if not self.remember:
             return
-        path = self.root / SHAS
-        tmp = path.with_name(f"{SHAS}.{uuid.uuid4().hex[:8]}")
-        tmp.write_text(json.dumps({r: v for r, v in self.known.items()
-                                   if keep is None or r in keep}))
-        os.replace(tmp, path)
+        replace_json(self.root / SHAS, {r: v for r, v in self.known.items()
+                                        if keep is None or r in keep})
 
 
 def _synced(root: Path) -> dict[str, str]:
@@ -135,10 +132,7 @@ def _synced(root: Path) -> dict[str, str]:
 
 
 def _save_synced(root: Path, synced: dict[str, str]) -> None:
-    path = Path(root) / SYNCED
-    tmp = path.with_name(f"{SYNCED}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps(synced, indent=0, sort_keys=True))
-    os.replace(tmp, path)
+    replace_json(Path(root) / SYNCED, synced)
 
 
 def pull_state(root: Path, bucket: Bucket, key: Key | None, *,

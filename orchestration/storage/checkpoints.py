@@ -39,8 +39,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from orchestration.storage import primary, replica, seals
+from orchestration.storage import seals
 from orchestration.storage.derived import write_partition
+from orchestration.storage.landing import record_removed
 from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.parquet import duck_path
 from orchestration.storage.state_sql import _scan, full_days, history_sql, state_sql
@@ -197,37 +198,34 @@ def refresh(root: Path, sources: tuple[str, ...] = ("greenhouse", "keap", "highl
             continue
         for entity_dir in sorted(p for p in base.iterdir() if p.is_dir()
                                  and not p.name.startswith(".")):
-            removed += _remove_stale(entity_dir)
+            gone, valid = _remove_stale(entity_dir)
+            removed += gone
             days = sorted(partition_digests(entity_dir))
             if not days:
                 continue
             # partitions since the newest valid checkpoint or full (an entity backed up in
             # full every day never needs one: its next full would retire it)
-            marks = [c["day"] for c in valid_checkpoints(entity_dir)] + full_days(entity_dir)
+            marks = [c["day"] for c in valid] + full_days(entity_dir)
             since = [d for d in days if not marks or d > max(marks)]
             if len(since) >= every and build(entity_dir, days[-1]) is not None:
                 built += 1
     return {"built": built, "removed": removed}
 
 
-def _remove_stale(entity_dir: Path) -> int:
+def _remove_stale(entity_dir: Path) -> tuple[int, list[dict[str, Any]]]:
+    """Remove the entity's checkpoints that are no longer valid; (how many, the valid ones)."""
     base = checkpoint_root(entity_dir)
     if not base.is_dir():
-        return 0
-    keep = {c["day"] for c in valid_checkpoints(entity_dir)}
+        return 0, []
+    valid = valid_checkpoints(entity_dir)
+    keep = {c["day"] for c in valid}
     n = 0
     for folder in sorted(base.glob("snapshot_date=*")):
         if folder.name.split("=", 1)[1] in keep:
             continue
         trash = folder.parent / f".removed-{folder.name}-{uuid.uuid4().hex[:8]}"
         folder.rename(trash)
-        root = folder.parents[2]
-        with primary.exclusive(root):   # a bucket primary: the pointer goes with the entry
-            bucket = primary.bucket_for(root)
-            if bucket is not None:
-                bucket.remove(primary.rel_of(root, folder))
-            seals.record_removed(folder, "removed", "history checkpoint out of date")
+        record_removed(folder, "removed", "history checkpoint out of date")
         shutil.rmtree(trash, ignore_errors=True)
-        replica.remove(folder)
         n += 1
-    return n
+    return n, valid

@@ -1,10 +1,24 @@
-"""A data root's files, for the modules below everything else: where its partitions are, and
-a file's digest (no import of the rest of storage/, so any module may use them)."""
+"""A data root's files, for the modules below everything else: where its partitions are, a
+file's digest, a bookkeeping file written whole (no import of the rest of storage/, so any
+module may use them)."""
 
 from __future__ import annotations
 
 import hashlib
+import json
+import os
+import uuid
 from pathlib import Path
+from typing import Any
+
+
+def replace_json(path: Path, obj: Any) -> None:
+    """Write a small bookkeeping file whole (a temp file renamed over it): a reader sees the
+    old or the new one, never half. Not fsynced: what it records can be found again."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}")
+    tmp.write_text(json.dumps(obj, sort_keys=True))
+    os.replace(tmp, path)
 
 
 def sha256_file(path: Path) -> str:

@@ -20,8 +20,7 @@ from pathlib import Path
 
 from orchestration.storage import bucket_state, parquet, primary, seals
 from orchestration.storage.bucket import COMMIT, Bucket
-from orchestration.storage.files import partition_folders
-from orchestration.storage.fsync import fsync
+from orchestration.storage.files import partition_folders, replace_json
 
 HYDRATE_EVERY = 10.0
 POINTERS = ".primary-pointers.json"   # in the cache: partition -> pointer ETag last seen
@@ -80,8 +79,5 @@ def _partitions(root: Path, b: Bucket) -> dict[str, int]:
                 os.rename(folder, trash)
                 shutil.rmtree(trash, ignore_errors=True)
                 dropped += 1
-    tmp = seen_path.with_name(f".{POINTERS}.{uuid.uuid4().hex[:8]}")
-    tmp.write_text(json.dumps({r: e for r, e in seen.items() if r in pointers}))
-    os.replace(tmp, seen_path)
-    fsync(root)
+    replace_json(seen_path, {r: e for r, e in seen.items() if r in pointers})
     return {"partitions": fetched, "dropped": dropped}

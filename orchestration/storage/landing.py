@@ -50,3 +50,17 @@ def land(staging: Path, final: Path, manifest: dict[str, Any], *, event: str = "
         bucket.drop_previous(rel, previous, version, erasure=event == "erasure")
     replica.replicate(final, erasure=event == "erasure")  # the second copy, when there is one
     return manifest
+
+
+def record_removed(folder: Path, event: str, reason: str) -> None:
+    """A partition removed on purpose (a prune, an out-of-date checkpoint), after its folder
+    was renamed out of sight: the seal ledger entry, a bucket primary's pointer deleted with it
+    under the bucket's lease (other machines' caches drop their copy when they see both), and
+    the replica's copy removed."""
+    root = folder.parents[2]
+    with primary.exclusive(root):
+        bucket = primary.bucket_for(root)
+        if bucket is not None:
+            bucket.remove(primary.rel_of(root, folder))
+        seals.record_removed(folder, event, reason)
+    replica.remove(folder)
