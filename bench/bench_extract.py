@@ -25,12 +25,14 @@ notes of this one, are kept).
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import hashlib
 import json
 import math
 import os
 import platform
+import pstats
 import re
 import resource
 import shutil
@@ -254,13 +256,23 @@ def child_talentvault(a: dict[str, Any]) -> dict[str, Any]:
     else:
         client = GreenhouseResource(requests_per_window=UNLIMITED, page_size=500).open()
     storage = SnapshotStorage(root=str(Path(a["work"]) / "data"))
+    profiler = cProfile.Profile() if a.get("profile") else None
     clock = Clock(a["server_pid"], baseline)
     try:
+        if profiler:
+            profiler.enable()
         manifest = run_extract(spec, client, storage, date.fromisoformat(a["day"]), "bench",
                                requested_mode="full")
     finally:
+        if profiler:
+            profiler.disable()
         client.close()
     out = clock.stats()
+    if profiler:   # --profile: where the client's time went, by function (slower run)
+        report = Path(a["work"]) / "profile.txt"
+        with report.open("w") as fh:
+            pstats.Stats(profiler, stream=fh).sort_stats("tottime").print_stats(40)
+        print(f"  profile: {report}", flush=True)
     part = storage.partition_dir(source, entity, a["day"])
     out.update(records=manifest["upserts"], client_calls=manifest["api_calls"],
                parquet_mb=round(sum(f["bytes"] for f in manifest["files"]) / 2 ** 20, 1),
@@ -384,7 +396,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 fields = keap_fields(base)
                 facts["keap_fields"] = fields
                 jobs = [("talentvault keap/contacts", "talentvault",
-                         {"entity": "keap/contacts", "day": day})]
+                         {"entity": "keap/contacts", "day": day, "profile": args.profile})]
                 if not args.skip_dlt:
                     jobs += [(f"dlt rest_api keap/contacts{label}", "dlt",
                               {"fields": fields, "max_table_nesting": nesting})
@@ -400,7 +412,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     facts["counts_match"] &= dl["records"] == expected and not any(ids.values())
             else:
                 results += measure([(f"talentvault greenhouse/{entity}", "talentvault",
-                                     {"entity": f"greenhouse/{entity}", "day": day})
+                                     {"entity": f"greenhouse/{entity}", "day": day,
+                                      "profile": args.profile})
                                     for entity in args.greenhouse],
                                    base, pid, "greenhouse", args.repeat)
         finally:
@@ -483,6 +496,8 @@ def main() -> None:
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement; the fastest is reported (default 3)")
+    parser.add_argument("--profile", action="store_true",
+                        help="profile talentvault's runs (cProfile; slower: not for the table)")
     add_flag(parser)
     parser.add_argument("--child", choices=["talentvault", "dlt"], help=argparse.SUPPRESS)
     parser.add_argument("--child-args", help=argparse.SUPPRESS)

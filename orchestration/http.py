@@ -27,6 +27,7 @@ from email.utils import parsedate_to_datetime
 from typing import TYPE_CHECKING, Any
 
 import httpx
+import orjson
 
 if TYPE_CHECKING:
     from orchestration.rate_budget import SharedBudget
@@ -209,7 +210,7 @@ class HttpClient:
                         return resp
                     try:
                         # parsed once here; callers read `parsed_json(resp)` instead of re-parsing
-                        resp.talentvault_json = resp.json()
+                        resp.talentvault_json = loads(resp.content)
                         return resp
                     except (json.JSONDecodeError, UnicodeDecodeError) as e:
                         last_problem = f"malformed JSON body ({len(resp.content)} bytes): {e}"
@@ -283,6 +284,16 @@ class HttpClient:
             return max(0.0, when.timestamp() - time.time())
         except (TypeError, ValueError):
             return None
+
+
+def loads(body: bytes) -> Any:
+    """A JSON body: orjson (several times faster than `json`); what orjson refuses but `json`
+    reads (lone surrogate escapes, NaN, a non-UTF-8 charset) goes through `json`, so both
+    read the same documents."""
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return json.loads(body)
 
 
 def parsed_json(resp: httpx.Response) -> Any:

@@ -1,7 +1,8 @@
 """The partition writer: streams a backup's pages into a staging folder, then deduplicates and
 sorts them with DuckDB (id, update time: re-runs produce the same files), splits them into part
 files, hashes them, describes them in a manifest and lands the partition (`landing.land`).
-Memory stays bounded: pages stream into one Parquet file; DuckDB spills past 1 GB.
+Memory stays bounded: pages stream into one Parquet file; DuckDB spills past 256 MB (a
+100k-contact full then peaks near 500 MB RSS: docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -107,8 +108,8 @@ class PartitionWriter:
         return land(self.staging, self.final, manifest)
 
     def _finalize(self) -> list[dict[str, Any]]:
-        # bounded memory: a large full snapshot spills to the staging folder past 1 GB
-        con = connect_duckdb(config={"memory_limit": "1GB", "threads": 2,
+        # bounded memory: a large full snapshot spills to the staging folder past 256 MB
+        con = connect_duckdb(config={"memory_limit": "256MB", "threads": 2,
                                      "temp_directory": str(self.staging / "_spill"),
                                      "preserve_insertion_order": True})
         order = "id, _source_updated_at NULLS FIRST, _op DESC"
@@ -135,9 +136,10 @@ class PartitionWriter:
             for i in range(n_files):
                 name = f"part-{i:05d}.parquet"
                 path = self.staging / name
-                parquet.write_query(con, f"""
-                    SELECT * FROM rows ORDER BY {order}
-                    LIMIT {ROWS_PER_FILE} OFFSET {i * ROWS_PER_FILE}""", path)
+                # the table holds the rows in order and scans keep it (preserve_insertion_order):
+                # slicing needs no second sort
+                parquet.write_query(con, "SELECT * FROM rows" if n_files == 1 else f"""
+                    SELECT * FROM rows LIMIT {ROWS_PER_FILE} OFFSET {i * ROWS_PER_FILE}""", path)
                 rows = parquet.num_rows(path)
                 files.append({"file": name, "rows": rows, "sha256": sha256_file(path),
                               "bytes": path.stat().st_size})
