@@ -157,12 +157,13 @@ def measure_once(name: str, kind: str, base_url: str, server_pid: int, source: s
            "PYTHONPYCACHEPREFIX": str(OUT / "pycache")}
     env.pop("PYTHONDONTWRITEBYTECODE", None)
     result_file = work / "result.json"
-    cmd = [sys.executable, str(Path(__file__).resolve()), "--child", kind,
+    code = Path(args.get("code") or ROOT)   # --before: the previous commit's checkout
+    cmd = [sys.executable, str(code / "bench" / "bench_extract.py"), "--child", kind,
            "--child-args", json.dumps({**args, "base_url": base_url, "work": str(work),
                                        "server_pid": server_pid,
                                        "result": str(result_file)})]
     print(f"measuring {name} ...", flush=True)
-    subprocess.run(cmd, env=env, check=True, cwd=ROOT)
+    subprocess.run(cmd, env=env, check=True, cwd=code)
     result = json.loads(result_file.read_text())
     log = admin(base_url, "GET", f"/requests?source={source}")["requests"]
     result["api_calls"] = len(log)
@@ -331,6 +332,19 @@ def child_dlt(a: dict[str, Any]) -> dict[str, Any]:
 
 
 # -- the run -------------------------------------------------------------------------------------
+@functools.cache
+def before_code(commit: str) -> Path:
+    """A checkout of `commit` (a temporary git worktree under bench/out/), whose own bench
+    script measures the code as it was, against the same sandbox in the same run."""
+    folder = OUT / f"before-{commit}"
+    if not (folder / "bench" / "bench_extract.py").exists():
+        subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT,
+                       capture_output=True)
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), commit], cwd=ROOT,
+                       check=True, capture_output=True)
+    return folder
+
+
 def last_whole_day(base_url: str) -> str:
     now = datetime.fromisoformat(admin(base_url, "GET", "/clock")["now"].replace("Z", "+00:00"))
     return (now - timedelta(milliseconds=1)).date().isoformat()
@@ -397,6 +411,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 facts["keap_fields"] = fields
                 jobs = [("talentvault keap/contacts", "talentvault",
                          {"entity": "keap/contacts", "day": day, "profile": args.profile})]
+                if args.before:
+                    jobs.append((f"talentvault {args.before} (before) keap/contacts",
+                                 "talentvault", {"entity": "keap/contacts", "day": day,
+                                                 "code": str(before_code(args.before))}))
                 if not args.skip_dlt:
                     jobs += [(f"dlt rest_api keap/contacts{label}", "dlt",
                               {"fields": fields, "max_table_nesting": nesting})
@@ -411,11 +429,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     facts["ids"][dl["name"]] = ids
                     facts["counts_match"] &= dl["records"] == expected and not any(ids.values())
             else:
-                results += measure([(f"talentvault greenhouse/{entity}", "talentvault",
-                                     {"entity": f"greenhouse/{entity}", "day": day,
-                                      "profile": args.profile})
-                                    for entity in args.greenhouse],
-                                   base, pid, "greenhouse", args.repeat)
+                jobs = [(f"talentvault greenhouse/{entity}", "talentvault",
+                         {"entity": f"greenhouse/{entity}", "day": day,
+                          "profile": args.profile}) for entity in args.greenhouse]
+                if args.before:
+                    jobs += [(f"talentvault {args.before} (before) greenhouse/{entity}",
+                              "talentvault", {"entity": f"greenhouse/{entity}", "day": day,
+                                              "code": str(before_code(args.before))})
+                             for entity in args.greenhouse]
+                results += measure(jobs, base, pid, "greenhouse", args.repeat)
         finally:
             server.stop()
     return {"results": results, "facts": facts}
@@ -496,6 +518,8 @@ def main() -> None:
     parser.add_argument("--skip-dlt", action="store_true")
     parser.add_argument("--repeat", type=int, default=3,
                         help="runs per measurement; the fastest is reported (default 3)")
+    parser.add_argument("--before", metavar="COMMIT",
+                        help="also measure talentvault as it was at COMMIT (a git worktree)")
     parser.add_argument("--profile", action="store_true",
                         help="profile talentvault's runs (cProfile; slower: not for the table)")
     add_flag(parser)
@@ -509,7 +533,12 @@ def main() -> None:
         Path(child_args["result"]).write_text(json.dumps(result))
         return
 
-    out = run(args)
+    try:
+        out = run(args)
+    finally:
+        if args.before:
+            subprocess.run(["git", "worktree", "remove", "--force",
+                            str(OUT / f"before-{args.before}")], cwd=ROOT, capture_output=True)
     facts, results, m = out["facts"], out["results"], machine()
     (OUT / "bench_extract.json").write_text(json.dumps({**out, "machine": m}, indent=2))
     print(table(results))
@@ -531,6 +560,8 @@ def render(args: argparse.Namespace, m: dict[str, Any], facts: dict[str, Any],
            f"--contacts {args.contacts} --candidates {args.candidates}")
     if args.repeat != 3:
         cmd += f" --repeat {args.repeat}"
+    if args.before:
+        cmd += f" --before {args.before}"
 
     def para(text: str) -> str:
         return textwrap.fill(" ".join(text.split()), width=98)
