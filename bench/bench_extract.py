@@ -65,7 +65,9 @@ def generator_version() -> str:
     """A digest of the world generator's source: a cached world is reused only while the
     generator that made it is unchanged (computed once per run, so a run uses one version)."""
     h = hashlib.sha256()
-    for f in sorted((ROOT / "orchestration" / "sandbox").glob("world*.py")):
+    files = sorted((ROOT / "sandbox" / "world").rglob("*.py"))
+    assert files, "the world generator moved: update bench_extract.generator_version"
+    for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:10]
 
