@@ -2,7 +2,8 @@
 
 For a day D the asset writes partition `snapshot_date=D`:
 - incremental: the records whose update time falls in [D - overlap, D + 1 day), plus `delete`
-  rows for ids that were in the backed-up state but are no longer listed by the API;
+  rows for ids that were in the backed-up state and are gone: deleted by webhook, and on the
+  days of the deletion sweep no longer listed by the API (assets/deletions.py);
 - full: every record the API lists now, plus `delete` rows for ids that vanished.
 `mode: auto` (the default) takes a full snapshot on the first run, after a gap (an incremental
 chain must be contiguous), for entities that are always full, and when asked; otherwise
@@ -28,6 +29,7 @@ from typing import Any, Literal
 import dagster as dg
 import pyarrow as pa
 
+from assets import deletions
 from assets.identity import suppressed
 from checks.snapshots import RULES, check_specs, run_checks
 from orchestration.clock import reference_clock
@@ -45,7 +47,8 @@ from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.parquet import duck_path
 from orchestration.storage.schema import EntitySchema
 from orchestration.storage.snapshots import SnapshotStorage
-from orchestration.storage.state_sql import entity_state_sql, history_sql, state_sql
+from orchestration.storage.state_sql import entity_state_sql
+from orchestration.storage.writer import PartitionWriter
 from orchestration.times import iso, parse_ts
 
 log = logging.getLogger("talentvault.extract")
@@ -147,6 +150,7 @@ def frozen_heap() -> Iterator[None]:
 
 def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage, day: date,
                  run_id: str, requested_mode: str, now: datetime | None) -> dict[str, Any]:
+    deletions.policy()   # a bad TALENTVAULT_DELETION_SWEEP fails before any API call
     p = plan(storage, spec, day, requested_mode, now)
     # erased people are not backed up again: their rows are dropped when the partition lands
     writer = storage.writer(spec.schema, day, mode=p.mode, run_id=run_id,
@@ -175,11 +179,7 @@ def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStora
             if p.mode == "full":
                 listed_ids.append(_ids(spec, [r["id"] for r in page]))
         if not later:
-            if p.mode == "incremental":
-                id_pages = spec.live_ids(client) if spec.live_ids else (
-                    [r["id"] for r in page] for page in spec.pages(client, None, None))
-                listed_ids = [_ids(spec, ids) for ids in id_pages]
-            gone = vanished_ids(storage, spec, day, listed_ids)
+            gone = _deletions(spec, client, storage, writer, day, p, listed_ids)
             writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
         writer.api_calls = client.calls - calls_before
         manifest = writer.commit()
@@ -193,6 +193,40 @@ def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStora
                  counts={"rows": manifest["rows"], "api_calls": writer.api_calls},
                  details={"snapshot_date": day.isoformat(), "mode": p.mode})
     return manifest
+
+
+def _deletions(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage,
+               writer: PartitionWriter, day: date, p: Plan,
+               listed_ids: list[pa.Array]) -> list[Any]:
+    """The ids deleted at the vendor since the backed-up state (assets/deletions.py): a full
+    backup diffs its own listing; an incremental sweeps every id when the policy says so, and
+    always takes the webhook inbox's deletions. The manifest records which signal was used."""
+    source, entity = spec.schema.source, spec.schema.entity
+    if p.mode == "full":
+        writer.extra["deletions"] = {"policy": "full", "swept": True,
+                                     "live_ids": sum(len(a) for a in listed_ids)}
+        return vanished_ids(storage, spec, day, listed_ids)
+    sweep = deletions.plan_sweep(storage, source, entity, day)
+    swept: list[Any] = []
+    counts: dict[str, int] = {}
+    if sweep.run:
+        calls = client.calls
+        id_pages = spec.live_ids(client) if spec.live_ids else (
+            [r["id"] for r in page] for page in spec.pages(client, None, None))
+        listed_ids = [_ids(spec, ids) for ids in id_pages]
+        swept = vanished_ids(storage, spec, day, listed_ids)
+        counts = {"live_ids": sum(len(a) for a in listed_ids), "sweep_calls": client.calls - calls,
+                  "from_sweep": len(swept)}
+    con = connect_duckdb()
+    try:
+        hooked = deletions.webhook_deletions(
+            con, storage.path(), storage, source, entity, day,
+            "BIGINT" if spec.schema.id_type == pa.int64() else "VARCHAR")
+    finally:
+        con.close()
+    gone = sorted(set(swept) | set(hooked))
+    writer.extra["deletions"] = sweep.manifest(**counts, from_webhooks=len(hooked))
+    return gone
 
 
 def _after(spec: ExtractSpec, record: dict[str, Any], end: datetime) -> bool:
@@ -209,20 +243,14 @@ def _ids(spec: ExtractSpec, ids: list[Any]) -> pa.Array:
 def vanished_ids(storage: SnapshotStorage, spec: ExtractSpec, day: date,
                  listed: list[pa.Array]) -> list[Any]:
     """Ids alive in the backed-up state before `day` that the API no longer lists."""
-    entity_dir = storage.entity_dir(spec.schema.source, spec.schema.entity)
-    if not any(entity_dir.glob("snapshot_date=*/*.parquet")):
-        return []
-    earlier = [d for d in entity_dir.glob("snapshot_date=*")
-               if d.name.split("=", 1)[1] < day.isoformat() and any(d.glob("*.parquet"))]
-    if not earlier:
+    alive = deletions.alive_before_sql(storage, spec.schema.source, spec.schema.entity, day)
+    if alive is None:
         return []
     live = pa.table({"id": pa.chunked_array(listed, type=spec.schema.id_type)})  # noqa: F841
     con = connect_duckdb()
     try:
-        state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
-                          entity_dir=entity_dir, before_day=day.isoformat())
         rows = con.execute(f"""
-            SELECT s.id FROM ({state}) s ANTI JOIN live USING (id) ORDER BY s.id
+            SELECT s.id FROM ({alive}) s ANTI JOIN live USING (id) ORDER BY s.id
         """).fetchall()
     finally:
         con.close()

@@ -45,13 +45,12 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from outputs import add_flag, report_path
+from outputs import NOTES_SLOT, add_flag, report_path, write_section
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "out"
 DOC = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Extraction: talentvault vs dlt"
-PLACEHOLDER = "(interpretation: to be written by hand for these numbers)"
 KEAP_PER_CANDIDATE_GUESS = 0.80   # world/build.py: 60% of candidates in Keap (+4% dupes) + leads
 UNLIMITED = 1_000_000             # client pacing high enough never to wait
 
@@ -491,24 +490,10 @@ def breakdown(results: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-NOTES_START, NOTES_END = "<!-- notes: kept across runs -->", "<!-- /notes -->"
-
-
 def write_doc(section: str, doc: Path = DOC) -> None:
     """Replace this benchmark's section of `doc` (docs/benchmarks.md with --write-docs), keeping
-    every other section and the hand-written notes between the NOTES markers of this one."""
-    text = doc.read_text() if doc.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start >= 0:
-        nxt = text.find("\n## ", start + len(SECTION))
-        old = text[start:nxt if nxt >= 0 else len(text)]
-        if NOTES_START in old and NOTES_END in old:
-            notes = old[old.index(NOTES_START):old.index(NOTES_END) + len(NOTES_END)]
-            section = section.replace(f"{NOTES_START}\n{PLACEHOLDER}\n{NOTES_END}", notes)
-        text = text[:start] + section + ("\n" + text[nxt + 1:] if nxt >= 0 else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    doc.write_text(text.rstrip("\n") + "\n")
+    every other section and the hand-written notes of this one."""
+    write_section(doc, SECTION, section)
 
 
 def main() -> None:
@@ -601,7 +586,7 @@ def render(args: argparse.Namespace, m: dict[str, Any], facts: dict[str, Any],
             {facts.get('counts_match')}."""),
         "Where the time went (wall seconds of the fastest run, measured inside each child):",
         breakdown(results),
-        f"{NOTES_START}\n{PLACEHOLDER}\n{NOTES_END}",
+        NOTES_SLOT,
     ]) + "\n"
 
 
