@@ -41,10 +41,12 @@ def entity_history(root: Path, source: str, entity: str, day: str, columns: list
 
 
 def load_state(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: str,
-               day: str, columns: list[str], target: str, *, required: bool = True) -> int:
+               day: str, columns: list[str], target: str, *, required: bool = True,
+               ids: str | None = None) -> int:
     """Create table `target` with the state of `source/entity` as of the end of `day`: the
     listed columns (names or SQL expressions over a snapshot row), `_source_updated_at` and
-    `snapshot_date` (the partition holding the version).
+    `snapshot_date` (the partition holding the version). `ids` (a SELECT of one column) keeps
+    only those records: their rows alone are read and decoded.
 
     Which version is current comes from `state_sql` over the versions' keys only (id, update
     time, op, partition); the winning rows' columns are then read by a join. Sorting narrow
@@ -62,10 +64,11 @@ def load_state(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: 
     folder = root / source / entity
     nxt = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
     cols = ", ".join(dict.fromkeys(["id", *columns, "_source_updated_at", "snapshot_date"]))
+    only = f"WHERE id IN ({ids})" if ids else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {target} AS
         WITH current AS (SELECT id, _source_updated_at, snapshot_date
-                         FROM ({state_sql(keys, entity_dir=folder, before_day=nxt)}))
+                         FROM ({state_sql(keys, entity_dir=folder, before_day=nxt)}) {only})
         SELECT {cols} FROM ({versions(root, source, entity, day)}) v
         SEMI JOIN current c ON v.id = c.id AND v.snapshot_date = c.snapshot_date
             AND v._source_updated_at IS NOT DISTINCT FROM c._source_updated_at

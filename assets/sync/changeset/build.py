@@ -12,13 +12,13 @@ from typing import Any
 
 import duckdb
 
-from assets.sync.changeset import state
+from assets.sync.changeset import incremental, state
 from assets.sync.changeset.base import COLUMNS, MEMORY_LIMIT, NAME, ORDER, REJECTS, SOURCE, connect
 from assets.sync.changeset.fields import field_diffs
 from assets.sync.changeset.match import match, policies
 from assets.sync.changeset.rejects import KEAP_MAX_LENGTH, REJECT_COLUMNS, limits, update_rejects
 from assets.sync.changeset.rows import changes
-from assets.sync.changeset.summary import summary_counts
+from assets.sync.changeset.summary import profile_counts, summary_counts
 from orchestration.storage.derived import partition_glob, write_partition
 from orchestration.storage.parquet import duck_path
 
@@ -75,7 +75,18 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
         SELECT DISTINCT k FROM (SELECT unnest(map_keys(fields)) AS k FROM desired)
         WHERE k NOT IN ('email', 'phone') AND NOT starts_with(k, 'custom:') ORDER BY k
     """).fetchall()]
-    b.counts.update(state.keap_contacts(con, root, day, scalar_keys))
+    base, why = incremental.find_base(con, root, day, desired_m)
+    b.counts["build"] = why
+    if base is not None:
+        incremental.load_base(con, root, base)
+        b.counts.update(incremental.dirty_sets(con, root, day, base,
+                                               desired_m.get("managed_tags")))
+        con.execute("DELETE FROM desired WHERE profile_id NOT IN "
+                    "(SELECT profile_id FROM compute_set)")
+        t = _phase(b, "dirty", t)
+    b.counts.update(state.keap_contacts(
+        con, root, day, scalar_keys,
+        only="SELECT contact_id FROM c_all" if base is not None else None))
     t = _phase(b, "keap_state", t)
     b.counts.update(match(con))
     t = _phase(b, "match", t)
@@ -85,15 +96,24 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
     update_rejects(con)
     t = _phase(b, "diff", t)
     changes(con, desired_m)
+    profile_counts(con)
+    if base is not None:
+        incremental.splice(con)
     t = _phase(b, "rows", t)
     b.counts["archived_applied_rows"] = state.archive_applied(con, root, day, run_id)
     b.rejects_manifest = write_partition(
         con, root, REJECTS, day, f"SELECT {REJECT_COLUMNS} FROM rejects",
         "profile_id, action, keap_field, field", run_id=run_id, source=SOURCE,
         extra={"limits": KEAP_MAX_LENGTH})
+    write_partition(con, root, incremental.PROFILES, day,
+                    "SELECT profile_id, kept, no_slot, skipped, shared FROM profile_counts",
+                    "profile_id", run_id=run_id, source=SOURCE)
     b.manifest = write_partition(
         con, root, NAME, day, f"SELECT {COLUMNS} FROM changeset", ORDER, run_id=run_id,
         source=SOURCE, extra={
+            "build": why,
+            "incremental": incremental.record(con, root, day, desired_m,
+                                              b.counts.get("keap_extracted_at")),
             "inputs": {"keap_desired": {"snapshot_date": day,
                                         "content_fingerprint":
                                             desired_m.get("content_fingerprint")},

@@ -222,16 +222,18 @@ def reference_tables(con: duckdb.DuckDBPyConnection, root: Path, day: str,
 
 
 def keap_contacts(con: duckdb.DuckDBPyConnection, root: Path, day: str,
-                  scalar_keys: list[str]) -> dict[str, Any]:
+                  scalar_keys: list[str], only: str | None = None) -> dict[str, Any]:
     """`k_contact`, `k_scalar`, `k_tag`: Keap's contacts as of the end of `day`, with the
     ledger's later writes laid over them. Needs `led`, `written`, `tag_dict`, `cf_dict` and
-    the identity partition `identity/keap_contacts` of `day` (normalized emails and phones)."""
+    the identity partition `identity/keap_contacts` of `day` (normalized emails and phones).
+    `only` (a SELECT of contact ids) limits the backup's contacts read to those (an
+    incremental build); the ledger's are always laid over."""
     ident = partition_dir(root, "keap_contacts", day)
     if not (ident / "_manifest.json").exists():
         raise dg.Failure(f"identity/keap_contacts has no partition {day}: materialize "
                          f"identity/candidate_profiles for {day} first (it writes both).")
     load_state(con, root, "keap", "contacts", day, ["_raw", "update_time"], "keap_snap",
-               required=False)
+               required=False, ids=only)
     extracted = keap_extracted_at(root, day)
     since = f"TIMESTAMPTZ '{extracted}'" if extracted else "'-infinity'::TIMESTAMPTZ"
     paths = ", ".join(f"({k!r}, scalar_path({k!r}))" for k in scalar_keys) or \

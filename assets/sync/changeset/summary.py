@@ -12,6 +12,26 @@ from assets.sync.changeset.base import ACTIONS, NAME, SOURCE
 from orchestration.storage.derived import partition_dir
 
 
+def profile_counts(con: duckdb.DuckDBPyConnection) -> None:
+    """`profile_counts`: per profile, what no changeset row carries (fields kept by keap_wins,
+    fields without a free slot, changes skipped as dead letters, a shared contact lost), so an
+    incremental build can keep the counts of the profiles it does not recompute."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE profile_counts AS
+        SELECT profile_id, sum(kept)::BIGINT AS kept, sum(no_slot)::BIGINT AS no_slot,
+               sum(skipped)::BIGINT AS skipped, sum(shared)::BIGINT AS shared
+        FROM (SELECT profile_id, count(*) FILTER (WHERE note LIKE '%(keap_wins)') AS kept,
+                     count(*) FILTER (WHERE note LIKE '%slot') AS no_slot, 0 AS skipped,
+                     0 AS shared FROM diff GROUP BY profile_id
+              UNION ALL
+              SELECT profile_id, 0, 0, count(*), 0 FROM skipped GROUP BY profile_id
+              UNION ALL
+              SELECT profile_id, 0, 0, 0, count(*) FROM shared GROUP BY profile_id)
+        GROUP BY profile_id
+        HAVING sum(kept) + sum(no_slot) + sum(skipped) + sum(shared) > 0
+    """)
+
+
 def summary_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     """Counts for metadata and the manifest: per action, contacts and fields touched,
     conflicts, skipped (dead letter, shared contact). No values."""
@@ -24,14 +44,12 @@ def summary_counts(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
     contacts, profiles, conflicts = con.execute("""
         SELECT count(DISTINCT contact_id), count(DISTINCT profile_id),
                count(*) FILTER (WHERE conflict IS NOT NULL) FROM changeset""").fetchone()
-    kept, no_slot = con.execute("""
-        SELECT count(*) FILTER (WHERE note LIKE '%(keap_wins)'),
-               count(*) FILTER (WHERE note LIKE '%slot') FROM diff""").fetchone()
+    kept, no_slot, skipped, shared = con.execute("""
+        SELECT coalesce(sum(kept), 0), coalesce(sum(no_slot), 0), coalesce(sum(skipped), 0),
+               coalesce(sum(shared), 0) FROM profile_counts""").fetchone()
     rejected, rejected_contacts, rejected_profiles = con.execute("""
         SELECT count(*), count(*) FILTER (WHERE scope = 'contact'), count(DISTINCT profile_id)
         FROM rejects""").fetchone()
-    skipped = con.execute("SELECT count(*) FROM skipped").fetchone()[0]
-    shared = con.execute("SELECT count(*) FROM shared").fetchone()[0]
     return {
         **{a: int(by_action.get(a, 0)) for a in ACTIONS},
         "changes": int(sum(by_action.values())),
