@@ -40,6 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 DAY = "2026-01-04"
+DAY2 = "2026-01-05"
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
@@ -135,6 +136,7 @@ def generate(root: Path, profiles: int, contacts: int, matched: float, ledger: i
         FROM range(1, {profiles} + 1) t(i) LEFT JOIN c USING (i)
     """)
     write_partition(con, root, "keap_desired", DAY, """
+        SELECT *, hash(email, emails, fields, tags) AS row_hash FROM (
         SELECT profile_id, email, [email] AS emails,
                MAP(['email', 'given_name', 'family_name', 'job_title', 'phone',
                     'custom:Last Stage'],
@@ -146,7 +148,7 @@ def generate(root: Path, profiles: int, contacts: int, matched: float, ledger: i
                CASE WHEN stale THEN ['Candidate', 'Stage: Onsite']
                     ELSE ['Active Applicant', 'Candidate'] END AS tags,
                ['stage_change'] AS events
-        FROM p""", "profile_id", run_id="bench", source="sync", extra={
+        FROM p)""", "profile_id", run_id="bench", source="sync", extra={
         "mapping_fingerprint": "bench", "managed_tags": sorted(MANAGED),
         "tag_categories": {t: None for t in MANAGED},
         "custom_fields": {"Last Stage": {"field_type": "TEXT", "on_missing": "create"}},
@@ -188,15 +190,71 @@ def _ledger(con, root: Path, n: int) -> int:
     return n
 
 
-def run(root: Path, memory_limit: str) -> dict:
+def day_after(root: Path, profiles: int, contacts: int, change: float) -> dict:
+    """Day DAY2 after the base day: `change` of the contacts got a new version in Keap (a new
+    family name: an incremental backup partition), `change` of the profiles a new stage in the
+    desired state; tags and custom fields unchanged; identity re-derived. The base day's
+    changeset (built before this runs) is the incremental build's base."""
+    import duckdb
+
+    from orchestration.storage.derived import write_partition
+
+    con = duckdb.connect(config={"threads": 2, "memory_limit": "3GB"})
+    con.execute("SET TimeZone = 'UTC'")
+    extracted = datetime(2026, 1, 6, 1, 0, tzinfo=UTC)
+    kdir = root / "keap" / "contacts" / f"snapshot_date={DAY2}"
+    kdir.mkdir(parents=True)
+    base = root / "keap" / "contacts" / f"snapshot_date={DAY}"
+    con.execute(f"""
+        COPY (SELECT id, given_name, family_name || '-b' AS family_name,
+                     TIMESTAMPTZ '2026-01-05 12:00:00+00' AS update_time,
+                     json_merge_patch(_raw, '{{"family_name": "' || family_name || '-b", '
+                                      || '"update_time": "2026-01-05T12:00:00Z"}}')::VARCHAR
+                         AS _raw,
+                     TIMESTAMPTZ '2026-01-05 12:00:00+00' AS _source_updated_at,
+                     TIMESTAMPTZ '{extracted.isoformat()}' AS _extracted_at,
+                     'upsert' AS _op, 'bench-2' AS _run_id
+              FROM read_parquet('{base}/*.parquet')
+              WHERE {_u('day2', 'id')} < {change} ORDER BY id)
+        TO '{kdir}/part-00000.parquet' (FORMAT parquet, COMPRESSION zstd)""")
+    _manifest(con, kdir, {"extracted_at": extracted.isoformat(), "mode": "incremental",
+                          "content_fingerprint": "day2"})
+    for entity in ("tags", "custom_fields"):
+        shutil.copytree(root / "keap" / entity / f"snapshot_date={DAY}",
+                        root / "keap" / entity / f"snapshot_date={DAY2}")
+    ident = root / "identity" / "keap_contacts" / f"snapshot_date={DAY}"
+    write_partition(con, root, "keap_contacts", DAY2, f"""
+        SELECT * REPLACE (CASE WHEN {_u('day2', 'contact_id')} < {change}
+                               THEN family_name || '-b' ELSE family_name END AS family_name)
+        FROM read_parquet('{ident}/*.parquet')""", "contact_id", run_id="bench-2")
+    desired = root / "sync" / "keap_desired" / f"snapshot_date={DAY}"
+    extra = json.loads((desired / "_manifest.json").read_text())
+    extra = {k: extra[k] for k in ("mapping_fingerprint", "managed_tags", "tag_categories",
+                                   "custom_fields", "conflict")}
+    write_partition(con, root, "keap_desired", DAY2, f"""
+        SELECT * REPLACE (hash(email, emails, fields, tags) AS row_hash) FROM (
+        SELECT * REPLACE (CASE WHEN {_u('day2p', 'profile_id')} < {change}
+                               THEN map_concat(fields, MAP(['custom:Last Stage'], ['Offer']))
+                               ELSE fields END AS fields)
+        FROM read_parquet('{desired}/*.parquet'))""", "profile_id", run_id="bench-2",
+                    source="sync", extra=extra)
+    con.close()
+    return {"keap_versions": change, "desired_changed": change}
+
+
+def run(root: Path, memory_limit: str, day: str = "") -> dict:
     from assets.sync.changeset import build_changeset
 
     started = time.perf_counter()
-    b = build_changeset(root, DAY, "bench-changeset", memory_limit=memory_limit)
+    b = build_changeset(root, day or DAY, "bench-changeset", memory_limit=memory_limit)
     try:
         out = {"seconds": round(time.perf_counter() - started, 1), "phases": b.timings,
                "counts": b.manifest["counts"], "rows": b.manifest["rows"],
-               "ledger_writes_overlaid": b.counts["ledger_writes_overlaid"]}
+               "ledger_writes_overlaid": b.counts["ledger_writes_overlaid"],
+               "build": b.manifest.get("build"),
+               "dirty": {k: b.counts.get(k) for k in (
+                   "profiles_changed", "contacts_changed", "profiles_dirty",
+                   "profiles_computed", "contacts_read")}}
     finally:
         b.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
@@ -205,31 +263,41 @@ def run(root: Path, memory_limit: str) -> dict:
     return out
 
 
+def child(root: Path, memory_limit: str, day: str = DAY, mode: str = "auto") -> dict:
+    """One build in a fresh process (its own peak RSS and CPU)."""
+    proc = subprocess.run([sys.executable, __file__, "--run-only", "--dir", str(root),
+                           "--memory-limit", memory_limit, "--day", day],
+                          capture_output=True, text=True, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO),
+                               "TALENTVAULT_CHANGESET": mode})
+    if proc.returncode:
+        sys.exit(proc.stderr)
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", type=int, default=1_000_000)
     ap.add_argument("--contacts", type=int, default=1_000_000)
     ap.add_argument("--matched", type=float, default=0.9)
     ap.add_argument("--ledger", type=int, default=50_000)
-    ap.add_argument("--memory-limit", default="2GB")
+    ap.add_argument("--memory-limit", default="1500MB")
     ap.add_argument("--dir", type=Path, default=None, help="Data root (default: a temp dir).")
     ap.add_argument("--keep", action="store_true")
+    ap.add_argument("--day-after", type=float, default=0.0, metavar="CHANGE",
+                    help="then a next day with this share changed (e.g. 0.01), built in full "
+                    "and incrementally on copies of the root, side by side")
     ap.add_argument("--run-only", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--day", default="", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.run_only:
-        print(json.dumps(run(args.dir, args.memory_limit)))
+        print(json.dumps(run(args.dir, args.memory_limit, args.day)))
         return
     root = args.dir or Path(tempfile.mkdtemp(prefix="bench-changeset-"))
     try:
         gen = generate(root, args.profiles, args.contacts, args.matched, args.ledger)
         print(f"generated: {gen}", file=sys.stderr)
-        proc = subprocess.run([sys.executable, __file__, "--run-only", "--dir", str(root),
-                               "--memory-limit", args.memory_limit],
-                              capture_output=True, text=True, cwd=REPO,
-                              env={**os.environ, "PYTHONPATH": str(REPO)})
-        if proc.returncode:
-            sys.exit(proc.stderr)
-        res = json.loads(proc.stdout.strip().splitlines()[-1])
+        res = child(root, args.memory_limit)
         res.update(generated=gen, machine=f"{platform.machine()}, {os.cpu_count()} cores, "
                    "shared with other workers", memory_limit=args.memory_limit)
         print(json.dumps(res, indent=2))
@@ -238,6 +306,25 @@ def main() -> None:
               f"{res['seconds']} s | {res['cpu_seconds']} s CPU | {res['peak_rss_mb']} MB | "
               f"{c['create']:,} creates, {c['update']:,} updates, {c['tag_add']:,} tag adds, "
               f"{c['tag_remove']:,} tag removes |")
+        if args.day_after:
+            after = day_after(root, args.profiles, args.contacts, args.day_after)
+            print(f"day after: {after}", file=sys.stderr)
+            sides = {}
+            for mode in ("full", "auto"):
+                copy = root.parent / f"{root.name}-{mode}"
+                shutil.rmtree(copy, ignore_errors=True)
+                shutil.copytree(root, copy)
+                try:
+                    sides[mode] = child(copy, args.memory_limit, DAY2, mode)
+                finally:
+                    shutil.rmtree(copy, ignore_errors=True)
+            print(json.dumps(sides, indent=2))
+            for mode, r in sides.items():
+                c = r["counts"]
+                print(f"| day after ({args.day_after:.0%} changed), {mode} | {r['seconds']} s "
+                      f"| {r['cpu_seconds']} s CPU | {r['peak_rss_mb']} MB | {r['build']} | "
+                      f"dirty {r['dirty']} | {c['create']:,} creates, {c['update']:,} updates, "
+                      f"{c['tag_add']:,} tag adds, {c['tag_remove']:,} tag removes |")
     finally:
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)

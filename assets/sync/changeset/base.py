@@ -18,7 +18,7 @@ ORDER = ("profile_id, CASE action WHEN 'create' THEN 0 WHEN 'update' THEN 1 "
          "WHEN 'tag_remove' THEN 2 ELSE 3 END, tag, change_id")
 COLUMNS = ("change_id, action, profile_id, contact_id, match_email, fields, body, update_mask, "
            "tag, tag_id, depends_on, conflict, field_values")
-MEMORY_LIMIT = "2GB"
+MEMORY_LIMIT = "1500MB"   # peak RSS stays under 2 GB at 1M x 1M (docs/bench_changeset.md)
 
 # JSON of one email / phone array item as Keap's request takes it (nulls left out)
 ITEM_MACROS = [

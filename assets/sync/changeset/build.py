@@ -63,7 +63,7 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
     con, root, day = b.con, b.root, b.day
     t = time.perf_counter()
     desired_m = state.desired_manifest(root, day)
-    con.execute(f"""CREATE OR REPLACE TEMP TABLE desired AS
+    con.execute(f"""CREATE OR REPLACE TEMP VIEW desired_all AS
                     SELECT profile_id, email, coalesce(emails, []) AS emails, fields,
                            coalesce(tags, []) AS tags
                     FROM read_parquet(
@@ -71,19 +71,24 @@ def _build(b: ChangesetBuild, run_id: str) -> None:
     b.counts["ledger_rows"] = state.ledger_table(con, root)
     state.written_changes(con, root)
     state.reference_tables(con, root, day, desired_m)
-    scalar_keys = [r[0] for r in con.execute("""
-        SELECT DISTINCT k FROM (SELECT unnest(map_keys(fields)) AS k FROM desired)
-        WHERE k NOT IN ('email', 'phone') AND NOT starts_with(k, 'custom:') ORDER BY k
-    """).fetchall()]
+    t = _phase(b, "inputs", t)
     base, why = incremental.find_base(con, root, day, desired_m)
     b.counts["build"] = why
     if base is not None:
         incremental.load_base(con, root, base)
         b.counts.update(incremental.dirty_sets(con, root, day, base,
                                                desired_m.get("managed_tags")))
-        con.execute("DELETE FROM desired WHERE profile_id NOT IN "
-                    "(SELECT profile_id FROM compute_set)")
+        con.execute("CREATE OR REPLACE TEMP TABLE desired AS SELECT * FROM desired_all "
+                    "WHERE profile_id IN (SELECT profile_id FROM compute_set)")
         t = _phase(b, "dirty", t)
+    else:
+        con.execute("CREATE OR REPLACE TEMP TABLE desired AS SELECT * FROM desired_all")
+    # the standard fields the desired state names (of the profiles computed: only theirs are
+    # compared)
+    scalar_keys = [r[0] for r in con.execute("""
+        SELECT DISTINCT k FROM (SELECT unnest(map_keys(fields)) AS k FROM desired)
+        WHERE k NOT IN ('email', 'phone') AND NOT starts_with(k, 'custom:') ORDER BY k
+    """).fetchall()]
     b.counts.update(state.keap_contacts(
         con, root, day, scalar_keys,
         only="SELECT contact_id FROM c_all" if base is not None else None))

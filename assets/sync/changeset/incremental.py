@@ -161,7 +161,7 @@ def _keys(tags: list[str] | None) -> set[str]:
 def dirty_sets(con: duckdb.DuckDBPyConnection, root: Path, day: str, base: Base,
                desired_managed: list[str] | None) -> dict[str, int]:
     """Tables `dirty(profile_id)`, `compute_set(profile_id)`, `c_all(contact_id)` (see the
-    module docstring). Needs the full `desired` table of `day` and `led`."""
+    module docstring). Needs `desired_all` (the view of `day`'s desired state) and `led`."""
     b = base.day
     since = base.manifest["incremental"]["keap_extracted_at"]
     # tags Keap has now and did not at the base (the push creates them: their rows get ids),
@@ -172,24 +172,33 @@ def dirty_sets(con: duckdb.DuckDBPyConnection, root: Path, day: str, base: Base,
                       ^ _keys(desired_managed)))
     if added:
         con.executemany("INSERT INTO new_tags VALUES (?)", [(k,) for k in added])
+    now_glob, base_glob = (_glob(partition_dir(root, DESIRED, d, SOURCE)) for d in (day, b))
+    # the desired partitions carry each row's hash (sync/desired); older ones are hashed here
+    stored = all("row_hash" in (r[0] for r in con.execute(
+        f"DESCRIBE SELECT * FROM read_parquet('{g}')").fetchall()) for g in (now_glob, base_glob))
+    row_hash = "row_hash" if stored else \
+        "hash(email, emails, fields, coalesce(tags, []::VARCHAR[]))"
     con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE d_now AS
+        SELECT profile_id, list_distinct(list_prepend(email, coalesce(emails, []))) AS es,
+               {row_hash} AS h
+        FROM read_parquet('{now_glob}');
         CREATE OR REPLACE TEMP TABLE pe_now AS
-        SELECT profile_id, unnest(list_distinct(list_prepend(email, emails))) AS email
-        FROM desired;
+        SELECT profile_id, unnest(es) AS email FROM d_now;
         CREATE OR REPLACE TEMP TABLE p_changed AS
-        WITH n AS (SELECT profile_id, hash(email, emails, fields, tags) AS h FROM desired),
-             o AS (SELECT profile_id, hash(email, coalesce(emails, []), fields,
-                                           coalesce(tags, [])) AS h
-                   FROM read_parquet('{_glob(partition_dir(root, DESIRED, b, SOURCE))}'))
+        WITH n AS (SELECT profile_id, h FROM d_now),
+             o AS (SELECT profile_id, {row_hash} AS h FROM read_parquet('{base_glob}'))
         SELECT profile_id FROM n FULL JOIN o USING (profile_id) WHERE n.h IS DISTINCT FROM o.h;
         CREATE OR REPLACE TEMP TABLE pe_gone AS
         SELECT profile_id, unnest(list_distinct(list_prepend(email, coalesce(emails, []))))
                    AS email
-        FROM read_parquet('{_glob(partition_dir(root, DESIRED, b, SOURCE))}')
+        FROM read_parquet('{base_glob}')
         WHERE profile_id IN (SELECT profile_id FROM p_changed);
-        CREATE OR REPLACE TEMP TABLE ce_now AS
-        SELECT contact_id, unnest(emails) AS email
+        CREATE OR REPLACE TEMP TABLE i_now AS
+        SELECT contact_id, emails, hash(emails, phones) AS h
         FROM read_parquet('{_glob(partition_dir(root, "keap_contacts", day))}');
+        CREATE OR REPLACE TEMP TABLE ce_now AS
+        SELECT contact_id, unnest(emails) AS email FROM i_now;
     """)
     # versions the Keap backups after the base day hold and the ones up to it do not (a full
     # backup after the base repeats every unchanged version: those are not changes)
@@ -211,8 +220,7 @@ def dirty_sets(con: duckdb.DuckDBPyConnection, root: Path, day: str, base: Base,
                  f"ANTI JOIN ({keys(earlier_parts)}) USING (id, _source_updated_at, _op)")
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE c_changed AS
-        WITH n AS (SELECT contact_id, hash(emails, phones) AS h FROM read_parquet(
-                       '{_glob(partition_dir(root, "keap_contacts", day))}')),
+        WITH n AS (SELECT contact_id, h FROM i_now),
              o AS (SELECT contact_id, hash(emails, phones) AS h FROM read_parquet(
                        '{_glob(partition_dir(root, "keap_contacts", b))}'))
         SELECT contact_id FROM n FULL JOIN o USING (contact_id) WHERE n.h IS DISTINCT FROM o.h
@@ -227,7 +235,7 @@ def dirty_sets(con: duckdb.DuckDBPyConnection, root: Path, day: str, base: Base,
         WITH seed AS (SELECT profile_id FROM p_changed
                       UNION SELECT profile_id FROM led
                             WHERE written_at > TIMESTAMPTZ '{since}' AND profile_id IS NOT NULL
-                      UNION SELECT profile_id FROM desired
+                      UNION SELECT profile_id FROM desired_all
                             WHERE list_has_any(list_transform(tags, lambda t: lower(trim(t))),
                                                (SELECT coalesce(list(tag_key), [])
                                                 FROM new_tags))),
@@ -261,20 +269,22 @@ def dirty_sets(con: duckdb.DuckDBPyConnection, root: Path, day: str, base: Base,
     n = con.execute("""SELECT (SELECT count(*) FROM p_changed), (SELECT count(*) FROM c_changed),
                               (SELECT count(*) FROM dirty), (SELECT count(*) FROM compute_set),
                               (SELECT count(*) FROM c_all)""").fetchone()
-    for t in ("pe_now", "pe_gone", "ce_now", "ce_gone", "p1", "new_tags"):
+    for t in ("d_now", "i_now", "pe_now", "pe_gone", "ce_now", "ce_gone", "p1", "new_tags"):
         con.execute(f"DROP TABLE {t}")
     return {"profiles_changed": n[0], "contacts_changed": n[1], "profiles_dirty": n[2],
             "profiles_computed": n[3], "contacts_read": n[4]}
 
 
 def load_base(con: duckdb.DuckDBPyConnection, root: Path, base: Base) -> None:
-    """`base_changes`, `base_rejects`, `base_profiles`: the base's rows (read before anything is
-    written: a re-run's base is the partition it replaces)."""
+    """`base_changes`, `base_rejects`, `base_profiles`: views of the base's rows (`splice`
+    materializes what it keeps before anything is written: a re-run's base is the partition
+    it replaces)."""
     for table, name in (("base_changes", NAME), ("base_rejects", REJECTS),
                         ("base_profiles", PROFILES)):
         folder = partition_dir(root, name, base.day, SOURCE)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS "
-                    f"SELECT * FROM read_parquet('{_glob(folder)}')")
+        files = ", ".join(f"'{duck_path(f)}'" for f in sorted(folder.glob("*.parquet")))
+        con.execute(f"CREATE OR REPLACE TEMP VIEW {table} AS "
+                    f"SELECT * FROM read_parquet([{files}])")
 
 
 def splice(con: duckdb.DuckDBPyConnection) -> None:

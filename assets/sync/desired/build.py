@@ -59,7 +59,10 @@ def exclusions(con: duckdb.DuckDBPyConnection, m: Mapping, root: Path) -> None:
 DESIRED_SQL = """
     SELECT p.profile_id, p.email, p.emails, f.fields,
            coalesce(t.tags, []::VARCHAR[]) AS tags,
-           coalesce(c.events, []::VARCHAR[]) AS events
+           coalesce(c.events, []::VARCHAR[]) AS events,
+           -- what the Keap changeset reads of the row: its incremental build compares these
+           -- instead of decoding every row's fields
+           hash(p.email, p.emails, f.fields, coalesce(t.tags, []::VARCHAR[])) AS row_hash
     FROM prof p
     JOIN sync_fields f USING (profile_id)
     LEFT JOIN (SELECT profile_id, list_sort(list(DISTINCT tag)) AS tags FROM sync_tags
