@@ -79,3 +79,18 @@ def sandbox(sandbox_server: Sandbox) -> Sandbox:
     sandbox_server.admin("POST", "/reset")
     sandbox_server.rate_limits(True)
     return sandbox_server
+
+
+@pytest.fixture(scope="session")
+def _closed_port() -> int:
+    return process.free_port()   # bound once and released: nothing listens there
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_sandbox(monkeypatch: pytest.MonkeyPatch, _closed_port: int) -> None:
+    """No test reaches a sandbox it did not start: without this, code that asks the default
+    address (http://127.0.0.1:8765) finds the one `talentvault demo` leaves running and reads
+    its simulated clock (January 2026) instead of the test's. Tests and fixtures that start a
+    sandbox set TALENTVAULT_SANDBOX_URL themselves."""
+    if "TALENTVAULT_SANDBOX_URL" not in os.environ:
+        monkeypatch.setenv("TALENTVAULT_SANDBOX_URL", f"http://127.0.0.1:{_closed_port}")
