@@ -115,3 +115,27 @@ def test_a_bad_mode_is_one_clear_error(world: World, monkeypatch: pytest.MonkeyP
     monkeypatch.setenv(MODE_VAR, "sometimes")
     with pytest.raises(ValueError, match="TALENTVAULT_CHANGESET='sometimes'"):
         build_changeset(world.root, world.day().isoformat(), "bad")
+
+
+def test_after_an_erasure_the_next_build_is_full_and_the_person_is_gone(
+        world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`forget` rewrites the partitions a base read (the desired state, the changeset): the next
+    build cannot trust its base and builds in full, equal to the full build, without them."""
+    from assets.recovery.erasure import forget
+
+    w = world
+    day = w.day().isoformat()
+    folder = w.root / "sync" / "keap_desired" / f"snapshot_date={day}"
+    profile_id, email = duckdb.sql(f"SELECT profile_id, email FROM read_parquet("
+                                   f"'{folder}/*.parquet') ORDER BY profile_id LIMIT 1"
+                                   ).fetchall()[0]
+    forget(w.root, email=email)
+    again = check_equal(w, day, "forget", tmp_path, monkeypatch)
+    assert not again["build"].startswith("incremental"), again["build"]
+    rows = duckdb.sql(f"SELECT count(*) FROM read_parquet('{w.root}/sync/keap_changeset/"
+                      f"snapshot_date={day}/*.parquet') WHERE profile_id = {profile_id} "
+                      f"OR match_email = '{email}'").fetchall()[0][0]
+    assert rows == 0
+    # and the build after it is incremental again
+    assert check_equal(w, day, "forget-2", tmp_path, monkeypatch)["build"] == \
+        f"incremental on {day}"
