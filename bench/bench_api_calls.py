@@ -80,17 +80,14 @@ class Receiver:
         self.thread.join(20)
 
 
-class clients(dict):   # noqa: N801 - used like a function: clients()["keap"]
-    """Opens only the client asked for."""
+def client(source: str) -> Any:
+    from orchestration.resources import GreenhouseResource, KeapResource
 
-    def __missing__(self, source: str) -> Any:
-        from orchestration.resources import GreenhouseResource, KeapResource
-
-        if source == "greenhouse":
-            return GreenhouseResource(requests_per_window=1_000_000,
-                                      page_size=PAGE["greenhouse"]).open()
-        return KeapResource(requests_per_second=1_000_000, requests_per_minute=1_000_000,
-                            page_size=PAGE["keap"]).open()
+    if source == "greenhouse":
+        return GreenhouseResource(requests_per_window=1_000_000,
+                                  page_size=PAGE["greenhouse"]).open()
+    return KeapResource(requests_per_second=1_000_000, requests_per_minute=1_000_000,
+                        page_size=PAGE["keap"]).open()
 
 
 def backup(root: Path, day: date, run_id: str) -> dict[str, dict[str, Any]]:
@@ -102,14 +99,14 @@ def backup(root: Path, day: date, run_id: str) -> dict[str, dict[str, Any]]:
     specs = [s for s in GREENHOUSE + KEAP if s.key.to_user_string() in ENTITIES]
     out = {}
     for spec in specs:
-        client = clients()[spec.resource]   # a client each: each pays its one setup call
+        c = client(spec.resource)   # a client each: each pays its one setup call
         try:
             t = time.perf_counter()
-            m = run_extract(spec, client, SnapshotStorage(root=str(root)), day, run_id)
+            m = run_extract(spec, c, SnapshotStorage(root=str(root)), day, run_id)
             m["wall"] = round(time.perf_counter() - t, 1)
             out[spec.key.to_user_string()] = m
         finally:
-            client.close()
+            c.close()
     return out
 
 
@@ -146,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         start = store.now()
         with Receiver(base) as url:
             register_sandbox(base, "greenhouse", f"{url}/webhooks/greenhouse")
-            kc = clients()["keap"]
+            kc = client("keap")
             try:
                 register_keap(base, kc, f"{url}/webhooks/keap")
             finally:

@@ -31,7 +31,6 @@ class Column:
     name: str
     type: pa.DataType
     get: Callable[[dict[str, Any]], Any]
-    text: Callable[[dict[str, Any]], Any] | None = None   # timestamps: the text before parsing
 
 
 def path_of(path: str) -> Callable[[dict[str, Any]], Any]:
@@ -56,7 +55,7 @@ def as_ts(getter: Callable[[dict], Any]) -> Callable[[dict], datetime | None]:
             return parse_ts(str(value))
         except ValueError:
             return None  # unparseable stays null here; the raw text is kept in _raw
-    get.text = getter   # type: ignore[attr-defined]  # lets a page parse its times at once
+    get.text = getter   # type: ignore[attr-defined]  # page_column parses a page's at once
     return get
 
 
@@ -66,7 +65,7 @@ def col(name: str, type_: pa.DataType = STR, source: str | None = None,
     timestamp columns parse ISO text."""
     getter = get or path_of(source or name)
     if type_ == TS and get is None:
-        return Column(name, type_, as_ts(getter), text=getter)
+        return Column(name, type_, as_ts(getter))
     return Column(name, type_, _coerced(getter, type_))
 
 
@@ -161,6 +160,15 @@ def _scrubbed(value: Any) -> Any:
     return value
 
 
+def page_column(docs: list[dict[str, Any]], get: Callable[[dict], Any],
+                type_: pa.DataType) -> pa.Array:
+    """One column of a page: a timestamp read by `as_ts` is parsed for the page at once."""
+    text = getattr(get, "text", None)
+    if text is not None:
+        return timestamps(docs, text, get)
+    return column_array([get(d) for d in docs], type_)
+
+
 def timestamps(docs: list[dict[str, Any]], text: Callable[[dict], Any],
                parse: Callable[[dict], datetime | None]) -> pa.Array:
     """A page's values of one timestamp field, parsed by Arrow at once (ISO-8601 with a 'Z' or
@@ -204,16 +212,10 @@ class EntitySchema:
                else [str(d["id"]) for d in docs])
         arrays: list[pa.Array] = [pa.array(ids, self.id_type)]
         for c in self.columns:
-            if c.name == "id":
-                continue
-            if c.text is not None:
-                arrays.append(timestamps(docs, c.text, c.get))
-            else:
-                arrays.append(column_array([c.get(d) for d in docs], c.type))
+            if c.name != "id":
+                arrays.append(page_column(docs, c.get, c.type))
         arrays.append(pa.array([canonical_json(d) for d in docs], pa.string()))
-        text = getattr(self.updated, "text", None)
-        updated = (timestamps(docs, text, self.updated) if text is not None
-                   else pa.array([self.updated(d) for d in docs], TS))
+        updated = page_column(docs, self.updated, TS)
         # records without an update time (tags, pipelines) are versions of the snapshot time
         if default_updated is not None and updated.null_count:
             updated = updated.fill_null(pa.scalar(default_updated, TS))

@@ -42,6 +42,7 @@ import duckdb
 from assets.sync.changeset.base import NAME, REJECTS, SOURCE
 from orchestration.storage.derived import partition_dir, read_manifest
 from orchestration.storage.parquet import duck_path
+from orchestration.storage.snapshots import SnapshotStorage
 
 # bump when the changeset's logic changes: a base built by other logic is not reused
 CODE_VERSION = 1
@@ -79,18 +80,12 @@ def record(con: duckdb.DuckDBPyConnection, root: Path, day: str, desired_m: dict
 def keap_partitions(root: Path, day: str) -> dict[str, str]:
     """Fingerprints of the Keap contacts partitions the state as of `day` reads: from the
     latest full up to `day` (a full starts the state afresh)."""
-    base = root / "keap" / "contacts"
     found: dict[str, str] = {}
-    for folder in sorted(base.glob("snapshot_date=*"), reverse=True):
-        d = folder.name.split("=", 1)[1]
-        m = folder / "_manifest.json"
-        if d > day or not m.exists():
+    for m in reversed(SnapshotStorage(root=str(root)).manifests("keap", "contacts")):
+        if m["snapshot_date"] > day:
             continue
-        import json
-
-        manifest = json.loads(m.read_text())
-        found[d] = str(manifest.get("content_fingerprint"))
-        if manifest.get("mode") == "full":
+        found[m["snapshot_date"]] = str(m.get("content_fingerprint"))
+        if m.get("mode") == "full":
             break
     return found
 
@@ -135,10 +130,8 @@ def find_base(con: duckdb.DuckDBPyConnection, root: Path, day: str,
         return None, f"sync/keap_desired of {b} was rebuilt since"
     if {k: desired_m.get(k) for k in POLICY_KEYS} != inc.get("policies"):
         return None, "the mapping or its policies or custom fields changed"
-    now = keap_partitions(root, b)
-    if any(now.get(d) != fp for d, fp in (inc.get("keap_partitions") or {}).items()
-           if d >= min(now or {b: ""})):
-        return None, f"a Keap contacts backup up to {b} was replaced since"
+    if keap_partitions(root, b) != inc.get("keap_partitions"):
+        return None, f"a Keap contacts backup up to {b} was replaced or added since"
     if fields_hash(con) != inc.get("fields"):
         return None, "Keap's custom fields changed"
     old_tags, tags = inc.get("tags") or {}, tag_map(con)
