@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 
 DAY = "2026-01-04"
+NEXT = "2026-01-05"
 BATCH = 200_000
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -240,20 +241,20 @@ def keap_sql(n: int, candidates: int) -> str:
     """
 
 
-def write_entity(root: Path, schema, sql: str) -> dict:
-    """Stream a query into a full partition with the backups' schema and a manifest."""
+def write_entity(root: Path, schema, sql: str, day: str = DAY, mode: str = "full") -> dict:
+    """Stream a query into a partition with the backups' schema and a manifest."""
     import duckdb
     import pyarrow.parquet as pq
 
     from orchestration.storage.seals import sha256_file
 
-    folder = root / schema.source / schema.entity / f"snapshot_date={DAY}"
+    folder = root / schema.source / schema.entity / f"snapshot_date={day}"
     folder.mkdir(parents=True, exist_ok=True)
     target = schema.arrow_schema()
     con = duckdb.connect(config={"threads": 2, "memory_limit": "3GB"})
     con.execute("SET TimeZone = 'UTC'")
     files, total, part = [], 0, 0
-    reader = con.execute(sql).to_arrow_reader(BATCH)
+    reader = con.sql(sql).to_arrow_reader(BATCH)
     for batch in reader:
         path = folder / f"part-{part:05d}.parquet"
         cols = [batch.column(batch.schema.get_field_index(f.name)).cast(f.type, safe=False)
@@ -266,9 +267,9 @@ def write_entity(root: Path, schema, sql: str) -> dict:
         total += batch.num_rows
         part += 1
     con.close()
-    manifest = {"source": schema.source, "entity": schema.entity, "snapshot_date": DAY,
-                "mode": "full", "rows": total, "upserts": total, "deletes": 0, "files": files,
-                "content_fingerprint": "bench", "tool_version": "bench"}
+    manifest = {"source": schema.source, "entity": schema.entity, "snapshot_date": day,
+                "mode": mode, "rows": total, "files": files,
+                "content_fingerprint": f"bench-{day}", "tool_version": "bench"}
     (folder / "_manifest.json").write_text(json.dumps(manifest, indent=2))
     return {"rows": total, "mb": round(sum(f["bytes"] for f in files) / 2 ** 20, 1)}
 
@@ -289,7 +290,75 @@ def generate(root: Path, candidates: int, applications: int, keap: int) -> dict:
     return out
 
 
-def measure(root: Path) -> dict:
+def _day_files(root: Path, source: str, entity: str) -> str:
+    return f"read_parquet('{root}/{source}/{entity}/snapshot_date={DAY}/*.parquet')"
+
+
+def day_after(root: Path, fraction: float) -> dict:
+    """The next day's incremental partitions: `fraction` of the candidates edited (a tenth of
+    them take a neighbour's email too: two profiles join; a tenth move to a new address: a
+    profile may split), half that many new candidates (half of them a second record of an
+    existing person), a twentieth deleted; `fraction` of the applications moved to another
+    stage and half that many new; `fraction` of the Keap contacts edited. Typed columns change,
+    `_raw` is the earlier version's (the identity step reads the typed columns)."""
+    from assets.greenhouse import schemas as gh
+    from assets.keap import schemas as kp
+
+    started = time.perf_counter()
+    at = f"TIMESTAMPTZ '{NEXT} 10:00:00+00' + to_milliseconds(id % 3600000)"
+    c_at = at.replace("(id ", "(c.id ")
+    k = int(fraction * 1_000_000)
+    cands = _day_files(root, "greenhouse", "candidates")
+    top = f"(SELECT max(id) FROM {cands})"
+    cand_sql = f"""
+        SELECT c.* REPLACE (
+            CASE WHEN hash(c.id, 'j') % 10 = 0 THEN list_concat(c.emails, n.emails)
+                 WHEN hash(c.id, 'j') % 10 = 1 THEN ['moved' || c.id || '@new.example']
+                 ELSE c.emails END AS emails,
+            'Edited ' || c.id AS title, {c_at} AS updated_at, {c_at} AS _source_updated_at)
+        FROM {cands} c LEFT JOIN {cands} n ON n.id = c.id + 1
+        WHERE hash(c.id, 'chg') % 1000000 < {k}
+        UNION ALL
+        SELECT * REPLACE (id + {top} AS id,
+                          CASE WHEN hash(id, 'same') % 2 = 0 THEN emails
+                               ELSE ['new' || id || '@fresh.example'] END AS emails,
+                          {at} AS created_at, {at} AS updated_at, {at} AS _source_updated_at)
+        FROM {cands} WHERE hash(id, 'new') % 1000000 < {k // 2}
+        UNION ALL
+        SELECT * REPLACE (NULL::VARCHAR[] AS emails, 'delete' AS _op, {at} AS _source_updated_at)
+        FROM {cands} WHERE hash(id, 'del') % 1000000 < {k // 20}
+          AND hash(id, 'chg') % 1000000 >= {k}
+    """
+    apps = _day_files(root, "greenhouse", "applications")
+    app_sql = f"""
+        SELECT * REPLACE ('Onsite' AS stage_name, {at} AS updated_at, {at} AS last_activity_at,
+                          {at} AS _source_updated_at)
+        FROM {apps} WHERE hash(id, 'chg') % 1000000 < {k}
+        UNION ALL
+        SELECT * REPLACE (id + (SELECT max(id) FROM {apps}) AS id,
+                          candidate_id + 1 AS candidate_id, {at} AS created_at,
+                          {at} AS updated_at, {at} AS _source_updated_at)
+        FROM {apps} WHERE hash(id, 'new') % 1000000 < {k // 2}
+    """
+    keap = _day_files(root, "keap", "contacts")
+    k_at = at.replace("(id ", "(id::BIGINT ")
+    keap_sql_ = f"""
+        SELECT * REPLACE (list_append(emails, 'k' || id || '@edited.example') AS emails,
+                          {k_at} AS update_time, {k_at} AS _source_updated_at)
+        FROM {keap} WHERE hash(id, 'chg') % 1000000 < {k}
+    """
+    out = {
+        "greenhouse/candidates": write_entity(root, gh.candidates, cand_sql, NEXT,
+                                              "incremental"),
+        "greenhouse/applications": write_entity(root, gh.applications, app_sql, NEXT,
+                                                "incremental"),
+        "keap/contacts": write_entity(root, kp.contacts, keap_sql_, NEXT, "incremental"),
+    }
+    out["seconds"] = round(time.perf_counter() - started, 1)
+    return out
+
+
+def measure(root: Path, day: str = DAY) -> dict:
     """The identity step as the asset runs it, in this fresh process. Modules a Dagster step
     process has loaded with the code location are imported before the clock starts; GX is
     not (the step imports it when the checks run, and so does this)."""
@@ -299,7 +368,7 @@ def measure(root: Path) -> dict:
 
     load = os.getloadavg()[0]
     wall, cpu = time.perf_counter(), time.process_time()
-    result = build_identity(root, DAY, IdentityConfig(), run_id="bench")
+    result = build_identity(root, day, IdentityConfig(), run_id="bench")
     try:
         run = checks.evaluate_profile_checks(result)
     finally:
@@ -316,7 +385,43 @@ def measure(root: Path) -> dict:
         "load_average_before_after": [round(load, 1), round(os.getloadavg()[0], 1)],
         "counts": result.counts,
         "checks": {c.check_name: c.passed for c in run.results},
+        "fingerprints": {name: m["content_fingerprint"] for name, m in result.manifests.items()},
     }
+
+
+def _measure(root: Path, day: str, mode: str = "auto") -> dict:
+    env = {**os.environ, "GX_ANALYTICS_ENABLED": "false", "TALENTVAULT_IDENTITY": mode}
+    out = subprocess.run([sys.executable, __file__, "--measure-only", "--data-dir", str(root),
+                          "--day", day], capture_output=True, text=True, env=env, check=False)
+    if out.returncode != 0:
+        raise SystemExit(out.stderr[-4000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _row(label: str, r: dict) -> str:
+    gx = r["gx_seconds"]
+    return (f"| {label} | {r['wall_seconds']} s | {round(r['wall_seconds'] - gx['import'], 1)} s "
+            f"| {r['cpu_seconds']} s | {gx['total']} s (import {gx['import']} s) | "
+            f"{r['peak_rss_mb']:,} MB |")
+
+
+def compare_days(root: Path, fraction: float) -> dict:
+    """Day D in full (the base), then D+1's changes; D+1 built in full on a copy of the root
+    and incrementally on the root, each in a fresh process; the outputs must be equal."""
+    base = _measure(root, DAY)
+    changes = day_after(root, fraction)
+    copy = root.parent / (root.name + "-full")
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(root, copy)
+    try:
+        full = _measure(copy, NEXT, "full")
+    finally:
+        shutil.rmtree(copy, ignore_errors=True)
+    inc = _measure(root, NEXT)
+    if inc["fingerprints"] != full["fingerprints"]:
+        raise SystemExit(f"incremental != full: {inc['fingerprints']} vs {full['fingerprints']}")
+    return {"base_day": base, "changes": changes, "full": full, "incremental": inc,
+            "equal": True}
 
 
 def main() -> None:
@@ -326,21 +431,30 @@ def main() -> None:
     parser.add_argument("--keap-contacts", type=int, default=600_000)
     parser.add_argument("--data-dir", type=Path, default=None,
                         help="where to write the snapshots (default: a temporary folder)")
+    parser.add_argument("--day-after", type=float, default=None, metavar="FRACTION",
+                        help="also build the next day with FRACTION of the records changed, "
+                        "in full and incrementally (side by side, equal outputs required)")
+    parser.add_argument("--day", default=DAY, help="(internal) the day --measure-only builds")
     parser.add_argument("--measure-only", action="store_true",
                         help="(internal) run the identity step on --data-dir and print JSON")
     args = parser.parse_args()
     if args.measure_only:
-        print(json.dumps(measure(args.data_dir)))
+        print(json.dumps(measure(args.data_dir, args.day)))
         return
     root = args.data_dir or Path(tempfile.mkdtemp(prefix="tv-bench-identity-"))
     try:
         generated = generate(root, args.candidates, args.applications, args.keap_contacts)
-        env = {**os.environ, "GX_ANALYTICS_ENABLED": "false"}
-        out = subprocess.run([sys.executable, __file__, "--measure-only", "--data-dir",
-                              str(root)], capture_output=True, text=True, env=env, check=False)
-        if out.returncode != 0:
-            raise SystemExit(out.stderr[-4000:])
-        result = {"generated": generated, **json.loads(out.stdout.strip().splitlines()[-1]),
+        if args.day_after is not None:
+            days = compare_days(root, args.day_after)
+            print(json.dumps({"generated": generated, **days}, indent=2))
+            size = (f"{args.candidates:,} / {args.applications:,} / {args.keap_contacts:,}, "
+                    f"{args.day_after:.0%} changed")
+            print("| build | wall | wall without the GX import | CPU | GX | peak RSS |")
+            print("|---|---:|---:|---:|---:|---:|")
+            print(_row(f"full ({size})", days["full"]))
+            print(_row(f"incremental ({size})", days["incremental"]))
+            return
+        result = {"generated": generated, **_measure(root, DAY),
                   "cpus": os.cpu_count(), "python": platform.python_version()}
     finally:
         if args.data_dir is None:

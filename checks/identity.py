@@ -178,8 +178,13 @@ def _frames(b: IdentityBuild) -> dict[str, Any]:
                    (SELECT count(*) FROM chk_quarantined WHERE entity = 'applications')
         """).fetchall()[0], strict=True))
     frames["counts"] = {k: int(v) for k, v in counts.items()}
-    frames["emails"] = con.execute(
-        f"SELECT profile_id, unnest(emails) AS email FROM {profiles}").df()
+    # per (profile, email): how many profiles hold the email. The same rows fail as under GX's
+    # row-level uniqueness of the email column, which costs ~1 s for a million emails; set
+    # membership over the counts takes a tenth of that
+    frames["emails"] = con.execute(f"""
+        SELECT profile_id, count(*) OVER (PARTITION BY email) AS profiles
+        FROM (SELECT DISTINCT profile_id, unnest(emails) AS email FROM {profiles})
+    """).df()
     frames["mapping"] = con.execute("""
         SELECT c.id, count(p.profile_id) AS profiles FROM cand c
         LEFT JOIN chk_profiled p USING (id)
@@ -229,8 +234,9 @@ def evaluate_profile_checks(b: IdentityBuild) -> CheckRun:
         "(times_accounted = 1)", "ExpectColumnValuesToBeInSet",
         {"column": "times_accounted", "value_set": [1]})])
     outcomes += gx.validate(frames["emails"], [gx.Expect(
-        EMAILS_ARE_UNIQUE, "each normalized email is in one profile",
-        "ExpectColumnValuesToBeUnique", {"column": "email"})], index_column="profile_id")
+        EMAILS_ARE_UNIQUE, "each normalized email is in one profile (rows: a profile's emails, "
+        "with the number of profiles holding each)", "ExpectColumnValuesToBeInSet",
+        {"column": "profiles", "value_set": [1]})], index_column="profile_id")
     outcomes += gx.validate(frames["mapping"], [gx.Expect(
         CANDIDATES_MAP_TO_ONE_PROFILE, "each syncable candidate is in exactly one profile",
         "ExpectColumnValuesToBeInSet", {"column": "profiles", "value_set": [1]})])

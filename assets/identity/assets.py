@@ -65,6 +65,10 @@ def _profiles_metadata(b: IdentityBuild) -> dict[str, Any]:
         "clustering_rounds": c["clustering_rounds"],
         "distinct_emails": c["distinct_emails"], "email_library_calls": c["email_library_calls"],
         "distinct_phones": c["distinct_phones"], "phone_library_calls": c["phone_library_calls"],
+        "build": c["build"],
+        **({"recomputed_candidates": c["region_candidates"],
+            "recomputed_applications": c["region_applications"]}
+           if "region_candidates" in c else {}),
         "seconds": dg.MetadataValue.json(b.timings),
         "preview": dg.MetadataValue.md(_md(
             ["profile id", "records", "applications", "current status", "current stage"],
@@ -148,8 +152,9 @@ def identity_profiles(context: dg.AssetExecutionContext, config: IdentityConfig,
     try:
         q = b.counts["quarantined"]
         context.log.info(
-            "%s: %d profiles from %d candidates; quarantined %s; %.1fs", context.partition_key,
-            b.counts["profiles"], b.counts["candidates"], q, sum(b.timings.values()))
+            "%s: %d profiles from %d candidates; quarantined %s; %s; %.1fs",
+            context.partition_key, b.counts["profiles"], b.counts["candidates"], q,
+            b.counts["build"], sum(b.timings.values()))
         yield dg.MaterializeResult(asset_key=PROFILES_KEY, metadata=_profiles_metadata(b))
         yield dg.MaterializeResult(asset_key=QUARANTINE_KEY, metadata=_quarantine_metadata(b))
         yield dg.MaterializeResult(asset_key=KEAP_KEY, metadata=_keap_metadata(b))

@@ -11,6 +11,7 @@ connection is kept open for the checks, which compare what was written with what
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 import uuid
@@ -22,21 +23,21 @@ from typing import Any
 
 import duckdb
 
-from assets.identity import keap, profiles
+from assets.identity import incremental, keap, profiles
 from assets.identity.config import IdentityConfig
 from assets.identity.emails import normalize_emails
-from assets.identity.inputs import has_partition, load_state, versions
+from assets.identity.incremental import (
+    CANDIDATE_PROFILES,
+    INPUTS,
+    KEAP_CONTACTS,
+    QUARANTINE,
+)
+from assets.identity.inputs import has_partition, load_state, require_partition, versions
 from assets.identity.names import normalize_names
 from assets.identity.normalize import connect
 from assets.identity.phones import normalize_phones
 from orchestration.storage.derived import SOURCE, write_partition
 
-CANDIDATE_PROFILES = "candidate_profiles"
-QUARANTINE = "quarantine"
-KEAP_CONTACTS = "keap_contacts"
-INPUTS = {"greenhouse/candidates": ("greenhouse", "candidates"),
-          "greenhouse/applications": ("greenhouse", "applications"),
-          "keap/contacts": ("keap", "contacts")}
 OUTPUTS = {
     CANDIDATE_PROFILES: ("SELECT * FROM profiles", "profile_id"),
     QUARANTINE: ("SELECT * FROM quarantine", "entity, record_id"),
@@ -86,15 +87,49 @@ def build_identity(root: Path, day: str, cfg: IdentityConfig, run_id: str) -> Id
 
 def _build(b: IdentityBuild, cfg: IdentityConfig, run_id: str) -> None:
     con, root, day = b.con, b.root, b.day
+    config = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
+    inputs = incremental.input_partitions(root, day)
+    base, build = incremental.find_base(root, day, cfg, config, inputs)
+    b.counts["build"] = build
+    b.keap_backed_up = has_partition(root, "keap", "contacts", day)
     with b.phase("read_snapshots"):
-        b.counts["candidates"] = load_state(con, root, "greenhouse", "candidates", day,
-                                            profiles.CANDIDATE_COLUMNS, "cand")
-        b.counts["applications"] = load_state(con, root, "greenhouse", "applications", day,
-                                              profiles.APPLICATION_COLUMNS, "app")
-        profiles.moved_applications(con, versions(root, "greenhouse", "applications", day))
-        b.keap_backed_up = has_partition(root, "keap", "contacts", day)
-        b.counts["keap_contacts"] = load_state(con, root, "keap", "contacts", day,
-                                               keap.KEAP_COLUMNS, "keap", required=False)
+        if base is None:
+            b.counts["candidates"] = load_state(con, root, "greenhouse", "candidates", day,
+                                                profiles.CANDIDATE_COLUMNS, "cand")
+            b.counts["applications"] = load_state(con, root, "greenhouse", "applications",
+                                                  day, profiles.APPLICATION_COLUMNS, "app")
+            b.counts["keap_contacts"] = load_state(con, root, "keap", "contacts", day,
+                                                   keap.KEAP_COLUMNS, "keap", required=False)
+            moves = versions(root, "greenhouse", "applications", day)
+        else:
+            for entity in ("candidates", "applications"):
+                require_partition(root, "greenhouse", entity, day)
+            b.counts.update(incremental.read_region(con, root, day, base, cfg))
+            moves = incremental.region_versions(root, day)
+        profiles.moved_applications(con, moves)
+    _compute(b, cfg, "cand" if base is None else "cand_state")
+    if base is not None:
+        with b.phase("splice"):
+            incremental.splice(con)
+    with b.phase("write"):
+        extra = {"inputs": _input_lineage(root, day), "config": config,
+                 "incremental": incremental.record(inputs, config, build)}
+        for name, (query, order) in OUTPUTS.items():
+            b.manifests[name] = write_partition(con, root, name, day, query, order,
+                                                run_id=run_id, extra=extra)
+        b.counts.update(_summary(con))
+    # only the input ids stay for the checks
+    for t in ("cand_email_raw", "cand_phone_raw", "keap_email_raw", "keap_phone_raw",
+              "email_norm", "phone_norm", "name_norm", "cand_norm", "cand_emails", "cand_phones",
+              "keap_emails", "keap_phones", "edges", "comp", "app_moves",
+              "keap", "keap_contacts", "profiles", "quarantine", "merged"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _compute(b: IdentityBuild, cfg: IdentityConfig, every_candidate: str) -> None:
+    """Normalize, cluster and apply survivorship over the records in `cand`, `app`, `keap`
+    (every record of the day, or an incremental build's region)."""
+    con = b.con
     with b.phase("normalize"):
         profiles.raw_values(con)
         keap.raw_values(con)
@@ -114,27 +149,11 @@ def _build(b: IdentityBuild, cfg: IdentityConfig, run_id: str) -> None:
         profiles.conflicts(con, cfg)
         profiles.membership(con, cfg)
     with b.phase("survivorship"):
-        profiles.profiles(con, cfg)
+        profiles.profiles(con, cfg, every_candidate)
         profiles.quarantine(con)
-    with b.phase("write"):
-        inputs = _input_lineage(root, day)
-        config = cfg.model_dump() if hasattr(cfg, "model_dump") else dict(cfg)
-        for name, (query, order) in OUTPUTS.items():
-            b.manifests[name] = write_partition(
-                con, root, name, day, query, order, run_id=run_id,
-                extra={"inputs": inputs, "config": config})
-        b.counts.update(_summary(con))
-    # only the input ids stay for the checks
-    for t in ("cand_email_raw", "cand_phone_raw", "keap_email_raw", "keap_phone_raw",
-              "email_norm", "phone_norm", "name_norm", "cand_norm", "cand_emails", "cand_phones",
-              "keap_emails", "keap_phones", "edges", "comp", "app_moves",
-              "keap", "keap_contacts", "profiles", "quarantine", "merged"):
-        con.execute(f"DROP TABLE IF EXISTS {t}")
 
 
 def _input_lineage(root: Path, day: str) -> dict[str, Any]:
-    import json
-
     out = {}
     for key, (source, entity) in INPUTS.items():
         m = root / source / entity / f"snapshot_date={day}" / "_manifest.json"

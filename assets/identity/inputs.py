@@ -31,6 +31,13 @@ def has_partition(root: Path, source: str, entity: str, day: str) -> bool:
     return (root / source / entity / f"snapshot_date={day}" / "_manifest.json").exists()
 
 
+def require_partition(root: Path, source: str, entity: str, day: str) -> None:
+    if not has_partition(root, source, entity, day):
+        raise dg.Failure(
+            f"{source}/{entity} has no snapshot for {day}: back it up for that day first "
+            f"(materialize {source}/{entity} for partition {day}).")
+
+
 def entity_history(root: Path, source: str, entity: str, day: str, columns: list[str]) -> str:
     """Every version of `columns` (plus id and the state metadata) known at the end of `day`."""
     folder = root / source / entity
@@ -51,26 +58,50 @@ def load_state(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: 
     Which version is current comes from `state_sql` over the versions' keys only (id, update
     time, op, partition); the winning rows' columns are then read by a join. Sorting narrow
     keys instead of whole records makes this 1.5-3x faster at a million records."""
+    if required:
+        require_partition(root, source, entity, day)
+    current_keys(con, root, source, entity, day, "_current_keys", ids=ids)
+    n = load_rows(con, root, source, entity, day, columns, target, "_current_keys")
+    con.execute("DROP TABLE _current_keys")
+    return n
+
+
+def current_keys(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: str,
+                 day: str, target: str, *, extra: list[str] | None = None,
+                 ids: str | None = None) -> int:
+    """Create table `target(id, _source_updated_at, snapshot_date, *extra)`: which version of
+    each record is current at the end of `day` (no rows when `day` has no partition, as
+    `load_state` reads a missing entity). `extra` columns are read from every version: keep
+    them narrow."""
+    cols = ", ".join(["id", "_source_updated_at", "snapshot_date", *(extra or [])])
     if not has_partition(root, source, entity, day):
-        if required:
-            raise dg.Failure(
-                f"{source}/{entity} has no snapshot for {day}: back it up for that day first "
-                f"(materialize {source}/{entity} for partition {day}).")
         empty = _empty_snapshot(source, entity)  # noqa: F841  (read by DuckDB by name)
-        cols = ", ".join(dict.fromkeys(["id", *columns, "_source_updated_at", "snapshot_date"]))
         con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {cols} FROM empty")
         return 0
-    keys = entity_history(root, source, entity, day, [])
+    keys = entity_history(root, source, entity, day, extra or [])
     folder = root / source / entity
     nxt = (date.fromisoformat(day) + timedelta(days=1)).isoformat()
-    cols = ", ".join(dict.fromkeys(["id", *columns, "_source_updated_at", "snapshot_date"]))
     only = f"WHERE id IN ({ids})" if ids else ""
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {target} AS
-        WITH current AS (SELECT id, _source_updated_at, snapshot_date
-                         FROM ({state_sql(keys, entity_dir=folder, before_day=nxt)}) {only})
+        SELECT {cols} FROM ({state_sql(keys, entity_dir=folder, before_day=nxt)}) {only}
+    """)
+    return con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
+
+
+def load_rows(con: duckdb.DuckDBPyConnection, root: Path, source: str, entity: str,
+              day: str, columns: list[str], target: str, keys: str) -> int:
+    """Create table `target` with the listed columns (plus id, `_source_updated_at`,
+    `snapshot_date`) of the versions named by the table `keys` (from `current_keys`)."""
+    cols = ", ".join(dict.fromkeys(["id", *columns, "_source_updated_at", "snapshot_date"]))
+    if not has_partition(root, source, entity, day):
+        empty = _empty_snapshot(source, entity)  # noqa: F841  (read by DuckDB by name)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {target} AS SELECT {cols} FROM empty")
+        return 0
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {target} AS
         SELECT {cols} FROM ({versions(root, source, entity, day)}) v
-        SEMI JOIN current c ON v.id = c.id AND v.snapshot_date = c.snapshot_date
+        SEMI JOIN {keys} c ON v.id = c.id AND v.snapshot_date = c.snapshot_date
             AND v._source_updated_at IS NOT DISTINCT FROM c._source_updated_at
     """)
     return con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]

@@ -269,19 +269,21 @@ def _aggregate(field: str, rule: str) -> str:
     return f"{fn}(c.{field}, {order}) FILTER (WHERE c.{field} IS NOT NULL) AS {field}"
 
 
-def profiles(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig) -> None:
+def profiles(con: duckdb.DuckDBPyConnection, cfg: IdentityConfig,
+             every_candidate: str = "cand") -> None:
     """One row per person. Survivorship runs only where a profile has several records (a
-    single record's values are its own)."""
+    single record's values are its own). `every_candidate`: a table of the ids of every
+    candidate of the day (an incremental build computes over a part of them in `cand`)."""
     rules = survivorship_rules(cfg.survivorship)
     fields = ",\n                   ".join(_aggregate(f, r) for f, r in rules.items())
     direct = ", ".join(f"c.{f}" for f in rules)
-    con.execute("""
+    con.execute(f"""
         CREATE OR REPLACE TEMP TABLE merged AS
         SELECT DISTINCT h.candidate_id AS merged_id, m.profile_id
         FROM app_moves h
         JOIN app a ON a.id = h.id AND a.candidate_id <> h.candidate_id
         JOIN member m ON m.id = a.candidate_id
-        WHERE h.candidate_id NOT IN (SELECT id FROM cand)
+        WHERE h.candidate_id NOT IN (SELECT id FROM {every_candidate})
     """)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE profiles AS
