@@ -14,6 +14,14 @@ distinct) to price the normalizer at its worst.
 Then it runs the identity step exactly as the Dagster asset does (`build_identity` +
 `evaluate_profile_checks`) in a fresh process, and prints wall time per phase, GX's share
 (import and validation), CPU time and peak RSS (ru_maxrss) as JSON and as a markdown row.
+
+    uv run python bench/bench_identity.py --candidates 1000000 --applications 1500000 \
+        --keap-contacts 600000 --day-after 0.01
+
+builds that day (the base), lands the next day's incremental partitions with that fraction of
+the records changed (`day_after`), and builds the next day twice, each in a fresh process: in
+full on a copy of the data root (TALENTVAULT_IDENTITY=full) and incrementally on the root. It
+fails unless both wrote the same rows (the outputs' content fingerprints).
 """
 
 from __future__ import annotations
