@@ -139,24 +139,29 @@ def validate(frame: pd.DataFrame, expects: Sequence[Expect],
         suite = gx.ExpectationSuite(name=f"snapshot_{uuid.uuid4().hex[:12]}")
         for i, e in enumerate(expects):
             suite.add_expectation(getattr(gxe, e.expectation)(**e.kwargs, meta={"n": i}))
+        # GX reports failing rows by their index labels: row positions here, turned into ids
+        # below for the sample only. Naming an id column instead makes GX build a dict per
+        # failing row (all of them, before it keeps a sample): ~0.6 s per 24,000 failing rows
+        frame = frame.reset_index(drop=True)
         batch = _batches.get_batch(batch_parameters={"dataframe": frame})
         result = batch.validate(suite, result_format={
             "result_format": "SUMMARY",
-            "unexpected_index_column_names": [index_column],
             # duplicates of one id come in pairs: ask for more to keep SAMPLE_SIZE ids
             "partial_unexpected_count": 2 * SAMPLE_SIZE,
         })
     by_n = {int(r.expectation_config.meta["n"]): r for r in result.results}
-    return [_outcome(e, by_n[i], index_column) for i, e in enumerate(expects)]
+    ids = frame[index_column] if index_column in frame.columns else None
+    return [_outcome(e, by_n[i], ids) for i, e in enumerate(expects)]
 
 
-def _outcome(e: Expect, r: Any, index_column: str) -> Outcome:
+def _outcome(e: Expect, r: Any, id_column: pd.Series | None) -> Outcome:
     info = r.exception_info or {}
     if info.get("raised_exception"):
         return Outcome(e, False, error=str(info.get("exception_message"))[:300])
     res = r.result or {}
-    ids = [_plain(row.get(index_column)) for row in res.get("partial_unexpected_index_list")
-           or [] if isinstance(row, dict)]   # the row's value is there too: keep only the id
+    positions = [p for p in res.get("partial_unexpected_index_list") or []
+                 if isinstance(p, int) or hasattr(p, "__index__")]
+    ids = [_plain(id_column.iat[int(p)]) for p in positions] if id_column is not None else []
     values = [_plain(v["value"]) for v in res.get("partial_unexpected_counts") or []]
     observed = _plain(res.get("observed_value"))
     unexpected = int(res.get("unexpected_count") or 0)
