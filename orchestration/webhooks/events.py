@@ -332,8 +332,10 @@ def highlevel_events(body: dict[str, Any]) -> list[Event]:
     object_type = next((t for t in ("Contact", "Opportunity", "Note", "Task", "Appointment")
                         if kind.startswith(t)), kind)
     op = "delete" if kind.endswith("Delete") else "upsert"
+    # the contact an opportunity, note, task or appointment belongs to (a backup of notes and
+    # tasks re-reads the contacts the inbox names)
     related = (_flat_id(body.get("contactId"), f"highlevel: {kind} contactId")
-               if object_type == "Opportunity" else None)
+               if object_type in ("Opportunity", "Note", "Task", "Appointment") else None)
     oid = _flat_id(body.get("id"), f"highlevel: {kind} id")
     return [Event(webhook_id, "highlevel", kind, object_type.lower(), oid, op, related,
                   parse_ts(body.get("timestamp")))]

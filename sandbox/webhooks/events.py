@@ -22,6 +22,10 @@ HighLevel (one POST per event, the record's fields at the top level as HighLevel
   opportunities OpportunityCreate | OpportunityStageUpdate | OpportunityStatusUpdate |
                 OpportunityUpdate | OpportunityDelete (a change of the embedded contact summary
                 alone is not an opportunity change: the real API joins it in at read time)
+  notes         NoteCreate | NoteUpdate | NoteDelete ({locationId, id, body, contactId,
+                dateAdded}); tasks: TaskCreate | TaskComplete | TaskDelete ({locationId, id,
+                assignedTo, body, contactId, title, dateAdded, dueDate}); none for the notes and
+                tasks a contact deletion takes along
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from sandbox.credentials import HIGHLEVEL_LOCATION_ID
 from sandbox.store import Store
 from sandbox.webhooks.store import Change
 
@@ -59,7 +64,7 @@ def events_for(store: Store, changes: list[Change]) -> list[Event]:
             elif c.source == "keap":
                 out += _keap(c)
             elif c.source == "highlevel":
-                out += _highlevel(c)
+                out += _highlevel(store, c)
         except Exception:  # one odd record must not cost the others their events
             log.exception("no webhook event for %s/%s %s (%s): could not build it",
                           c.source, c.entity, c.id, c.op)
@@ -214,8 +219,37 @@ def _keap(c: Change) -> list[Event]:
 
 
 # -- HighLevel ----------------------------------------------------------------------------------
-def _highlevel(c: Change) -> list[Event]:
+NOTE_PAYLOAD = ("body", "contactId", "dateAdded")
+TASK_PAYLOAD = ("assignedTo", "body", "contactId", "title", "dueDate")
+
+
+def _highlevel_child(store: Store, c: Change, doc: dict[str, Any]) -> list[Event]:
+    """Notes and tasks: HighLevel's NoteCreate / NoteUpdate / NoteDelete and TaskCreate /
+    TaskComplete / TaskDelete, with the fields its webhook docs list. A task edit other than its
+    completion is not announced (HighLevel has no TaskUpdate), nor are the notes and tasks that
+    go with a deleted contact."""
+    if c.op == "delete" and store.get("highlevel", "contacts", doc.get("contactId")) is None:
+        return []
+    if c.entity == "notes":
+        kind, fields = "Note", NOTE_PAYLOAD
+        types = {"add": ["NoteCreate"], "delete": ["NoteDelete"]}.get(c.op, ["NoteUpdate"])
+    else:
+        kind, fields = "Task", TASK_PAYLOAD
+        completed = c.op == "edit" and doc.get("completed") and not (c.before or {}).get(
+            "completed")
+        types = {"add": ["TaskCreate"], "delete": ["TaskDelete"]}.get(
+            c.op, ["TaskComplete"] if completed else [])
+    payload = {k: doc[k] for k in fields if k in doc}
+    if kind == "Task":   # a task has no time of its own: the webhook's dateAdded is the event's
+        payload["dateAdded"] = c.at
+    return [Event("highlevel", t, kind.lower(), [c.id], c.at,
+                  {"locationId": HIGHLEVEL_LOCATION_ID, "id": c.id, **payload}) for t in types]
+
+
+def _highlevel(store: Store, c: Change) -> list[Event]:
     doc = dict(c.after or c.before or {})
+    if c.entity in ("notes", "tasks"):
+        return _highlevel_child(store, c, doc)
     if c.entity == "contacts":
         base = "Contact"
         if c.op == "add":

@@ -25,7 +25,7 @@ from sandbox.store import Store, iso
 WATCHED: dict[str, tuple[str, ...]] = {
     "greenhouse": ("candidates", "applications", "offers", "jobs"),
     "keap": ("contacts",),
-    "highlevel": ("contacts", "opportunities"),
+    "highlevel": ("contacts", "opportunities", "notes", "tasks"),
 }
 SOURCES = tuple(WATCHED)
 

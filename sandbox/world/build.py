@@ -21,7 +21,7 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import ats, crm
+from sandbox.world import ats, crm, notes
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -264,6 +264,8 @@ def chunk_starts(params: Params, c: int) -> dict[str, int]:
     starts["keap:contacts"] = crm.KEAP_ID_BASE["contacts"] + c * size * KEAP_PER_CANDIDATE
     starts["highlevel"] = HIGHLEVEL_CATALOG_IDS + c * size * HIGHLEVEL_PER_CANDIDATE + 1
     starts["person"] = c * size * PEOPLE_PER_CANDIDATE + 1
+    for entity, base in notes.ID_BASE.items():
+        starts[f"highlevel:{entity}"] = base + c * size * notes.PER_CANDIDATE + 1
     return starts
 
 
@@ -277,6 +279,8 @@ class _Chunk:
         self.n, self.apc, self.c = params.candidates, params.applications_per_candidate, c
         self.start = parse_ts(params.start)
         self.rng = random.Random(f"{params.seed}/chunk/{c}")
+        # notes and tasks on their own stream: the chunk's other records do not depend on them
+        self.notes_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-notes")
         self.catalog = catalog
         self.open_jobs = catalog.open_jobs
         self.ids = _Ids(chunk_starts(params, c))
@@ -428,6 +432,10 @@ class _Chunk:
                                         updated, self.catalog.hl_fields, candidate_id=cid)
         self.out.add("highlevel", "contacts", contact, seq)
         self.stats["highlevel_for_candidates" if cid is not None else "highlevel_leads"] += 1
+        for entity, doc, n in notes.generated(self.notes_rng, self.ids.take, contact, created,
+                                              self.start, role):
+            self.out.add("highlevel", entity, doc, n)
+            self.stats[f"highlevel_{entity}"] += 1
         if rng.random() >= crm.OPPORTUNITY_FRACTION:
             return
         pipelines = self.catalog.hl_pipelines

@@ -38,7 +38,8 @@ MAX_WORKERS = 8
 REINDEX_FROM = 20_000          # worlds this big are loaded without indexes, indexed at the end
 # HighLevel ids of the generated world come from one sequence (unique across entities, as
 # HighLevel's are); each entity's API counter then starts in its own block above it
-HL_ENTITIES = ["contacts", "opportunities", "pipelines", "workflows", "custom_fields", "tags"]
+HL_ENTITIES = ["contacts", "opportunities", "pipelines", "workflows", "custom_fields", "tags",
+               "notes", "tasks"]
 HL_COUNTER_BLOCK = 10 ** 12
 
 
@@ -130,6 +131,11 @@ def _write_meta(store: Store, params: Params, total: Batch) -> None:
         if key.startswith(("greenhouse:", "keap:")):
             store.set_meta(f"next_id:{key}", str(n))
     set_highlevel_counters(store, total.next_ids.get("highlevel", 1) - 1)
+    for entity in ("notes", "tasks"):   # generated in their own id blocks: continue above them
+        if f"highlevel:{entity}" in total.next_ids:
+            n = total.next_ids[f"highlevel:{entity}"]
+            store.set_meta(f"next_id:highlevel:{entity}", str(n))
+            store.set_meta(f"next_id:highlevel:{entity}:seq", str(n))
     store.set_meta("seed", params.seed)
     store.set_meta("world", {
         "kind": "generated", "seed": params.seed, "candidates": params.candidates,

@@ -140,12 +140,13 @@ def _set_status_field(day: Day, doc: dict[str, Any]) -> None:
 
 
 def highlevel_deletion(day: Day) -> bool:
-    """A HighLevel contact is deleted, and its opportunities with it."""
+    """A HighLevel contact is deleted, and its opportunities, notes and tasks with it."""
     picked = day.pick("highlevel", "contacts")
     if picked is None:
         return False
-    for row in day.store.select("highlevel", "opportunities", "parent = ?", (picked.id,)):
-        day.delete("highlevel", "opportunities", row.id)
+    for entity in ("opportunities", "notes", "tasks"):
+        for row in day.store.select("highlevel", entity, "parent = ?", (picked.id,)):
+            day.delete("highlevel", entity, row.id)
     return day.delete("highlevel", "contacts", picked.id)
 
 
