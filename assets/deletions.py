@@ -45,6 +45,7 @@ OBJECT_TYPES = {
     ("greenhouse", "offers"): "offer", ("greenhouse", "jobs"): "job",
     ("keap", "contacts"): "contact",
     ("highlevel", "contacts"): "contact", ("highlevel", "opportunities"): "opportunity",
+    ("highlevel", "notes"): "note", ("highlevel", "tasks"): "task",
 }
 
 

@@ -74,6 +74,9 @@ class ExtractSpec:
     incremental: bool = True            # False: small reference data, always a full snapshot
     live_ids: IdPages | None = None     # a cheap id-only listing, if the API has one
     description: str = ""
+    # records listed per parent (HighLevel notes / tasks of a contact): which parents to read
+    # and what is gone is decided by `extract` of assets/highlevel/children.py, not by `pages`
+    children: str | None = None
 
     @property
     def key(self) -> dg.AssetKey:
@@ -170,17 +173,17 @@ def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStora
             writer.extra["carried_rows"] = writer.carry_over(old) if old.exists() else 0
         fetch_from = p.window_from - OVERLAP if p.window_from else None
         fetch_to = p.window_to - ONE_MS if p.mode == "incremental" else None
-        listed_ids: list[pa.Array] = []
-        for page in spec.pages(client, fetch_from, fetch_to):
-            if p.mode == "full" and later:
-                # a full behind the head: only versions of its own day and before belong here
-                page = [r for r in page if not _after(spec, r, p.window_to)]
-            writer.add(page)
-            if p.mode == "full":
-                listed_ids.append(_ids(spec, [r["id"] for r in page]))
-        if not later:
-            gone = _deletions(spec, client, storage, writer, day, p, listed_ids)
-            writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
+        if spec.children is not None:
+            # listed per parent (assets/highlevel/children.py); behind the head of the chain
+            # only the carried rows stay
+            if not later:
+                from assets.highlevel import children
+
+                gone = children.extract(spec.children, client, storage, writer, day, p.mode,
+                                        fetch_from, p.window_to - ONE_MS)
+                writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
+        else:
+            _pages(spec, client, storage, writer, day, p, later, fetch_from, fetch_to)
         writer.api_calls = client.calls - calls_before
         manifest = writer.commit()
     except BaseException:
@@ -193,6 +196,23 @@ def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStora
                  counts={"rows": manifest["rows"], "api_calls": writer.api_calls},
                  details={"snapshot_date": day.isoformat(), "mode": p.mode})
     return manifest
+
+
+def _pages(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage,
+           writer: PartitionWriter, day: date, p: Plan, later: list[str],
+           fetch_from: datetime | None, fetch_to: datetime | None) -> None:
+    """The entity's pages through the writer, then (at the head of the chain) its deletions."""
+    listed_ids: list[pa.Array] = []
+    for page in spec.pages(client, fetch_from, fetch_to):
+        if p.mode == "full" and later:
+            # a full behind the head: only versions of its own day and before belong here
+            page = [r for r in page if not _after(spec, r, p.window_to)]
+        writer.add(page)
+        if p.mode == "full":
+            listed_ids.append(_ids(spec, [r["id"] for r in page]))
+    if not later:
+        gone = _deletions(spec, client, storage, writer, day, p, listed_ids)
+        writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
 
 
 def _deletions(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage,

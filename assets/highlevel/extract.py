@@ -29,12 +29,21 @@ def _single(method: str):
     return pages
 
 
+def _per_contact(client: HighLevelClient, updated_from: datetime | None,
+                 updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    raise NotImplementedError("notes and tasks are read per contact: "
+                              "assets/highlevel/children.py")
+
+
 SPECS = [
     ExtractSpec(schemas.contacts, "highlevel", _contacts),
     ExtractSpec(schemas.opportunities, "highlevel", _opportunities, incremental=False),
     ExtractSpec(schemas.pipelines, "highlevel", _single("pipelines"), incremental=False),
     ExtractSpec(schemas.workflows, "highlevel", _single("workflows"), incremental=False),
     ExtractSpec(schemas.custom_fields, "highlevel", _single("custom_fields"), incremental=False),
+    # read per contact: which contacts, and what is gone, in assets/highlevel/children.py
+    ExtractSpec(schemas.notes, "highlevel", _per_contact, children="notes"),
+    ExtractSpec(schemas.tasks, "highlevel", _per_contact, children="tasks"),
 ]
 
 highlevel_assets = [extract_asset(spec) for spec in SPECS]

@@ -37,3 +37,16 @@ custom_fields = EntitySchema(
     (col("name"), col("fieldKey"), col("dataType"), col("model")),
     "HighLevel location custom field definitions (always a full snapshot).",
 )
+notes = EntitySchema(
+    "highlevel", "notes", STR, lambda d: None,
+    (col("contactId"), col("userId"), col("title"), col("body"), col("dateAdded", TS)),
+    "HighLevel contact notes (call summaries, feedback), read per contact. A note's only time is "
+    "its creation (an edit keeps dateAdded): each version is stamped when the backup saw it.",
+)
+tasks = EntitySchema(
+    "highlevel", "tasks", STR, lambda d: None,
+    (col("contactId"), col("title"), col("body"), col("assignedTo"), col("dueDate", TS),
+     col("completed", pa.bool_())),
+    "HighLevel contact tasks, read per contact. A task has no time of its own: each version is "
+    "stamped when the backup saw it.",
+)

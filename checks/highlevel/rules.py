@@ -17,4 +17,7 @@ RULES = {
     "pipelines": EntityRules(required=("name",)),
     "workflows": EntityRules(required=("name",)),
     "custom_fields": EntityRules(required=("name",)),
+    "notes": EntityRules(required=("contactId",), refs=(Ref("contactId", "contacts"),)),
+    "tasks": EntityRules(required=("contactId", "title"), refs=(Ref("contactId", "contacts"),),
+                         appointments=("dueDate",)),   # a due date is usually ahead
 }

@@ -118,6 +118,19 @@ class HighLevelClient:
     def tags(self) -> list[dict[str, Any]]:
         return self.http.get_json(f"/locations/{self.location_id}/tags").get("tags", [])
 
+    def contact_children(self, contact_id: str, kind: str) -> list[dict[str, Any]] | None:
+        """Every note (kind "notes") or task ("tasks") of a contact, in one unpaged call; None
+        when the location has no such contact (HighLevel answers 400, or 404)."""
+        try:
+            items = self.http.get_json(f"/contacts/{contact_id}/{kind}").get(kind) or []
+        except ApiError as e:
+            if e.status in (400, 404):
+                return None
+            raise
+        for item in items:
+            item.setdefault("contactId", contact_id)
+        return items
+
 
     # -- writes (restore) -----------------------------------------------------------------------
     # A create is not idempotent: it is resent only when the server surely did not apply it

@@ -20,6 +20,12 @@ UNPACED = {"greenhouse": {"requests_per_window": 10_000},
            "highlevel": {"requests_per_window": 10_000}}  # the sandbox's limits are off here
 
 
+# HighLevel notes and tasks read one call per contact through the same HTTP layer: left out
+# here, where every call may be faulted and each HighLevel 429 without Retry-After waits out a
+# rate window (they took the test from 21 s to 254 s without reaching anything new)
+SPECS = [s for s in ALL_SPECS if s.children is None]
+
+
 @pytest.fixture
 def faulty(sandbox_world: World):
     sandbox_world.admin("PUT", "/faults", json={"source": "*", "rates": FAULTS,
@@ -32,7 +38,7 @@ def test_faults_lose_and_duplicate_nothing(faulty: World, tmp_path):
     w = faulty
     day = w.day()
     # small pages: enough calls for every kind of fault to show up
-    noisy = w.backup(day, root=tmp_path / "noisy",
+    noisy = w.backup(day, SPECS, root=tmp_path / "noisy",
                      greenhouse={**PATIENT, **UNPACED["greenhouse"], "page_size": 25},
                      keap={**PATIENT, **UNPACED["keap"], "page_size": 25},
                      highlevel={**PATIENT, **UNPACED["highlevel"]})
@@ -43,7 +49,7 @@ def test_faults_lose_and_duplicate_nothing(faulty: World, tmp_path):
             injected[r["fault"]] += 1
     assert set(injected) >= {"429", "429_no_retry_after", "slow", "drop", "malformed"}, injected
     w.admin("POST", "/reset")
-    clean = w.backup(day, root=tmp_path / "clean", **UNPACED)
+    clean = w.backup(day, SPECS, root=tmp_path / "clean", **UNPACED)
     for key, m in clean.items():
         assert noisy[key]["content_fingerprint"] == m["content_fingerprint"], key
         assert noisy[key]["rows"] == m["rows"], key
