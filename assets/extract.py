@@ -357,6 +357,9 @@ def materialization_metadata(spec: ExtractSpec, storage: SnapshotStorage,
         "dagster/column_schema": dg.TableSchema(columns=[
             dg.TableColumn(c["name"], c["type"]) for c in manifest["schema"]]),
         "preview": dg.MetadataValue.md(preview_markdown(part)),
+        # landed whole, but worth a look: records past 1 MB, text that was not valid UTF-8
+        **{key: dg.MetadataValue.json(manifest[key])
+           for key in ("large_records", "repaired_text") if manifest.get(key)},
     }
 
 

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from orchestration.storage import parquet
 from orchestration.storage.files import sha256_file
@@ -29,6 +31,11 @@ from orchestration.times import iso
 
 TOOL_VERSION = "talentvault 0.1.0"
 RUN_METADATA = ("_extracted_at", "_run_id")   # differ between re-runs by design
+LARGE_RECORD_BYTES = 1_000_000     # a record's JSON past this is named in the manifest
+ODD_SAMPLE = 20                    # ids kept per kind of odd record
+# a `\uD800`-`\uDFFF` escape in `_raw` (an odd number of backslashes before it): written only
+# for a record holding a lone surrogate (`canonical_json` escapes non-ASCII in no other case)
+SURROGATE_ESCAPE = r"(?:^|[^\\])(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
 ROWS_PER_FILE = 500_000
 
 
@@ -62,10 +69,30 @@ class PartitionWriter:
 
     def add(self, docs: list[dict[str, Any]]) -> None:
         if docs:
-            self._writer.write_batch(self.schema.rows(
-                docs, extracted_at=self.extracted_at, run_id=self.run_id,
-                default_updated=self.default_updated))
+            batch = self.schema.rows(docs, extracted_at=self.extracted_at, run_id=self.run_id,
+                                     default_updated=self.default_updated)
+            self._note_odd_records(batch)
+            self._writer.write_batch(batch)
             self.fetched += len(docs)
+
+    def _note_odd_records(self, batch: pa.RecordBatch) -> None:
+        """Record what a person should know about while the partition still lands whole: records
+        larger than LARGE_RECORD_BYTES (a 10 MB note) and records whose text held a lone
+        surrogate (invalid in UTF-8: U+FFFD in the columns, escaped in `_raw`). Ids only, in
+        the manifest's `large_records` / `repaired_text`."""
+        raw = batch.column("_raw")
+        for key, mask in (("large_records", pc.greater(pc.binary_length(raw),
+                                                       LARGE_RECORD_BYTES)),
+                          ("repaired_text", pc.match_substring_regex(raw, SURROGATE_ESCAPE))):
+            hits = pc.filter(batch.column("id"), pc.fill_null(mask, False))
+            if len(hits):
+                seen = self.extra.setdefault(key, {"records": 0, "sample_ids": []})
+                seen["records"] += len(hits)
+                room = ODD_SAMPLE - len(seen["sample_ids"])
+                seen["sample_ids"] += hits.slice(0, max(room, 0)).to_pylist()
+                if key == "large_records":
+                    seen["max_bytes"] = max(seen.get("max_bytes", 0), pc.max(pc.binary_length(
+                        pc.filter(raw, pc.fill_null(mask, False)))).as_py())
 
     def add_deletes(self, ids: Iterable[Any], deleted_at: datetime) -> None:
         ids = list(ids)

@@ -112,3 +112,27 @@ def test_forget_reaches_the_notes_that_quote_the_person(tmp_path: Path) -> None:
                            "WHERE contains(lower(CAST(to_json(t) AS VARCHAR)), ?)",
                            [email.lower()]).fetchone()[0]
         assert rows == 0
+
+
+def test_a_10_mb_note_lands_with_the_rest_and_is_named(tmp_path: Path) -> None:
+    """Bad input from the vendor: a 10 MB note (past what HighLevel's UI lets anyone type, but
+    the API returns it). The partition lands with every note; the manifest names it. (A lone
+    surrogate in a record's text: tests/unit/test_schema_rows.py.)"""
+    from sandbox import records
+
+    with served_world(tmp_path, candidates=60, seed=5) as w:
+        notes = w.sandbox_docs("highlevel", "notes")
+        big = sorted(notes)[0]
+        notes[big]["body"] = "x" * 10_000_000
+        records.save(w.store, "highlevel", "notes", notes[big])
+        m = w.backup(w.day(), [s for s in SPECS if s.schema.entity == "notes"])[
+            "highlevel/notes"]
+        assert m["upserts"] == len(notes)
+        assert m["large_records"]["sample_ids"] == [big]
+        assert m["large_records"]["records"] == 1
+        assert m["large_records"]["max_bytes"] > 10_000_000
+        assert "repaired_text" not in m
+        con = duckdb.connect()
+        [(n,)] = con.execute(f"SELECT length(body) FROM read_parquet('{w.root}/highlevel/notes/"
+                             "*/*.parquet') WHERE id = ?", [big]).fetchall()
+        assert n == 10_000_000

@@ -117,3 +117,23 @@ def test_messy_values_match(times: list) -> None:
 def test_raw_is_byte_for_byte_json_dumps(doc: dict) -> None:
     assert canonical_json(doc) == raw_json(doc)
     assert json.loads(canonical_json(doc)) == doc
+
+
+def test_odd_records_land_and_are_named_in_the_manifest(tmp_path: Path) -> None:
+    """A record past 1 MB and one whose text holds a lone surrogate land with the others; the
+    manifest names them (ids only), and nothing is named for ordinary text (emoji, accents, a
+    literal backslash-u in the text)."""
+    from assets.highlevel import schemas
+    from orchestration.storage.snapshots import SnapshotStorage
+
+    end = datetime(2026, 1, 5, tzinfo=UTC)
+    w = SnapshotStorage(root=str(tmp_path)).writer(schemas.notes, "2026-01-04", mode="full",
+                                                   run_id="t", window=(None, end))
+    docs = [{"id": "n1", "contactId": "c", "body": "fine é 🎉 and a literal \\ud800"},
+            {"id": "n2", "contactId": "c", "body": "cut \ud800 off"},
+            {"id": "n3", "contactId": "c", "body": "y" * 2_000_000}]
+    w.add(docs)
+    m = w.commit()
+    assert m["upserts"] == 3
+    assert m["repaired_text"] == {"records": 1, "sample_ids": ["n2"]}
+    assert m["large_records"]["sample_ids"] == ["n3"] and m["large_records"]["records"] == 1
