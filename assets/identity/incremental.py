@@ -10,8 +10,9 @@ contact alone. So:
 - the base is the latest identity build up to the day whose three outputs come from one run of
   this code with the same configuration, and whose inputs are still exactly the partitions it
   read (every candidates, applications and Keap contacts partition up to the base day, by
-  content fingerprint: a backfill, a re-landed open day, an erasure or a retention prune
-  rewrites one, and then the next build is **full**). `TALENTVAULT_IDENTITY=full` forces one;
+  content fingerprint: a backfill, a re-landed open day or an erasure rewrites one, and then the
+  next build is **full**; partitions retention pruned are fine when a full snapshot before the
+  base day fences them off). `TALENTVAULT_IDENTITY=full` forces one;
   so does an `emails` survivorship rule other than `union` (the profiles' emails are the index
   of who can join whom);
 - **changed** records: current versions first seen in a partition after the base day or
@@ -65,11 +66,27 @@ class Base:
 
 
 def input_partitions(root: Path, day: str) -> dict[str, dict[str, str]]:
-    """Per input entity, the content fingerprint of every partition up to `day`."""
+    """Per input entity, the content fingerprint of every partition up to `day` (a full
+    snapshot's date is marked with a trailing `*` on its fingerprint)."""
     storage = SnapshotStorage(root=str(root))
     return {key: {m["snapshot_date"]: str(m.get("content_fingerprint"))
+                  + ("*" if m.get("mode") == "full" else "")
                   for m in storage.manifests(source, entity) if m["snapshot_date"] <= day}
             for key, (source, entity) in INPUTS.items()}
+
+
+def same_inputs(now: dict[str, str], then: dict[str, str], base_day: str) -> bool:
+    """Whether the partitions up to the base day still give the state the base read: the same
+    fingerprints, except partitions pruned since that are older than a full snapshot taken
+    before the base day (retention prunes daily; the full fences the state: what came before it
+    cannot change the state after its day)."""
+    if any(then.get(d) != f for d, f in now.items()):
+        return False                     # a partition replaced or added
+    removed = set(then) - set(now)
+    if not removed:
+        return True
+    fulls = [d for d, f in now.items() if f.endswith("*") and d < base_day]
+    return bool(fulls) and max(removed) < max(fulls)
 
 
 def record(inputs: dict[str, dict[str, str]], config: dict[str, Any],
@@ -107,8 +124,10 @@ def find_base(root: Path, day: str, cfg: IdentityConfig, config: dict[str, Any],
         if inc[0].get("config") != config:
             reason = f"full: the identity configuration changed since {b}"
             continue
-        now = {k: {d: f for d, f in v.items() if d <= b} for k, v in inputs.items()}
-        if now != inc[0].get("inputs"):
+        then = inc[0].get("inputs") or {}
+        if set(then) != set(inputs) or not all(
+                same_inputs({d: f for d, f in v.items() if d <= b}, then[k], b)
+                for k, v in inputs.items()):
             reason = f"full: a backup partition up to {b} was replaced, added or removed since"
             continue
         return Base(b), f"incremental on {b}"

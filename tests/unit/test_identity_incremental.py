@@ -200,3 +200,36 @@ def test_a_changed_configuration_or_the_full_setting_builds_in_full(
     monkeypatch.setenv(MODE_VAR, "sometimes")
     with pytest.raises(ValueError, match="TALENTVAULT_IDENTITY='sometimes'"):
         build_identity(root, D2, IdentityConfig(), "bad")
+
+
+def test_partitions_retention_prunes_behind_a_full_keep_the_base(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Retention prunes the oldest partition every day: behind a full snapshot taken before the
+    base day that changes nothing, and the build stays incremental (and equal to a full one);
+    a pruned partition no full fences off makes it full."""
+    import shutil as sh
+
+    root, cfg = tmp_path / "root", IdentityConfig()
+    day1(root)
+    for day, land_day in ((D1, None), (D2, day2), (D3, day3), (D4, day4)):
+        if land_day:
+            land_day(root)
+        build_identity(root, day, cfg, f"b-{day}").close()
+    d5, d6 = "2026-01-08", "2026-01-09"
+    land(root, gh.candidates, d5, [candidate(30, "Uma", "Tan", ["uma@x.example"],
+                                             updated=on(d5))])
+    land(root, gh.applications, d5, [])
+    land(root, kp.contacts, d5, [])
+    build_identity(root, d5, cfg, "b-5").close()
+    # retention prunes the candidates of day 2: the full of day 4 fences them off
+    sh.rmtree(root / "greenhouse" / "candidates" / f"snapshot_date={D2}")
+    land(root, gh.candidates, d6, [candidate(31, "Vic", "Lo", ["vic@x.example"],
+                                             updated=on(d6))])
+    land(root, gh.applications, d6, [])
+    land(root, kp.contacts, d6, [])
+    counts = check_equal(root, d6, cfg, tmp_path, "pruned", monkeypatch)
+    assert counts["build"] == f"incremental on {d5}", counts["build"]
+    # the applications' only full is day 1: a pruned day 2 is fenced off by none
+    sh.rmtree(root / "greenhouse" / "applications" / f"snapshot_date={D2}")
+    counts = check_equal(root, d6, cfg, tmp_path, "pruned-2", monkeypatch)
+    assert counts["build"].startswith("full: a backup partition"), counts["build"]
