@@ -113,8 +113,9 @@ def _live_ids(manifest: dict[str, Any]) -> int | None:
 
 
 def alive_before_sql(storage: SnapshotStorage, source: str, entity: str,
-                     day: date) -> str | None:
-    """SELECT id of every record alive in the backed-up state before `day` (None: no state)."""
+                     day: date, columns: str = "id") -> str | None:
+    """SELECT `columns` of every record alive in the backed-up state before `day` (None: no
+    state)."""
     entity_dir = storage.entity_dir(source, entity)
     earlier = [d for d in entity_dir.glob("snapshot_date=*")
                if d.name.split("=", 1)[1] < day.isoformat() and any(d.glob("*.parquet"))]
@@ -122,7 +123,7 @@ def alive_before_sql(storage: SnapshotStorage, source: str, entity: str,
         return None
     state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
                       entity_dir=entity_dir, before_day=day.isoformat())
-    return f"SELECT id FROM ({state})"
+    return f"SELECT {columns} FROM ({state})"
 
 
 def webhook_deletions(con: duckdb.DuckDBPyConnection, root: Path, storage: SnapshotStorage,

@@ -24,7 +24,6 @@ versions unchanged and skipped, deletions by listing and by webhook).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -36,12 +35,11 @@ from orchestration.resources.highlevel import HighLevelClient
 from orchestration.storage.parquet import connect as connect_duckdb
 from orchestration.storage.schema import canonical_json
 from orchestration.storage.snapshots import SnapshotStorage
-from orchestration.storage.state_sql import history_sql, state_sql
 from orchestration.storage.writer import PartitionWriter
 from orchestration.webhooks.inbox import events_sql
 
 OBJECT_TYPES = {"notes": "note", "tasks": "task"}
-BATCH = 500             # records per page handed to the writer
+BATCH = 500             # records per batch handed to the writer
 
 
 def contact_ids(client: HighLevelClient, updated_from: datetime | None = None,
@@ -73,31 +71,16 @@ def inbox_contacts(storage: SnapshotStorage, kind: str, since: datetime) -> set[
 
 
 def read(client: HighLevelClient, kind: str, contacts: list[str],
-         missing: set[str]) -> Iterator[list[dict[str, Any]]]:
-    """The notes or tasks of each contact, in pages; contacts that are gone go to `missing`."""
-    page: list[dict[str, Any]] = []
+         missing: set[str]) -> list[dict[str, Any]]:
+    """The notes or tasks of each contact; contacts that are gone go to `missing`."""
+    listed: list[dict[str, Any]] = []
     for cid in contacts:
         items = client.contact_children(cid, kind)
         if items is None:
             missing.add(cid)
-            continue
-        page += items
-        if len(page) >= BATCH:
-            yield page
-            page = []
-    if page:
-        yield page
-
-
-def _alive(storage: SnapshotStorage, kind: str, day: date) -> str | None:
-    """SELECT id, contactId, _raw of every record alive in the backed-up state before `day`
-    (None: nothing backed up before it)."""
-    if deletions.alive_before_sql(storage, "highlevel", kind, day) is None:
-        return None
-    entity_dir = storage.entity_dir("highlevel", kind)
-    state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
-                      entity_dir=entity_dir, before_day=day.isoformat())
-    return f"SELECT id, contactId, _raw FROM ({state})"
+        else:
+            listed += items
+    return listed
 
 
 def extract(kind: str, client: HighLevelClient, storage: SnapshotStorage,
@@ -121,14 +104,14 @@ def extract(kind: str, client: HighLevelClient, storage: SnapshotStorage,
             changed = set(contact_ids(client, window_from, window_to))
             contacts = sorted(hooked | changed)
             why = {"named_by_webhooks": len(hooked), "changed_in_window": len(changed)}
-    listed: list[dict[str, Any]] = []
-    for page in read(client, kind, contacts, missing):
-        listed += page
-    alive = _alive(storage, kind, day)
+    listed = read(client, kind, contacts, missing)
+    alive = deletions.alive_before_sql(storage, "highlevel", kind, day, "id, contactId, _raw")
     con = connect_duckdb()
     try:
         kept, skipped, gone = _diff(con, alive, listed, contacts, missing,
                                     everything=mode == "full" or bool(sweep and sweep.run))
+        hooked_gone = [] if sweep is None else deletions.webhook_deletions(
+            con, storage.path(), storage, "highlevel", kind, day, "VARCHAR")
     finally:
         con.close()
     for i in range(0, len(kept), BATCH):
@@ -136,17 +119,10 @@ def extract(kind: str, client: HighLevelClient, storage: SnapshotStorage,
     counts = {"contacts_read": len(contacts), "contacts_gone": len(missing), **why,
               "listed": len(listed), "unchanged_skipped": skipped, "from_listing": len(gone),
               "read_calls": client.calls - calls}
-    if mode == "full":
+    if sweep is None:
         writer.extra["deletions"] = {"policy": "full", "swept": True,
                                      "live_ids": len(listed), **counts}
         return gone
-    assert sweep is not None
-    con = connect_duckdb()
-    try:
-        hooked_gone = deletions.webhook_deletions(con, storage.path(), storage, "highlevel",
-                                                  kind, day, "VARCHAR")
-    finally:
-        con.close()
     writer.extra["deletions"] = sweep.manifest(
         **counts, **({"live_ids": len(listed)} if sweep.run else {}),
         from_webhooks=len(hooked_gone))
