@@ -289,11 +289,21 @@ class HttpClient:
 def loads(body: bytes) -> Any:
     """A JSON body: orjson (several times faster than `json`); what orjson refuses but `json`
     reads (lone surrogate escapes, NaN, a non-UTF-8 charset) goes through `json`, so both
-    read the same documents."""
+    read the same documents. Bytes that are not UTF-8 inside a string (a message body a carrier
+    passed on in another encoding) do not sink the page: they are read as lone surrogates,
+    which the partition writer replaces and reports (`repaired_text` in the manifest)."""
     try:
         return orjson.loads(body)
     except orjson.JSONDecodeError:
+        pass
+    try:
         return json.loads(body)
+    except UnicodeDecodeError:
+        try:
+            text = body.decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError:
+            text = body.decode("utf-8", "surrogateescape")
+        return json.loads(text)
 
 
 def parsed_json(resp: httpx.Response) -> Any:

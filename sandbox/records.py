@@ -8,7 +8,7 @@ Entities (source/entity names match the backup asset keys):
               sources
   keap:       contacts, tags, tag_categories, custom_fields
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
-              tasks
+              tasks, conversations, messages
 """
 
 from __future__ import annotations
@@ -75,6 +75,10 @@ RULES: dict[tuple[str, str], Rule] = {
     # only `dateAdded` (an edit keeps it), tasks no time at all in HighLevel's schema
     ("highlevel", "notes"): Rule("dateAdded", parent="contactId", numeric_ids=False),
     ("highlevel", "tasks"): Rule(None, parent="contactId", numeric_ids=False),
+    # conversations.json: one conversation per contact, its messages (SMS, email, call records);
+    # a message's `dateUpdated` moves with its status (the export sorts by it)
+    ("highlevel", "conversations"): Rule("dateUpdated", parent="contactId", numeric_ids=False),
+    ("highlevel", "messages"): Rule("dateUpdated", parent="conversationId", numeric_ids=False),
     ("highlevel", "pipelines"): Rule(None, numeric_ids=False),
     ("highlevel", "workflows"): Rule("updatedAt", numeric_ids=False),
     ("highlevel", "custom_fields"): Rule(None, numeric_ids=False),

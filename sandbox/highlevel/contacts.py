@@ -35,6 +35,7 @@ from sandbox.highlevel.common import (
     routes,
     str_fields,
 )
+from sandbox.highlevel.conversations import delete_for_contact
 from sandbox.highlevel.location import ensure_tags, location_docs, normalize_tags
 from sandbox.store import Store
 
@@ -262,6 +263,7 @@ async def delete(store: Store, request: Request) -> Response:
         for entity in ("notes", "tasks"):    # the contact's notes and tasks go with it
             for row in store.select(SOURCE, entity, "parent = ?", (contact_id,)):
                 store.delete(SOURCE, entity, row.id, at=at)
+        delete_for_contact(store, contact_id, at)   # and its conversations and messages
     return JSONResponse({"succeded": True})
 
 

@@ -9,7 +9,8 @@ Rate limit, per app and location as HighLevel documents: 100 requests per 10 s b
 200,000 a day, reported on every reply in X-RateLimit-* headers. Over the limit: 429 with the
 headers and no Retry-After (HighLevel does not document one).
 
-Endpoints live in highlevel/contacts.py, notes.py (a contact's notes and tasks), search.py,
+Endpoints live in highlevel/contacts.py, notes.py (a contact's notes and tasks), conversations.py
+(conversations and messages), search.py,
 opportunities.py and location.py; this module is the gate-facing part (auth, limits, error shapes).
 """
 
@@ -26,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox import credentials
 from sandbox.highlevel.common import LOCATION_ID, error_response
 from sandbox.highlevel.contacts import contact_routes
+from sandbox.highlevel.conversations import conversation_routes
 from sandbox.highlevel.location import location_routes
 from sandbox.highlevel.notes import note_routes
 from sandbox.highlevel.opportunities import opportunity_routes
@@ -109,6 +111,7 @@ class HighLevelVendor:
     def routes(self) -> list[BaseRoute]:
         store = self.store
         return [*search_routes(store), *contact_routes(store), *note_routes(store),
+                *conversation_routes(store),
                 *opportunity_routes(store),
                 *location_routes(store),
                 Route("/{path:path}", self._not_found,

@@ -21,7 +21,7 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import ats, crm, notes
+from sandbox.world import ats, crm, messages, notes
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -266,6 +266,8 @@ def chunk_starts(params: Params, c: int) -> dict[str, int]:
     starts["person"] = c * size * PEOPLE_PER_CANDIDATE + 1
     for entity, base in notes.ID_BASE.items():
         starts[f"highlevel:{entity}"] = base + c * size * notes.PER_CANDIDATE + 1
+    for entity, base in messages.ID_BASE.items():
+        starts[f"highlevel:{entity}"] = base + c * size * messages.PER_CANDIDATE[entity] + 1
     return starts
 
 
@@ -281,6 +283,7 @@ class _Chunk:
         self.rng = random.Random(f"{params.seed}/chunk/{c}")
         # notes and tasks on their own stream: the chunk's other records do not depend on them
         self.notes_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-notes")
+        self.messages_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-messages")
         self.catalog = catalog
         self.open_jobs = catalog.open_jobs
         self.ids = _Ids(chunk_starts(params, c))
@@ -432,8 +435,11 @@ class _Chunk:
                                         updated, self.catalog.hl_fields, candidate_id=cid)
         self.out.add("highlevel", "contacts", contact, seq)
         self.stats["highlevel_for_candidates" if cid is not None else "highlevel_leads"] += 1
-        for entity, doc, n in notes.generated(self.notes_rng, self.ids.take, contact, created,
-                                              self.start, role):
+        for entity, doc, n in [
+                *notes.generated(self.notes_rng, self.ids.take, contact, created, self.start,
+                                 role),
+                *messages.generated(self.messages_rng, self.ids.take, contact, created,
+                                    self.start, role)]:
             self.out.add("highlevel", entity, doc, n)
             self.stats[f"highlevel_{entity}"] += 1
         if rng.random() >= crm.OPPORTUNITY_FRACTION:

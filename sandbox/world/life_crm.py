@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.highlevel.conversations import delete_for_contact
 from sandbox.records import highlevel_id
 from sandbox.world import crm
 from sandbox.world.clock import iso
@@ -140,13 +141,15 @@ def _set_status_field(day: Day, doc: dict[str, Any]) -> None:
 
 
 def highlevel_deletion(day: Day) -> bool:
-    """A HighLevel contact is deleted, and its opportunities, notes and tasks with it."""
+    """A HighLevel contact is deleted, and its opportunities, notes, tasks and conversations
+    with it."""
     picked = day.pick("highlevel", "contacts")
     if picked is None:
         return False
     for entity in ("opportunities", "notes", "tasks"):
         for row in day.store.select("highlevel", entity, "parent = ?", (picked.id,)):
             day.delete("highlevel", entity, row.id)
+    delete_for_contact(day.store, picked.id, day.at)
     return day.delete("highlevel", "contacts", picked.id)
 
 

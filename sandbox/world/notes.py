@@ -20,9 +20,9 @@ from typing import Any
 
 from sandbox.records import highlevel_id
 from sandbox.store import Store
-from sandbox.world.clock import day_times, is_workday, iso
+from sandbox.world.clock import iso
 from sandbox.world.crm import HL_USER_IDS
-from sandbox.world.day import Day
+from sandbox.world.day import Day, play_stream
 
 # HighLevel id blocks of generated notes and tasks (API-created ones continue above them)
 ID_BASE = {"notes": 6 * 10 ** 12, "tasks": 7 * 10 ** 12}
@@ -56,7 +56,7 @@ RATES = {"highlevel_notes_added": 0.004, "highlevel_notes_edited": 0.0005,
 WEEKEND_FACTOR = 0.3
 
 
-def _vars(contact: dict[str, Any], role: str | None = None) -> dict[str, str]:
+def person_vars(contact: dict[str, Any], role: str | None = None) -> dict[str, str]:
     return {"first": contact.get("firstName") or "the candidate",
             "email": contact.get("email") or "no email on file",
             "phone": contact.get("phone") or "no phone on file",
@@ -65,7 +65,7 @@ def _vars(contact: dict[str, Any], role: str | None = None) -> dict[str, str]:
 
 def note_body(rng: random.Random, contact: dict[str, Any], role: str | None = None) -> str:
     template = rng.choice(QUOTES if rng.random() < QUOTE_FRACTION else NOTE_BODIES)
-    return template.format(**_vars(contact, role))
+    return template.format(**person_vars(contact, role))
 
 
 def note_doc(nid: str, contact: dict[str, Any], body: str, user: str, at: datetime
@@ -76,7 +76,7 @@ def note_doc(nid: str, contact: dict[str, Any], body: str, user: str, at: dateti
 
 def task_doc(rng: random.Random, tid: str, contact: dict[str, Any], at: datetime,
              done: bool) -> dict[str, Any]:
-    v = _vars(contact)
+    v = person_vars(contact)
     return {"id": tid, "contactId": contact["id"], "title": rng.choice(TASK_TITLES).format(**v),
             "body": f"Re: {v['first']}", "assignedTo": rng.choice(HL_USER_IDS),
             "dueDate": iso(at + timedelta(days=rng.randint(1, 14), hours=rng.randint(0, 8))),
@@ -160,19 +160,6 @@ EVENTS = {"highlevel_notes_added": note_added, "highlevel_notes_edited": note_ed
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:
-    """The day's notes and tasks, on their own random stream (the caller holds the day's
-    transaction and moves the clock after)."""
-    rng = random.Random(f"{seed}/{day.date().isoformat()}/highlevel-notes")
-    factor = 1.0 if is_workday(day) else WEEKEND_FACTOR
-    kinds: list[str] = []
-    for kind, rate in RATES.items():
-        expected = rate * size * factor
-        kinds += [kind] * max(1, int(expected) + (rng.random() < expected - int(expected)))
-    rng.shuffle(kinds)
-    ctx = Day(store, rng, size)
-    times = day_times(rng, day, len(kinds), store.now())
-    done: Counter[str] = Counter()
-    for i, (kind, at) in enumerate(zip(kinds, times, strict=False)):
-        ctx.begin(at, times[i + 1] if i + 1 < len(times) else day + timedelta(days=1))
-        done[kind if EVENTS[kind](ctx) else f"{kind}_skipped"] += 1
-    return done
+    """The day's events on their own random stream (sandbox/world/day.py `play_stream`)."""
+    return play_stream(store, day, f"{seed}/{day.date().isoformat()}/highlevel-notes", size, RATES,
+                       EVENTS, WEEKEND_FACTOR)

@@ -20,8 +20,9 @@ from email_validator import EmailNotValidError, validate_email
 from openapi_schema_validator import OAS30Validator, OAS31Validator
 
 from sandbox import fixtures, records
+from sandbox.highlevel.conversations import served_conversation, served_message
 from sandbox.store import Store, iso, parse_ts
-from sandbox.world import ats, crm, life, notes, people
+from sandbox.world import ats, crm, life, messages, notes, people
 from sandbox.world import build as world_build
 from sandbox.world import generate as world
 from sandbox.world.clock import WORK_END_HOUR, WORK_START_HOUR
@@ -42,7 +43,12 @@ HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "custom_fields": ("locations", "CustomFieldSchema"),
               "tags": ("locations", "LocationTagsSchema"),
               "notes": ("contacts", "GetNoteSchema"),
-              "tasks": ("contacts", "TaskSchema")}
+              "tasks": ("contacts", "TaskSchema"),
+              "conversations": ("conversations", "ConversationSchema"),
+              "messages": ("conversations", "GetMessageResponseDto")}
+# what the API serves of a stored doc, where that differs from the stored form
+SERVED = {("highlevel", "conversations"): served_conversation,
+          ("highlevel", "messages"): lambda _store, doc: served_message(doc)}
 # instants that must never be after the clock (future-dated fields such as an interview's
 # `starts_at` or an offer's `starts_on` are allowed to be ahead)
 PAST_FIELDS = {
@@ -86,8 +92,9 @@ def validators() -> dict[tuple[str, str], Any]:
 def spec_problems(store: Store) -> list[str]:
     problems = []
     for (source, entity), validator in validators().items():
+        serve = SERVED.get((source, entity), lambda _store, doc: doc)
         for doc in store.iter_docs(source, entity):
-            for error in validator.iter_errors(doc):
+            for error in validator.iter_errors(serve(store, doc)):
                 problems.append(f"{source}/{entity} {doc.get('id')}: {list(error.path)} "
                                 f"{error.message[:160]}")
     return problems
@@ -438,7 +445,7 @@ def test_tick_one_day_moves_the_clock_and_stamps_every_change(fresh: Store) -> N
         if key not in changed:
             assert before[key][0] == after[key][0]
     done = summary["total"]
-    for kind in [*life.RATES, *notes.RATES]:
+    for kind in [*life.RATES, *notes.RATES, *messages.RATES]:
         if kind not in ("offers_accepted", "offers_declined", "offers_revised"):
             assert done.get(kind, 0) >= 1, kind
     assert time_problems(fresh) == []
