@@ -46,6 +46,7 @@ OBJECT_TYPES = {
     ("keap", "contacts"): "contact",
     ("highlevel", "contacts"): "contact", ("highlevel", "opportunities"): "opportunity",
     ("highlevel", "notes"): "note", ("highlevel", "tasks"): "task",
+    ("highlevel", "conversations"): "conversation", ("highlevel", "messages"): "message",
 }
 
 
@@ -124,6 +125,26 @@ def alive_before_sql(storage: SnapshotStorage, source: str, entity: str,
     state = state_sql(history_sql(entity_dir, before_day=day.isoformat()),
                       entity_dir=entity_dir, before_day=day.isoformat())
     return f"SELECT {columns} FROM ({state})"
+
+
+def parent_gone(con: duckdb.DuckDBPyConnection, storage: SnapshotStorage, source: str,
+                entity: str, day: date, column: str, parent: str) -> list[Any]:
+    """Ids alive before `day` whose parent (`column` -> `parent` entity) is not alive at the end
+    of `day` in the parent's backup: a deleted HighLevel conversation takes its messages, and
+    the conversations are listed whole every day. Nothing when the parent has no partition
+    for `day` (its backup has not run: nothing can be concluded)."""
+    if not any(storage.partition_dir(source, parent, day).glob("*.parquet")):
+        return []
+    alive = alive_before_sql(storage, source, entity, day, f"id, {column} AS parent_id")
+    parents = alive_before_sql(storage, source, parent, day + timedelta(days=1))
+    if alive is None or parents is None:
+        return []
+    rows = con.execute(f"""
+        SELECT a.id FROM ({alive}) a
+        WHERE a.parent_id IS NOT NULL AND a.parent_id NOT IN (SELECT id FROM ({parents}))
+        ORDER BY a.id
+    """).fetchall()
+    return [r[0] for r in rows]
 
 
 def webhook_deletions(con: duckdb.DuckDBPyConnection, root: Path, storage: SnapshotStorage,

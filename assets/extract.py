@@ -77,6 +77,10 @@ class ExtractSpec:
     # records listed per parent (HighLevel notes / tasks of a contact): which parents to read
     # and what is gone is decided by `extract` of assets/highlevel/children.py, not by `pages`
     children: str | None = None
+    # records that go with their parent (HighLevel messages with their conversation): (the
+    # column holding the parent id, the parent entity). An incremental learns their deletions
+    # from the parent's backup of the same day (backed up first: assets/extract.py `priority`)
+    parent: tuple[str, str] | None = None
 
     @property
     def key(self) -> dg.AssetKey:
@@ -242,10 +246,13 @@ def _deletions(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage
         hooked = deletions.webhook_deletions(
             con, storage.path(), storage, source, entity, day,
             "BIGINT" if spec.schema.id_type == pa.int64() else "VARCHAR")
+        orphans = [] if spec.parent is None else deletions.parent_gone(
+            con, storage, source, entity, day, *spec.parent)
     finally:
         con.close()
-    gone = sorted(set(swept) | set(hooked))
-    writer.extra["deletions"] = sweep.manifest(**counts, from_webhooks=len(hooked))
+    gone = sorted(set(swept) | set(hooked) | set(orphans))
+    extra = {} if spec.parent is None else {"with_parent": len(orphans)}
+    writer.extra["deletions"] = sweep.manifest(**counts, from_webhooks=len(hooked), **extra)
     return gone
 
 

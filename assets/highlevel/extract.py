@@ -22,6 +22,17 @@ def _opportunities(client: HighLevelClient, updated_from: datetime | None,
     return client.opportunity_pages()
 
 
+def _conversations(client: HighLevelClient, updated_from: datetime | None,
+                   updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    # the search filters by creation, not update: every snapshot is full
+    return client.conversation_pages()
+
+
+def _messages(client: HighLevelClient, updated_from: datetime | None,
+              updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.message_pages(updated_from=updated_from, updated_to=updated_to)
+
+
 def _single(method: str):
     def pages(client: HighLevelClient, updated_from: datetime | None,
               updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
@@ -44,6 +55,10 @@ SPECS = [
     # read per contact: which contacts, and what is gone, in assets/highlevel/children.py
     ExtractSpec(schemas.notes, "highlevel", _per_contact, children="notes"),
     ExtractSpec(schemas.tasks, "highlevel", _per_contact, children="tasks"),
+    # conversations: full daily (one page per 100); messages: incremental by update time
+    ExtractSpec(schemas.conversations, "highlevel", _conversations, incremental=False),
+    ExtractSpec(schemas.messages, "highlevel", _messages,
+                parent=("conversationId", "conversations")),
 ]
 
 highlevel_assets = [extract_asset(spec) for spec in SPECS]

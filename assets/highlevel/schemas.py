@@ -2,7 +2,15 @@
 
 import pyarrow as pa
 
-from orchestration.storage.schema import TS, EntitySchema, as_ts, col, list_of, path_of
+from orchestration.storage.schema import (
+    TS,
+    EntitySchema,
+    as_ts,
+    col,
+    epoch_ms,
+    list_of,
+    path_of,
+)
 
 STR, F64, STR_LIST = pa.string(), pa.float64(), pa.list_(pa.string())
 
@@ -49,4 +57,25 @@ tasks = EntitySchema(
      col("completed", pa.bool_())),
     "HighLevel contact tasks, read per contact. A task has no time of its own: each version is "
     "stamped when the backup saw it.",
+)
+conversations = EntitySchema(
+    "highlevel", "conversations", STR, epoch_ms("dateUpdated"),
+    (col("contactId"), col("type"), col("assignedTo"), col("unreadCount", pa.int64()),
+     col("lastMessageType"), col("lastMessageDirection"), col("lastMessageBody"),
+     col("fullName"), col("email"), col("phone"),
+     col("dateAdded", TS, get=epoch_ms("dateAdded")),
+     col("dateUpdated", TS, get=epoch_ms("dateUpdated")),
+     col("lastMessageDate", TS, get=epoch_ms("lastMessageDate"))),
+    "HighLevel conversations (one per contact): the last message and the contact they belong "
+    "to. Times are epoch milliseconds in the API.",
+)
+messages = EntitySchema(
+    "highlevel", "messages", STR, as_ts(lambda d: d.get("dateUpdated") or d.get("dateAdded")),
+    (col("conversationId"), col("contactId"), col("messageType"), col("type", pa.int64()),
+     col("direction"), col("status"), col("body"), col("contentType"), col("source"),
+     col("userId"), col("attachments", STR_LIST, get=list_of("attachments")),
+     col("callDuration", F64, "meta.callDuration"), col("callStatus", source="meta.callStatus"),
+     col("dateAdded", TS), col("dateUpdated", TS)),
+    "HighLevel messages of every conversation: SMS, emails and call records with their "
+    "metadata (call duration and status), from the location-wide export by update time.",
 )

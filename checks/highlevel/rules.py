@@ -20,4 +20,9 @@ RULES = {
     "notes": EntityRules(required=("contactId",), refs=(Ref("contactId", "contacts"),)),
     "tasks": EntityRules(required=("contactId", "title"), refs=(Ref("contactId", "contacts"),),
                          appointments=("dueDate",)),   # a due date is usually ahead
+    "conversations": EntityRules(required=("contactId",), refs=(Ref("contactId", "contacts"),)),
+    "messages": EntityRules(
+        required=("conversationId", "contactId", "messageType", "direction"),
+        enums=(Enum("direction", ("inbound", "outbound")),),
+        refs=(Ref("conversationId", "conversations"), Ref("contactId", "contacts"))),
 }

@@ -17,6 +17,9 @@ from sandbox import credentials
 API_VERSION = "2021-07-28"
 SEARCH_PAGE_LIMIT = 500      # POST /contacts/search pageLimit maximum
 OPPORTUNITY_LIMIT = 100      # GET /opportunities/search limit maximum
+CONVERSATION_LIMIT = 100     # GET /conversations/search limit (default 20)
+EXPORT_LIMIT = 500           # GET /conversations/messages/export limit maximum
+CONVERSATIONS_VERSION = {"Version": "2021-04-15"}   # the API version conversations.json names
 
 
 class HighLevelResource(dg.ConfigurableResource):
@@ -117,6 +120,54 @@ class HighLevelClient:
 
     def tags(self) -> list[dict[str, Any]]:
         return self.http.get_json(f"/locations/{self.location_id}/tags").get("tags", [])
+
+    def conversation_pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Every conversation via GET /conversations/search, the most recently updated first,
+        continued with `startAfterDate` from the last one's `sort` value. The next page starts
+        at that value again (a conversation sharing it with the last one is not skipped) and
+        what was already served is dropped, so each conversation is yielded once."""
+        params: dict[str, Any] = {"locationId": self.location_id, "limit": CONVERSATION_LIMIT,
+                                  "sort": "desc", "sortBy": "last_message_date"}
+        seen: set[str] = set()
+        while True:
+            page = self.http.get_json("/conversations/search", params=params,
+                                      headers=CONVERSATIONS_VERSION)
+            items = page.get("conversations") or []
+            fresh = [c for c in items if c.get("id") not in seen]
+            seen.update(c.get("id") for c in fresh)
+            last = (items[-1].get("sort") or [None])[0] if items else None
+            for c in fresh:
+                c.pop("sort", None)   # paging data, not the conversation's
+            if fresh:
+                yield fresh
+            if len(items) < CONVERSATION_LIMIT or last is None:
+                return
+            # all of a page at one instant: continue strictly after it
+            params = {**params, "startAfterDate": int(last) + (1 if fresh else 0)}
+
+    def message_pages(self, *, updated_from: datetime | None = None,
+                      updated_to: datetime | None = None) -> Iterator[list[dict[str, Any]]]:
+        """Messages via the location-wide export (GET /conversations/messages/export), oldest
+        update first, in two passes: every channel but email (the export's default), then
+        `channel=Email`; the window filters the update time, both ends inclusive."""
+        for channel in (None, "Email"):
+            params: dict[str, Any] = {"locationId": self.location_id, "limit": EXPORT_LIMIT,
+                                      "sortBy": "updatedAt", "sortOrder": "asc"}
+            if channel:
+                params["channel"] = channel
+            if updated_from is not None:
+                params["startDate"] = iso(updated_from)
+            if updated_to is not None:
+                params["endDate"] = iso(updated_to)
+            while True:
+                page = self.http.get_json("/conversations/messages/export", params=params,
+                                          headers=CONVERSATIONS_VERSION)
+                items = page.get("messages") or []
+                yield items
+                cursor = page.get("nextCursor")
+                if not items or not cursor:
+                    break
+                params = {**params, "cursor": cursor}
 
     def contact_children(self, contact_id: str, kind: str) -> list[dict[str, Any]] | None:
         """Every note (kind "notes") or task ("tasks") of a contact, in one unpaged call; None

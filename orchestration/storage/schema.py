@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -56,6 +56,20 @@ def as_ts(getter: Callable[[dict], Any]) -> Callable[[dict], datetime | None]:
         except ValueError:
             return None  # unparseable stays null here; the raw text is kept in _raw
     get.text = getter   # type: ignore[attr-defined]  # page_column parses a page's at once
+    return get
+
+
+def epoch_ms(path: str) -> Callable[[dict], datetime | None]:
+    """A time the vendor sends as epoch milliseconds (HighLevel's conversations)."""
+    getter = path_of(path)
+
+    def get(doc: dict) -> datetime | None:
+        value = getter(doc)
+        try:
+            return None if value in (None, "") or isinstance(value, bool) else \
+                datetime.fromtimestamp(int(value) / 1000, UTC)
+        except (TypeError, ValueError, OverflowError, OSError):
+            return None   # kept in _raw
     return get
 
 

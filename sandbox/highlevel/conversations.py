@@ -51,6 +51,7 @@ from sandbox.highlevel.common import (
 )
 from sandbox.store import Store, iso, parse_ts
 
+CONVERSATIONS_VERSION = "2021-04-15"   # the Version header conversations.json requires
 SEARCH_PARAMS = ("locationId", "contactId", "assignedTo", "followers", "mentions", "query",
                  "sort", "startAfterDate", "id", "limit", "lastMessageType", "lastMessageAction",
                  "lastMessageDirection", "status", "sortBy", "sortScoreProfile", "scoreProfile",

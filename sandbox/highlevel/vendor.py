@@ -27,7 +27,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox import credentials
 from sandbox.highlevel.common import LOCATION_ID, error_response
 from sandbox.highlevel.contacts import contact_routes
-from sandbox.highlevel.conversations import conversation_routes
+from sandbox.highlevel.conversations import CONVERSATIONS_VERSION, conversation_routes
 from sandbox.highlevel.location import location_routes
 from sandbox.highlevel.notes import note_routes
 from sandbox.highlevel.opportunities import opportunity_routes
@@ -134,8 +134,9 @@ class HighLevelVendor:
         version = request.headers.get("version", "").strip()
         if not version:
             return None, error_response(401, "version header was not found.")
-        if version != API_VERSION:
-            # the sandbox emulates only the 2021-07-28 contract
+        conversations = request.url.path.split("/highlevel", 1)[-1].startswith("/conversations")
+        if version != (CONVERSATIONS_VERSION if conversations else API_VERSION):
+            # each API's documented version: conversations.json 2021-04-15, the rest 2021-07-28
             return None, error_response(401, "version header is invalid")
         return f"location:{LOCATION_ID}", None
 

@@ -30,9 +30,17 @@ SMS, EMAIL, CALL = world_messages.KINDS
 RNG = random.Random(7)
 
 
+def _version(request: httpx.Request) -> None:
+    """Each API's documented Version header: conversations.json 2021-04-15, contacts.json
+    2021-07-28 (the sandbox refuses the other one)."""
+    if request.url.path.startswith("/highlevel/conversations"):
+        request.headers["Version"] = "2021-04-15"
+
+
 @pytest.fixture
 def hl(sandbox: Sandbox):
-    with httpx.Client(base_url=sandbox.url("/highlevel"), headers=HEADERS, timeout=30) as client:
+    with httpx.Client(base_url=sandbox.url("/highlevel"), headers=HEADERS, timeout=30,
+                      event_hooks={"request": [_version]}) as client:
         yield client
 
 
@@ -207,3 +215,9 @@ def test_a_body_with_broken_bytes_goes_out_as_is(sandbox: Sandbox, hl: httpx.Cli
     unprocessable(hl.post("/conversations/messages/inbound", json={
         "type": "SMS", "conversationId": c["id"], "contactId": p["id"]}),
         "conversationProviderId")
+    wrong = hl.get("/conversations/search", params={"locationId": LOCATION},
+                   headers={"Version": "2021-07-28"})
+    assert wrong.status_code == 200     # the hook sets the right one; without it:
+    raw = httpx.get(hl.base_url.join("conversations/search"), params={"locationId": LOCATION},
+                    headers=HEADERS)
+    assert (raw.status_code, raw.json()["message"]) == (401, "version header is invalid")
