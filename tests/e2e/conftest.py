@@ -21,11 +21,14 @@ from assets.keap.extract import SPECS as KEAP
 from orchestration.resources import GreenhouseResource, HighLevelResource, KeapResource
 from orchestration.storage.snapshots import SnapshotStorage
 from sandbox import process
+from sandbox.highlevel.conversations import served_conversation, served_message
 from sandbox.store import Store
 from sandbox.world import generate as world
 from sandbox.world import life
 
 ALL_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP, *HIGHLEVEL]
+# what the Keap sync reads (identity, desired state): no HighLevel backup is needed for it
+SYNC_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP]
 # What a restore reads: the CRMs it writes (Keap, HighLevel), for tests that need no ATS.
 CRM_SPECS: list[ExtractSpec] = [*KEAP, *HIGHLEVEL]
 # the sandbox's entity name where the backup's differs
@@ -33,6 +36,18 @@ SANDBOX_ENTITY = {("greenhouse", "job_stages"): "job_interview_stages"}
 # fields an API derives at read time from another record (kept in the backup as returned,
 # compared through the record they come from)
 DERIVED = {("highlevel", "opportunities"): ("contact",)}
+
+
+
+def _conversation(store: Store, doc: dict) -> dict:
+    out = served_conversation(store, doc)
+    out.pop("sort")   # paging data: the backup drops it
+    return out
+
+
+# what the API serves of a stored record, where it differs from the stored form
+SERVED = {("highlevel", "conversations"): _conversation,
+          ("highlevel", "messages"): lambda _store, doc: served_message(doc)}
 
 
 @dataclass
@@ -77,7 +92,9 @@ class World:
 
     def sandbox_docs(self, source: str, entity: str) -> dict[str, dict]:
         name = SANDBOX_ENTITY.get((source, entity), entity)
-        return {str(d["id"]): d for d in self.store.iter_docs(source, name)}
+        serve = SERVED.get((source, entity))
+        return {str(d["id"]): serve(self.store, d) if serve else d
+                for d in self.store.iter_docs(source, name)}
 
 
 def backed_up_docs(root: Path, source: str, entity: str, as_of: str) -> dict[str, dict]:

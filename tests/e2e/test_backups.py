@@ -28,14 +28,14 @@ def assert_views_equal_sandbox(w: World, as_of: str) -> None:
 
 
 def test_point_in_time_views_match_the_sandbox_every_day(sandbox_world: World):
-    """Ten simulated days of creates, updates, merges, deletions and human CRM edits: after
+    """Six simulated days of creates, updates, merges, deletions and human CRM edits: after
     each day's backup, `_as_of(end of day)` equals the sandbox's own state, field by field."""
     w = sandbox_world
     ends = {}
     first = w.day()
     manifests = w.backup(first)
     assert all(m["mode"] == "full" for m in manifests.values())
-    for _ in range(10):
+    for _ in range(6):
         w.tick(1)
         day = w.day()
         manifests = w.backup(day)

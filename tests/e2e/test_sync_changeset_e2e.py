@@ -17,11 +17,12 @@ from assets.sync.changeset import build_changeset
 from assets.sync.desired import write_desired
 from assets.sync.mapping import load_mapping
 from assets.sync.push import run_push
+from tests.e2e.conftest import SYNC_SPECS
 
 
 def _day_pipeline(w, day: str, run: str) -> dict:
     """Backups, identity, desired and changeset for `day`; the changeset's counts."""
-    w.backup(date.fromisoformat(day), run_id=f"backup-{run}")
+    w.backup(date.fromisoformat(day), SYNC_SPECS, run_id=f"backup-{run}")
     build_identity(w.root, day, IdentityConfig(), f"identity-{run}").close()
     write_desired(w.root, day, load_mapping(), f"desired-{run}")
     return _changeset(w, day, run)

@@ -21,7 +21,7 @@ from assets.sync.desired import KEY, keap_desired
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.resources import build_resources
 from orchestration.storage.derived import partition_dir
-from tests.e2e.conftest import World
+from tests.e2e.conftest import SYNC_SPECS, World
 from tests.e2e.sync_expected import Expected, expected_contacts
 
 
@@ -35,7 +35,7 @@ class Synced:
 @pytest.fixture(scope="module")
 def synced(sandbox_world: World) -> Iterator[Synced]:
     day = sandbox_world.day()
-    sandbox_world.backup(day)
+    sandbox_world.backup(day, SYNC_SPECS)
     result = dg.materialize([identity_profiles, keap_desired], partition_key=day.isoformat(),
                             resources=build_resources(), raise_on_error=False)
     yield Synced(sandbox_world, day.isoformat(), result)
