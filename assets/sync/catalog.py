@@ -9,6 +9,11 @@
   sync.keap_changeset(_by_day)  the changes planned for Keap (latest / every day)
   sync.keap_rejects(_by_day)    changes the changeset would not send (a value longer than Keap
                                 allows, an address Keap refuses): profile, field, reason
+  sync.events                   every event of the taxonomy once, in the order it happened: its
+                                kind, time, source record, application, candidate and profile,
+                                and the day it was first seen (assets/sync/desired/events.py)
+  sync.ledger_events            the ledger's tag writes with the events that implied each tag
+                                (one row per write and event)
 
 `sync.ledger` is what `assets.sync.ledger.ledger_relation` shows in Python: Parquet files plus the
 complete lines of the write-ahead logs (`_wal/*.jsonl`, read with `read_json`, same columns and
@@ -59,6 +64,15 @@ def catalog_statements(root: Path) -> list[str]:
     root = Path(root)
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {SOURCE}",
              *daily_output_views(root, SOURCE, PARTITIONED)]
+    events = root / SOURCE / "events" / "snapshot_date=*" / "*.parquet"
+    has_events = any(events.parent.parent.glob("snapshot_date=*/*.parquet"))
+    if has_events:
+        stmts.append(
+            f"CREATE OR REPLACE VIEW {SOURCE}.events AS SELECT event_id, event, occurred_at, "
+            "profile_id, candidate_id, application_id, source_entity, source_id, detail, "
+            f"snapshot_date AS first_seen FROM read_parquet('{duck_path(events)}', "
+            "hive_partitioning = true, hive_types = {'snapshot_date': DATE}, "
+            "union_by_name = true) ORDER BY occurred_at, event_rank, event_id")
     ledger = root / SOURCE / Path(*LEDGER_FILES)
     wal = root / SOURCE / Path(*WAL_DIR)
     has_parquet = any(ledger.parent.parent.glob("run_id=*/part-00000.parquet"))
@@ -88,4 +102,15 @@ def catalog_statements(root: Path) -> list[str]:
         f"change_id NOT IN (SELECT change_id FROM {SOURCE}.ledger "
         "WHERE status = 'succeeded')",
     ]
+    if has_events and any((root / SOURCE / "keap_desired").glob("snapshot_date=*/*.parquet")):
+        # a tag write -> the events the desired state of its changeset's day linked to the tag
+        stmts.append(
+            f"CREATE OR REPLACE VIEW {SOURCE}.ledger_events AS "
+            f"SELECT l.*, e.event_id, e.event, e.occurred_at, e.application_id, "
+            f"e.source_entity, e.source_id FROM {SOURCE}.ledger l "
+            f"JOIN {SOURCE}.keap_desired_by_day d ON d.profile_id = l.profile_id "
+            "AND d.snapshot_date = l.changeset_date "
+            "CROSS JOIN unnest(coalesce(map_extract(d.tag_events, l.tag)[1], [])) AS u(id) "
+            f"JOIN {SOURCE}.events e ON e.event_id = u.id "
+            "WHERE l.tag IS NOT NULL")
     return stmts

@@ -238,6 +238,8 @@ def expected_contacts(store: Store, mapping: Mapping, *, suppressed_emails: set[
         if app_id not in rejections or int(r["id"]) > int(rejections[app_id]["id"]):
             rejections[app_id] = r
 
+    happened = _happened(docs, reasons, rejections, mapping)
+
     contacts: dict[str, ExpectedContact] = {}
     left_out: dict[int, str] = {}
     profiles = []
@@ -271,7 +273,7 @@ def expected_contacts(store: Store, mapping: Mapping, *, suppressed_emails: set[
                 if f.null == "default":
                     v = f.default
             fields_out[f.target] = v
-        tags = _tags(p, cur, jobs, mapping)
+        tags = _tags(p, cur, jobs, mapping, happened)
         contacts[p["email"]] = ExpectedContact(
             pid, p["email"], p["emails"], fields_out, tags, cur["events"],
             {f.target for f in mapping.fields if f.conflict == "ats_wins"})
@@ -392,10 +394,51 @@ def _transform(v: str | None, f: Any, cfg: NormalizationConfig) -> str | None:
     return v or None
 
 
-def _tags(p: dict, cur: dict, jobs: dict, m: Mapping) -> set[str]:
+def _happened(docs: dict[str, list[dict]], reasons: dict, rejections: dict,
+              m: Mapping) -> dict[int, set[str]]:
+    """Per application, the kinds of event that happened to it (the stream's definition, in
+    plain Python over the sandbox's records): for the tags added on an event."""
+    out: dict[int, set[str]] = defaultdict(set)
+    quiet = {int(a["id"]) for a in docs["applications"] if a.get("status") in m.quiet_statuses}
+    stages: dict[int, int] = defaultdict(int)
+    for r in docs["application_stages"]:
+        if r.get("entered_at"):
+            stages[int(r["application_id"])] += 1
+    for i in docs["interviews"]:
+        if i.get("status") not in ("to_be_scheduled", "skipped"):
+            out[int(i["application_id"])].add("interview_scheduled")
+    declined = set()
+    for o in docs["offers"]:
+        app_id = int(o["application_id"])
+        out[app_id].add("offer_extended")
+        if o.get("status") == "Accepted":
+            out[app_id].add("offer_accepted")
+        elif o.get("status") == "Rejected":
+            out[app_id].add("offer_declined")
+            declined.add(app_id)
+    for a in docs["applications"]:
+        app_id = int(a["id"])
+        out[app_id].add("new_application")
+        if stages.get(app_id, 0) > 1:
+            out[app_id].add("stage_change")
+        if a.get("status") == "hired":
+            out[app_id].add("hired")
+        if a.get("status") == "rejected" and app_id not in declined:
+            r = reasons.get(int((rejections.get(app_id) or {}).get("rejection_reason_id") or 0))
+            name, kind = (r or {}).get("name"), ((r or {}).get("type") or {}).get("name")
+            out[app_id].add("withdrawn" if kind in m.withdrawn_reason_types
+                            or name in m.withdrawn_reasons else "rejected")
+    return {k: v for k, v in out.items() if k not in quiet}
+
+
+def _tags(p: dict, cur: dict, jobs: dict, m: Mapping,
+          happened: dict[int, set[str]]) -> set[str]:
     raw: set[tuple[str, str | None]] = set()
     for e in cur["events"]:
         raw |= {(t, None) for t in m.cross[e]}
+    for a in p["apps"]:
+        for e in happened.get(int(a["id"]), ()):
+            raw |= {(t, None) for t in m.on_event.get(e, ())}
     if cur["status"] == "in_process":
         raw.add((m.stage_tag(cur["stage_name"]), "stage"))
     apps = p["apps"] if m.job_scope == "all" else ([cur["app"]] if cur.get("app") else [])
@@ -420,7 +463,8 @@ def _tags(p: dict, cur: dict, jobs: dict, m: Mapping) -> set[str]:
 
 
 def _managed(docs: dict[str, list[dict]], m: Mapping) -> tuple[set[str], dict[str, str | None]]:
-    found: list[tuple[str, str | None]] = [(t, None) for ts in m.cross.values() for t in ts]
+    found: list[tuple[str, str | None]] = [
+        (t, None) for ts in (*m.cross.values(), *m.on_event.values()) for t in ts]
     found += [(t, "stage") for t in m.stage_map.values() if t]
     stages = {d.get("name") for d in docs["job_interview_stages"]} | {
         a.get("stage_name") for a in docs["applications"]}

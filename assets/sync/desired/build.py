@@ -13,6 +13,7 @@ import duckdb
 from assets.identity.config import NormalizationConfig
 from assets.identity.inputs import has_partition
 from assets.identity.normalize import connect
+from assets.sync.desired import events as stream
 from assets.sync.desired.base import NAME, SOURCE, STATE
 from assets.sync.desired.fields import fields
 from assets.sync.desired.state import current_state, load_inputs, register_rules
@@ -60,6 +61,9 @@ DESIRED_SQL = """
     SELECT p.profile_id, p.email, p.emails, f.fields,
            coalesce(t.tags, []::VARCHAR[]) AS tags,
            coalesce(c.events, []::VARCHAR[]) AS events,
+           -- which recorded events (sync/events) imply each tag: what the ledger's tag writes
+           -- link to (sync.ledger_events)
+           te.tag_events,
            -- what the Keap changeset reads of the row: its incremental build compares these
            -- instead of decoding every row's fields
            hash(p.email, p.emails, f.fields, coalesce(t.tags, []::VARCHAR[])) AS row_hash
@@ -68,6 +72,7 @@ DESIRED_SQL = """
     LEFT JOIN (SELECT profile_id, list_sort(list(DISTINCT tag)) AS tags FROM sync_tags
                GROUP BY ALL) t USING (profile_id)
     LEFT JOIN sync_cur c USING (profile_id)
+    LEFT JOIN sync_tag_events te USING (profile_id)
     WHERE p.profile_id NOT IN (SELECT profile_id FROM sync_excluded)
 """
 
@@ -85,7 +90,10 @@ def build_desired(con: duckdb.DuckDBPyConnection, root: Path, day: str, m: Mappi
     load_inputs(con, root, day)
     register_rules(con, m)
     current_state(con, m)
+    stream.derive(con, m)
+    stream.new_events(con, root, day)
     tags(con, m)
+    stream.tag_events(con)
     fields(con, m, phone_config(root, day))
     exclusions(con, m, root)
 
@@ -110,8 +118,11 @@ def write_desired(root: Path, day: str, m: Mapping, run_id: str) -> dict[str, An
     con = connect(NormalizationConfig(), spill)
     try:
         build_desired(con, root, day, m)
+        events = stream.write_events(con, root, day, run_id)
         manifest = write_partition(con, root, NAME, day, DESIRED_SQL, "profile_id",
-                                   run_id=run_id, extra=manifest_extra(con, m), source=SOURCE)
+                                   run_id=run_id, extra={**manifest_extra(con, m),
+                                                         "events_recorded": events["rows"]},
+                                   source=SOURCE)
         summary = summarize(con)
     finally:
         con.close()

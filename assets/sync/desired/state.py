@@ -29,7 +29,10 @@ def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
                 f"'{duck_path(partition_glob(root, 'quarantine', day))}')")
     for entity, cols in STATE.items():
         # a job's record too: job tags may name its custom fields ({job_custom:<key>})
-        extra = ["_raw"] if entity == "jobs" else []
+        # an interview's `scheduled_at` dates its event (read from the record: no column)
+        extra = {"jobs": ["_raw"],
+                 "interviews": ["json_extract_string(_raw, '$.scheduled_at') AS scheduled_at"]
+                 }.get(entity, [])
         load_state(con, root, "greenhouse", entity, day, [*cols, *extra], f"s_{entity}")
     for entity, cols in OPTIONAL_STATE.items():
         load_state(con, root, "greenhouse", entity, day, cols, f"s_{entity}", required=False)
@@ -37,10 +40,14 @@ def load_inputs(con: duckdb.DuckDBPyConnection, root: Path, day: str) -> None:
 
 def register_rules(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
     """The mapping's tables: event tags, stage and reason maps, tag groups and categories."""
+    pair = pa.schema([("event", pa.string()), ("tag", pa.string())])
     rows = [(e, t) for e, tags in m.cross.items() for t in tags]
+    once = [(e, t) for e, tags in m.on_event.items() for t in tags]
     tables = {
         "_event_tags": pa.table({"event": [e for e, _ in rows], "tag": [t for _, t in rows]},
-                                schema=pa.schema([("event", pa.string()), ("tag", pa.string())])),
+                                schema=pair),
+        "_on_event_tags": pa.table({"event": [e for e, _ in once],
+                                    "tag": [t for _, t in once]}, schema=pair),
         "_stage_map": pa.table({"stage": list(m.stage_map), "tag": list(m.stage_map.values())},
                                schema=pa.schema([("stage", pa.string()), ("tag", pa.string())])),
         "_reason_map": pa.table({"reason": list(m.reason_map), "tag": list(m.reason_map.values())},

@@ -60,6 +60,12 @@ def tags(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
         FROM (SELECT profile_id, unnest(events) AS event FROM sync_cur) c
         JOIN _event_tags t USING (event)
         UNION ALL
+        -- added once the event happened to any of the person's applications (kept)
+        SELECT o.profile_id, t.tag, NULL
+        FROM (SELECT profile_id, unnest(application_ids) AS app_id FROM prof) o
+        JOIN sync_events_seen e ON e.application_id = o.app_id
+        JOIN _on_event_tags t ON t.event = e.event
+        UNION ALL
         SELECT c.profile_id, {_stage_tag_sql(m, 'c.stage_name')}, 'stage' FROM sync_cur c
         WHERE c.status = 'in_process'
         UNION ALL
@@ -90,6 +96,7 @@ def tags(con: duckdb.DuckDBPyConnection, m: Mapping) -> None:
         CREATE OR REPLACE TEMP TABLE sync_managed AS
         WITH t AS (
             SELECT tag, NULL::VARCHAR AS family FROM _event_tags
+            UNION ALL SELECT tag, NULL FROM _on_event_tags
             UNION ALL SELECT tag, 'stage' FROM _stage_map
             UNION ALL SELECT {_stage_tag_sql(m, 'n.v')}, 'stage' FROM ({stage_names}) n
             UNION ALL SELECT {_job_tag_sql(m, 'j')}, 'job' FROM s_jobs j

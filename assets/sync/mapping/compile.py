@@ -40,7 +40,7 @@ class _Collector:
 
 def compile_mapping(doc: MappingDoc, path: Path, lines: dict[tuple, int]) -> Mapping:
     c = _Collector(str(path), lines)
-    cross = _events(doc, c)
+    cross, on_event = _events(doc, c)
     fields = [_field(target, f, doc, c) for target, f in doc.fields.items()]
     fields = [f for f in fields if f is not None]
     if "email" not in doc.fields:
@@ -71,14 +71,15 @@ def compile_mapping(doc: MappingDoc, path: Path, lines: dict[tuple, int]) -> Map
         if tag is not None and not tag.strip():
             c.add(("tags", "stages", "map", stage), f"stage {stage!r} maps to an empty tag",
                   "give a tag name, or null for no tag")
-    known = {tg for ts in cross.values() for tg in ts} | {v for v in stage_map.values() if v} | {
-        v for v in t.rejection_reasons.map.values() if v}
+    known = {tg for ts in (*cross.values(), *on_event.values()) for tg in ts} | {
+        v for v in stage_map.values() if v} | {v for v in t.rejection_reasons.map.values() if v}
     categories = _categories(t, known, c)
     exclusive = _exclusive(t, known, c)
     if c.problems:
         raise MappingError(c.problems)
     m = Mapping(
-        path=path, doc=doc, fields=fields, cross=cross, never=tuple(doc.events.never),
+        path=path, doc=doc, fields=fields, cross=cross, on_event=on_event,
+        never=tuple(doc.events.never),
         withdrawn_reason_types=tuple(doc.events.withdrawn_when.reason_types),
         withdrawn_reasons=tuple(doc.events.withdrawn_when.reasons),
         quiet_statuses=tuple(doc.events.quiet_statuses), can_email_false=can_email,
@@ -90,9 +91,13 @@ def compile_mapping(doc: MappingDoc, path: Path, lines: dict[tuple, int]) -> Map
     return m
 
 
-def _events(doc: MappingDoc, c: _Collector) -> dict[str, tuple[str, ...]]:
+def _events(doc: MappingDoc, c: _Collector
+            ) -> tuple[dict[str, tuple[str, ...]], dict[str, tuple[str, ...]]]:
+    """Per crossing event: the tags held while the current application is at it, and the
+    tags added once it happened."""
     known = (*CROSSABLE_EVENTS, *NEVER_EVENTS)
     out: dict[str, tuple[str, ...]] = {}
+    once: dict[str, tuple[str, ...]] = {}
     for name, spec in doc.events.cross.items():
         where = ("events", "cross", name)
         if name in NEVER_EVENTS:
@@ -104,17 +109,19 @@ def _events(doc: MappingDoc, c: _Collector) -> dict[str, tuple[str, ...]]:
         elif name in doc.events.never:
             c.add(where, f"event {name!r} is both in cross and in never",
                   "keep it in one of the two lists")
-        tags = tuple(spec.tags) if spec is not None else ()
-        for i, tag in enumerate(tags):
-            if not tag.strip() or tag.startswith("@"):
-                c.add((*where, "tags", i), f"event {name!r} has an invalid tag name {tag!r}",
-                      "use a plain, non-empty tag name")
-        out[name] = tags
+        for key, target in (("tags", out), ("on_event", once)):
+            tags = tuple(getattr(spec, key)) if spec is not None else ()
+            for i, tag in enumerate(tags):
+                if not tag.strip() or tag.startswith("@"):
+                    c.add((*where, key, i), f"event {name!r} has an invalid tag name {tag!r}",
+                          "use a plain, non-empty tag name")
+            target[name] = tags
     for i, name in enumerate(doc.events.never):
         if name not in known:
             c.add(("events", "never", i), f"unknown event {name!r}",
                   f"use one of: {', '.join(known)}")
-    return {e: out[e] for e in CROSSABLE_EVENTS if e in out}
+    return ({e: out[e] for e in CROSSABLE_EVENTS if e in out},
+            {e: once[e] for e in CROSSABLE_EVENTS if once.get(e)})
 
 
 def _field(target: str, f: FieldDoc, doc: MappingDoc, c: _Collector) -> FieldMap | None:

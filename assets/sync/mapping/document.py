@@ -12,7 +12,8 @@ class _Strict(BaseModel):
 
 
 class EventSpec(_Strict):
-    tags: list[str] = []
+    tags: list[str] = []         # while the current application is at this event
+    on_event: list[str] = []     # once the event happened to any application (kept)
 
 
 class WithdrawnWhen(_Strict):

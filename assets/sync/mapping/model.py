@@ -61,6 +61,7 @@ class Mapping:
     doc: MappingDoc
     fields: list[FieldMap]
     cross: dict[str, tuple[str, ...]]       # crossing event -> tags, in CROSSABLE_EVENTS order
+    on_event: dict[str, tuple[str, ...]]    # event -> tags added once it happened (kept)
     never: tuple[str, ...]
     withdrawn_reason_types: tuple[str, ...]
     withdrawn_reasons: tuple[str, ...]
@@ -80,7 +81,7 @@ class Mapping:
     # -- tags --------------------------------------------------------------------------------
     def fixed_tags(self) -> set[str]:
         """Tags that do not depend on the backup's values (events, stage map, reason map)."""
-        tags = {t for ts in self.cross.values() for t in ts}
+        tags = {t for ts in (*self.cross.values(), *self.on_event.values()) for t in ts}
         tags |= {t for t in self.stage_map.values() if t}
         tags |= {t for t in self.reason_map.values() if t}
         return tags

@@ -11,15 +11,17 @@ from assets.sync.mapping.vocabulary import (
 )
 
 # Greenhouse state the desired state reads besides the profiles (entity -> columns)
+# (the times date each event of the stream: assets/sync/desired/events.py)
 GREENHOUSE_READS: dict[str, tuple[str, ...]] = {
     "applications": ("candidate_id", "job_id", "stage_name", "status", "source_id",
-                     "created_at"),
+                     "created_at", "updated_at", "rejected_at", "last_activity_at"),
     "jobs": ("name", "department_id"),
     "job_stages": ("name",),
-    "application_stages": ("application_id",),
-    "interviews": ("application_id", "status"),
-    "offers": ("application_id", "status", "version"),
-    "rejection_details": ("application_id", "rejection_reason_id"),
+    "application_stages": ("application_id", "job_interview_stage_id", "entered_at"),
+    "interviews": ("application_id", "status", "updated_at"),
+    "offers": ("application_id", "status", "version", "created_at", "updated_at",
+               "resolved_at"),
+    "rejection_details": ("application_id", "rejection_reason_id", "rejected_at"),
     "rejection_reasons": ("name", "type_name"),
 }
 # what the identity step reads to build profiles
