@@ -20,9 +20,9 @@ from typing import Any
 
 from sandbox.records import highlevel_id
 from sandbox.store import Store
-from sandbox.world.clock import day_times, is_workday, iso
+from sandbox.world.clock import iso
 from sandbox.world.crm import HL_USER_IDS
-from sandbox.world.day import Day
+from sandbox.world.day import Day, play_stream
 
 # HighLevel id blocks of generated notes and tasks (API-created ones continue above them)
 ID_BASE = {"notes": 6 * 10 ** 12, "tasks": 7 * 10 ** 12}
@@ -163,16 +163,4 @@ def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:
     """The day's notes and tasks, on their own random stream (the caller holds the day's
     transaction and moves the clock after)."""
     rng = random.Random(f"{seed}/{day.date().isoformat()}/highlevel-notes")
-    factor = 1.0 if is_workday(day) else WEEKEND_FACTOR
-    kinds: list[str] = []
-    for kind, rate in RATES.items():
-        expected = rate * size * factor
-        kinds += [kind] * max(1, int(expected) + (rng.random() < expected - int(expected)))
-    rng.shuffle(kinds)
-    ctx = Day(store, rng, size)
-    times = day_times(rng, day, len(kinds), store.now())
-    done: Counter[str] = Counter()
-    for i, (kind, at) in enumerate(zip(kinds, times, strict=False)):
-        ctx.begin(at, times[i + 1] if i + 1 < len(times) else day + timedelta(days=1))
-        done[kind if EVENTS[kind](ctx) else f"{kind}_skipped"] += 1
-    return done
+    return play_stream(store, day, rng, size, RATES, EVENTS, WEEKEND_FACTOR)
