@@ -16,6 +16,7 @@ an XML error body.
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -46,8 +47,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
             return _s3_error(int(lost.get(id_, 404)), request.url.path)
         data = json.loads(doc)
         return Response(file_bytes(data), media_type="application/pdf", headers={
-            "Content-Disposition": f"attachment; filename*=UTF-8''"
-                                   f"{request.path_params['filename']}"})
+            "Content-Disposition": f"attachment; filename*=UTF-8''{quote(data['filename'])}"})
 
     return [Route("/greenhouse/attachments/{id}/{filename}", download, methods=["GET"])]
 

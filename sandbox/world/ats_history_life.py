@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sandbox.store import Store
@@ -25,10 +25,13 @@ from sandbox.world.day import IN_PROCESS, Day, play_stream
 RATES = {"greenhouse_scorecards_submitted": 0.004, "greenhouse_notes_added": 0.004,
          "greenhouse_attachments_added": 0.002}
 WEEKEND_FACTOR = 0.3
-# an interview whose feedback may still be missing: awaiting it, or completed lately
-FEEDBACK_DUE = ("json_extract(doc, '$.status') = 'awaiting_feedback' OR "
-                "(json_extract(doc, '$.status') = 'complete' AND updated_at >= ?)")
-RECENT = timedelta(days=3)
+# an interview held whose scorecard is missing or still a draft
+FEEDBACK_DUE = (
+    "json_extract(doc, '$.status') IN ('complete', 'awaiting_feedback') AND NOT EXISTS ("
+    "SELECT 1 FROM records s WHERE s.source = 'greenhouse' AND s.entity = 'scorecards' "
+    "AND s.parent = CAST(json_extract(records.doc, '$.application_id') AS TEXT) "
+    "AND json_extract(s.doc, '$.interviewed_at') = json_extract(records.doc, '$.starts_at') "
+    "AND json_extract(s.doc, '$.status') = 'complete')")
 
 
 def new_id(day: Day, entity: str) -> int:
@@ -84,18 +87,13 @@ def job_post_closed(day: Day, job: dict[str, Any]) -> None:
 # -- the stream's own events ----------------------------------------------------------------------
 def scorecard_submitted(day: Day) -> bool:
     """An interviewer drafts or submits the scorecard of a past interview."""
-    for _ in range(5):
-        picked = day.pick("greenhouse", "interviews", FEEDBACK_DUE, (iso(day.at - RECENT),))
-        if picked is None:
-            return False
-        iv = picked.doc
-        found = day.store.select("greenhouse", "scorecards",
-                                 "parent = ? AND json_extract(doc, '$.interviewed_at') = ?",
-                                 (str(iv["application_id"]), iv["starts_at"]))
-        if not found or found[0].doc["status"] != "complete":
-            break
-    else:
+    picked = day.pick("greenhouse", "interviews", FEEDBACK_DUE)
+    if picked is None:
         return False
+    iv = picked.doc
+    found = day.store.select("greenhouse", "scorecards",
+                             "parent = ? AND json_extract(doc, '$.interviewed_at') = ?",
+                             (str(iv["application_id"]), iv["starts_at"]))
     stamp = day.stamp()
     app = day.store.get("greenhouse", "applications", iv["application_id"]) or {}
     cand = day.store.get("greenhouse", "candidates", app.get("candidate_id")) or {"id": None}

@@ -87,6 +87,10 @@ def test_an_attachment_url_downloads_its_file_and_a_lost_one_fails(harvest: Harv
     assert lost.status_code == 404
     assert b"<Code>NoSuchKey</Code>" in lost.content
     assert httpx.get(second["url"]).status_code == 200
+    # every file downloads, names in any script included
+    for doc in [d for p in harvest.walk("attachments", {"per_page": 500}) for d in p.json()]:
+        if doc["id"] != first["id"]:
+            assert httpx.get(doc["url"]).content == file_bytes(doc), doc["id"]
     harvest.sandbox.admin("PUT", "/files/greenhouse/lost",
                           json={"ids": [second["id"]], "status": 500})
     assert httpx.get(second["url"]).status_code == 500
