@@ -47,16 +47,17 @@ def tags_applied(day: Day, cand: dict[str, Any], before: list[str]) -> None:
                 new_id(day, "applied_candidate_tags"), cand["id"], tag, iso(day.stamp())))
 
 
-def merged(day: Day, survivor: dict[str, Any], dup_id: int, before: list[str]) -> None:
-    """Greenhouse moves the duplicate's notes and attachments to the survivor; its tags were
-    joined into the survivor's (applied there), the duplicate's applications went with it."""
+def merged(day: Day, survivor: dict[str, Any], dup_id: int, before: list[str],
+           moved_apps: list[str]) -> None:
+    """Greenhouse moves the duplicate's notes to the survivor, and the attachments of the
+    applications that moved; its tags were joined into the survivor's (applied there)."""
     for note in day.children("notes", dup_id):
         note.doc.update(candidate_id=survivor["id"], updated_at=iso(day.stamp()))
         day.save("greenhouse", "notes", note.doc)
-    for row in day.store.select("greenhouse", "attachments",
-                                "json_extract(doc, '$.candidate_id') = ?", (int(dup_id),)):
-        row.doc.update(candidate_id=survivor["id"], updated_at=iso(day.stamp()))
-        day.save("greenhouse", "attachments", row.doc)
+    for app_id in moved_apps:
+        for row in day.children("attachments", app_id):
+            row.doc.update(candidate_id=survivor["id"], updated_at=iso(day.stamp()))
+            day.save("greenhouse", "attachments", row.doc)
     for row in day.children("applied_candidate_tags", dup_id):
         day.delete("greenhouse", "applied_candidate_tags", row.id)
     tags_applied(day, survivor, before)

@@ -314,7 +314,8 @@ def merge(day: Day) -> bool:
     if pair is None:
         return False
     survivor, dup = pair
-    for app_row in day.children("applications", dup["id"]):
+    moved = day.children("applications", dup["id"])
+    for app_row in moved:
         app = app_row.doc
         app["candidate_id"] = survivor["id"]
         app["updated_at"] = iso(day.stamp())
@@ -333,7 +334,7 @@ def merge(day: Day) -> bool:
     survivor["updated_at"] = iso(day.stamp())
     day.save("greenhouse", "candidates", survivor)
     day.delete("greenhouse", "candidates", dup["id"], merged_into=survivor["id"])
-    history.merged(day, survivor, dup["id"], tags_before)
+    history.merged(day, survivor, dup["id"], tags_before, [a.id for a in moved])
     return True
 
 
