@@ -81,6 +81,10 @@ class ExtractSpec:
     # column holding the parent id, the parent entity). An incremental learns their deletions
     # from the parent's backup of the same day (backed up first: assets/extract.py `priority`)
     parent: tuple[str, str] | None = None
+    # (client, writer, page) -> the page to write: what a record brings along besides itself
+    # (Greenhouse attachment files), noted in the writer's manifest
+    enrich: Callable[[Any, PartitionWriter, list[dict[str, Any]]],
+                     list[dict[str, Any]]] | None = None
 
     @property
     def key(self) -> dg.AssetKey:
@@ -211,6 +215,8 @@ def _pages(spec: ExtractSpec, client: VendorClient, storage: SnapshotStorage,
         if p.mode == "full" and later:
             # a full behind the head: only versions of its own day and before belong here
             page = [r for r in page if not _after(spec, r, p.window_to)]
+        if spec.enrich is not None:
+            page = spec.enrich(client, writer, page)
         writer.add(page)
         if p.mode == "full":
             listed_ids.append(_ids(spec, [r["id"] for r in page]))
@@ -364,9 +370,11 @@ def materialization_metadata(spec: ExtractSpec, storage: SnapshotStorage,
         "dagster/column_schema": dg.TableSchema(columns=[
             dg.TableColumn(c["name"], c["type"]) for c in manifest["schema"]]),
         "preview": dg.MetadataValue.md(preview_markdown(part)),
-        # landed whole, but worth a look: records past 1 MB, text that was not valid UTF-8
+        # landed whole, but worth a look: records past 1 MB, text that was not valid UTF-8,
+        # attachment files downloaded or not (the failed ones named)
         **{key: dg.MetadataValue.json(manifest[key])
-           for key in ("large_records", "repaired_text") if manifest.get(key)},
+           for key in ("large_records", "repaired_text", "attachment_files")
+           if manifest.get(key)},
     }
 
 

@@ -5,7 +5,8 @@ record written anywhere is found the same way by every endpoint.
 Entities (source/entity names match the backup asset keys):
   greenhouse: candidates, applications, jobs, job_interview_stages, application_stages, offers,
               interviews, rejection_reasons, rejection_details, users, departments, offices,
-              sources
+              sources, scorecards, notes, attachments, applied_candidate_tags, candidate_tags,
+              custom_fields, close_reasons, job_posts
   keap:       contacts, tags, tag_categories, custom_fields
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
               tasks, conversations, messages
@@ -62,6 +63,14 @@ RULES: dict[tuple[str, str], Rule] = {
     ("greenhouse", "departments"): Rule("updated_at"),
     ("greenhouse", "offices"): Rule("updated_at"),
     ("greenhouse", "sources"): Rule("updated_at"),
+    ("greenhouse", "scorecards"): Rule("updated_at", parent="application_id"),
+    ("greenhouse", "notes"): Rule("updated_at", parent="candidate_id"),
+    ("greenhouse", "attachments"): Rule("updated_at", parent="application_id"),
+    ("greenhouse", "applied_candidate_tags"): Rule("updated_at", parent="candidate_id"),
+    ("greenhouse", "candidate_tags"): Rule("updated_at"),
+    ("greenhouse", "custom_fields"): Rule("updated_at"),
+    ("greenhouse", "close_reasons"): Rule("updated_at"),
+    ("greenhouse", "job_posts"): Rule("updated_at", parent="job_id"),
     ("keap", "contacts"): Rule("update_time",
                                email=_first_email("email_addresses", "email"),
                                email_keys=_all_emails("email_addresses", "email")),

@@ -3,6 +3,7 @@
     <base>/greenhouse/...   Greenhouse Harvest v3 (token at <base>/greenhouse/auth/token)
     <base>/keap/...         Keap REST (v2 under /keap/crm/rest/v2, token at /keap/token)
     <base>/highlevel/...    HighLevel (LeadConnector) API v2
+    <base>/_files/...       Greenhouse attachment downloads (greenhouse/files.py)
     <base>/_sandbox/...     admin: state counts, clock, request log, faults, rate limits,
                             outbound webhooks (webhooks/delivery.py: a delivery thread with its own
                             SQLite connection, started only while a hook is configured)
@@ -29,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from sandbox import admin
 from sandbox.faults import Faults, parse_spec
+from sandbox.greenhouse import files
 from sandbox.greenhouse import vendor as greenhouse
 from sandbox.highlevel import vendor as highlevel
 from sandbox.keap import vendor as keap
@@ -177,7 +179,11 @@ def create_app(data_dir: Path | str, *, faults: str | None = None, rate_limits: 
     for source, rates in parse_spec(faults or "").items():
         state.faults.set(source, rates)
 
-    routes: list[BaseRoute] = [Mount("/_sandbox", routes=admin.routes(state))]
+    routes: list[BaseRoute] = [
+        Mount("/_sandbox", routes=admin.routes(state) + files.admin_routes(state)),
+        # attachment downloads: pre-signed links, outside the vendor's token gate
+        Mount("/_files", routes=files.routes(state)),
+    ]
     for create in (greenhouse.create, keap.create, highlevel.create):
         vendor = create(state)
         state.vendors[vendor.name] = vendor

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from assets.extract import ExtractSpec, extract_asset
-from assets.greenhouse import schemas
+from assets.greenhouse import attachment_files, schemas
 from orchestration.resources.greenhouse import GreenhouseClient
 
 
@@ -18,9 +18,10 @@ def _pages(endpoint: str):
     return pages
 
 
-def _spec(schema, endpoint: str | None = None, incremental: bool = True) -> ExtractSpec:
+def _spec(schema, endpoint: str | None = None, incremental: bool = True,
+          **kw: Any) -> ExtractSpec:
     return ExtractSpec(schema, "greenhouse", _pages(endpoint or schema.entity),
-                       incremental=incremental)
+                       incremental=incremental, **kw)
 
 
 SPECS = [
@@ -30,6 +31,12 @@ SPECS = [
     _spec(schemas.offers),
     _spec(schemas.interviews),
     _spec(schemas.rejection_details),
+    # the rest of the candidate record: changes by update time, like the records above
+    _spec(schemas.scorecards),
+    _spec(schemas.notes),
+    # files only with TALENTVAULT_GREENHOUSE_ATTACHMENT_FILES=1 (attachment_files.py)
+    _spec(schemas.attachments, enrich=attachment_files.with_files),
+    _spec(schemas.applied_candidate_tags),
     # small reference data: a full snapshot every day costs a few calls and catches deletions
     _spec(schemas.jobs, incremental=False),
     _spec(schemas.job_stages, "job_interview_stages", incremental=False),
@@ -38,6 +45,10 @@ SPECS = [
     _spec(schemas.departments, incremental=False),
     _spec(schemas.offices, incremental=False),
     _spec(schemas.sources, incremental=False),
+    _spec(schemas.candidate_tags, incremental=False),
+    _spec(schemas.custom_fields, incremental=False),
+    _spec(schemas.close_reasons, incremental=False),
+    _spec(schemas.job_posts, incremental=False),    # one or a few posts per job
 ]
 
 greenhouse_assets = [extract_asset(spec) for spec in SPECS]

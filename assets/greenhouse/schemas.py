@@ -5,6 +5,7 @@ Everything else stays in `_raw` (the record's JSON exactly as the API returned i
 
 import pyarrow as pa
 
+from assets.greenhouse import attachment_files
 from orchestration.storage.schema import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
 
 I64, BOOL, STR_LIST, I64_LIST = pa.int64(), pa.bool_(), pa.list_(pa.string()), pa.list_(pa.int64())
@@ -82,4 +83,46 @@ offices = _schema(
 sources = _schema(
     "sources", "Candidate sources (applications name theirs by id) and their sourcing strategy.",
     col("name"), col("type_name", get=path_of("type.name")),
+)
+
+# -- the rest of the candidate record (issue 17) and its reference data ---------------------------
+scorecards = _schema(
+    "scorecards", "Interview scorecards: who interviewed, their recommendation, when submitted.",
+    col("application_id", I64), col("interviewer_id", I64), col("submitter_id", I64),
+    col("interview_kit_id", I64), col("status"), col("candidate_rating"),
+    col("interviewed_at", TS), col("submitted_at", TS),
+)
+notes = _schema(
+    "notes", "Candidate activity notes: recruiters' notes, logged emails, activity entries.",
+    col("candidate_id", I64), col("application_id", I64), col("user_id", I64), col("type"),
+    col("visibility"), col("subject"), col("body"),
+)
+attachments = _schema(
+    "attachments", "Files on applications (resumes, cover letters, offer letters): what they are "
+    "and, with TALENTVAULT_GREENHOUSE_ATTACHMENT_FILES=1, their bytes with sha256 and size.",
+    col("application_id", I64), col("candidate_id", I64), col("type"), col("filename"),
+    *attachment_files.COLUMNS,
+)
+applied_candidate_tags = _schema(
+    "applied_candidate_tags", "Which tag is on which candidate, since when.",
+    col("candidate_id", I64), col("candidate_tag_id", I64),
+)
+candidate_tags = _schema(
+    "candidate_tags", "The organization's candidate tags (applied tags name theirs by id).",
+    col("name"),
+)
+custom_fields = _schema(
+    "custom_fields", "Custom field definitions: the fields candidates, jobs, offers and "
+    "applications carry in `custom_fields`, by name_key.",
+    col("field_type"), col("name"), col("name_key"), col("value_type"), col("active", BOOL),
+    col("private", BOOL), col("required", BOOL),
+)
+close_reasons = _schema(
+    "close_reasons", "Reasons a job opening can be closed for.",
+    col("name"),
+)
+job_posts = _schema(
+    "job_posts", "Job board posts of each job: title, board, published or not.",
+    col("job_id", I64), col("job_board_id", I64), col("title"), col("live", BOOL),
+    col("active", BOOL), col("internal", BOOL), col("language"), col("first_published_at", TS),
 )

@@ -9,6 +9,14 @@ from checks.rules import EntityRules, Enum, Ref
 APPLICATION_STATUSES = ("in_process", "rejected", "hired", "converted")
 OFFER_STATUSES = ("Created", "Accepted", "Rejected", "Deprecated")
 JOB_STATUSES = ("open", "draft", "closed")
+SCORECARD_STATUSES = ("draft", "complete")
+SCORECARD_RATINGS = ("strong_no", "no", "yes", "strong_yes", "no_decision")
+NOTE_TYPES = ("NOTE", "ACTIVITY", "INTERVIEW", "EMAIL", "FOLLOW_UP", "TAKE_HOME_TEST",
+              "LINKEDIN_NOTE", "LINKEDIN_INMAIL", "AVAILABILITY_REQUEST", "MIGRATION_ERROR",
+              "TOUCHPOINT", "FORM", "FEEDBACK")
+ATTACHMENT_TYPES = ("resume", "cover_letter", "take_home_test", "offer_packet", "offer_letter",
+                    "signed_offer_letter", "other", "form_attachment", "midfunnel_agreement",
+                    "automated_agreement")
 INTERVIEW_STATUSES = ("to_be_scheduled", "scheduled", "awaiting_feedback", "complete", "skipped",
                       "collect_feedback", "to_be_sent", "sent", "received")
 
@@ -58,4 +66,24 @@ RULES = {
     "departments": EntityRules(required=("name",)),
     "offices": EntityRules(required=("name",)),
     "sources": EntityRules(required=("name",)),
+    # the rest of the candidate record: references warn (none of it guards the push)
+    "scorecards": EntityRules(
+        required=("application_id", "status", "updated_at"),
+        enums=(Enum("status", SCORECARD_STATUSES), Enum("candidate_rating", SCORECARD_RATINGS)),
+        refs=(Ref("application_id", "applications"), Ref("interviewer_id", "users"))),
+    "notes": EntityRules(
+        required=("candidate_id", "type", "updated_at"),
+        enums=(Enum("type", NOTE_TYPES),),
+        refs=(Ref("candidate_id", "candidates"), Ref("application_id", "applications"))),
+    "attachments": EntityRules(
+        required=("application_id", "type", "filename", "updated_at"),
+        enums=(Enum("type", ATTACHMENT_TYPES),),
+        refs=(Ref("application_id", "applications"), Ref("candidate_id", "candidates"))),
+    "applied_candidate_tags": EntityRules(
+        required=("candidate_id", "candidate_tag_id", "updated_at"),
+        refs=(Ref("candidate_id", "candidates"), Ref("candidate_tag_id", "candidate_tags"))),
+    "candidate_tags": EntityRules(required=("name",)),
+    "custom_fields": EntityRules(required=("name", "field_type", "value_type")),
+    "close_reasons": EntityRules(required=("name",)),
+    "job_posts": EntityRules(required=("job_id", "title"), refs=(Ref("job_id", "jobs"),)),
 }

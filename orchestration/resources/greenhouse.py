@@ -18,7 +18,12 @@ from sandbox import credentials
 
 ENTITIES = ("candidates", "applications", "jobs", "job_interview_stages", "application_stages",
             "offers", "interviews", "rejection_reasons", "rejection_details", "users",
-            "departments", "offices", "sources")
+            "departments", "offices", "sources", "scorecards", "notes", "attachments",
+            "applied_candidate_tags", "candidate_tags", "custom_fields", "close_reasons",
+            "job_posts")
+# attachment downloads: pre-signed storage links, outside Harvest's rate limit and token
+FILE_ATTEMPTS = 3
+FILE_BACKOFF_SECONDS = 0.5
 
 
 class GreenhouseResource(dg.ConfigurableResource):
@@ -76,9 +81,27 @@ class GreenhouseClient:
             base_url, name="greenhouse", auth=self._auth, pacer=pacer, retry=retry,
             timeout=timeout,
             rate_headers=pause_when_spent("x-ratelimit-remaining", "x-ratelimit-reset"))
+        # one attempt per request: `download` retries itself, so no URL (its path holds the
+        # file's name, often the candidate's) reaches a log line
+        self.files = HttpClient("", name="greenhouse-files", retry=RetryPolicy(max_attempts=1),
+                                timeout=timeout)
 
     def close(self) -> None:
         self.http.close()
+        self.files.close()
+
+    def download(self, url: str) -> bytes:
+        """An attachment's file from its link (no bearer token: the link is pre-signed);
+        transient failures are retried, anything else raises ApiError."""
+        for attempt in range(1, FILE_ATTEMPTS + 1):
+            try:
+                return self.files.request("GET", url, authenticate=False,
+                                          expect_json=False).content
+            except ApiError as e:
+                if not e.retryable or attempt == FILE_ATTEMPTS:
+                    raise
+            time.sleep(FILE_BACKOFF_SECONDS * attempt)
+        raise AssertionError("unreachable")
 
     @property
     def calls(self) -> int:

@@ -56,6 +56,15 @@ ENTITIES: dict[str, EntitySpec] = {
     "departments": EntitySpec(),
     "offices": EntitySpec(),
     "sources": EntitySpec(),
+    # the rest of the candidate record (world/ats_history.py) and its reference data
+    "scorecards": EntitySpec("application_id", ("interviewer_id",)),
+    "notes": EntitySpec("candidate_id", ("application_id", "user_id")),
+    "attachments": EntitySpec("application_id", ("candidate_id",)),
+    "applied_candidate_tags": EntitySpec("candidate_id", ("candidate_tag_id",)),
+    "candidate_tags": EntitySpec(),
+    "custom_fields": EntitySpec(),
+    "close_reasons": EntitySpec(),
+    "job_posts": EntitySpec("job_id"),
 }
 
 

@@ -5,10 +5,12 @@
     GET  /greenhouse/v3/<entity>/<id>    one record
 
 Entities: candidates, applications, jobs, job_interview_stages, application_stages, offers,
-interviews, rejection_reasons, rejection_details, users, departments, offices, sources. List
-parameters, filters and cursors are in greenhouse/lists.py. Errors are `{"message": ...}` like
-Harvest's, plus `errors` (field and message) on 422; the token endpoint answers RFC 6749 errors
-(`error`, `error_description`).
+interviews, rejection_reasons, rejection_details, users, departments, offices, sources,
+scorecards, notes, attachments, applied_candidate_tags, candidate_tags, custom_fields,
+close_reasons, job_posts. List parameters, filters and cursors are in greenhouse/lists.py. An
+attachment's `url` points at this server's file route (greenhouse/files.py). Errors are
+`{"message": ...}` like Harvest's, plus `errors` (field and message) on 422; the token endpoint
+answers RFC 6749 errors (`error`, `error_description`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox import credentials
+from sandbox.greenhouse import files
 from sandbox.greenhouse.lists import (
     ENTITIES,
     QueryError,
@@ -172,6 +175,8 @@ class Greenhouse:
             url = request.url.replace(query=f"cursor={page.next_cursor}")
             headers["Link"] = f'<{url}>; rel="next"'
         body = "[" + ",".join(page.docs) + "]"
+        if entity == "attachments":
+            body = files.with_origin(body, request)
         return Response(body, media_type="application/json", headers=headers)
 
     async def get_record(self, request: Request) -> Response:
@@ -181,6 +186,8 @@ class Greenhouse:
         doc = get_doc(self.state.store, entity, id_) if id_.isdigit() else None
         if doc is None:
             return self.error(404, f"Resource not found: no {entity} record with id {id_}")
+        if entity == "attachments":
+            doc = files.with_origin(doc, request)
         return Response(doc, media_type="application/json")
 
     def _no_such_entity(self, entity: str) -> Response:

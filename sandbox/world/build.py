@@ -21,7 +21,7 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import ats, crm, messages, notes
+from sandbox.world import ats, ats_history, crm, messages, notes
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -188,6 +188,13 @@ def build_catalog(params: Params) -> Catalog:
             out.add("greenhouse", entity, doc)
         ids.top[f"greenhouse:{entity}"] = max(d["id"] for d in docs)   # fixed ids: counter above
     jobs = _jobs(rng, ids, out, start, params.candidates, users)
+    for entity, docs in ats_history.catalog_docs(start - timedelta(days=700)).items():
+        for doc in docs:
+            out.add("greenhouse", entity, doc)
+        ids.top[f"greenhouse:{entity}"] = max(d["id"] for d in docs)
+    # job posts take their job's id + JOB_POST_OFFSET (what applications name); the counter
+    # only says where the ids end
+    ids.top["greenhouse:job_posts"] = max(j.id for j in jobs) + ats_history.JOB_POST_OFFSET
     for entity, docs in crm.keap_catalog_docs(start - timedelta(days=720)).items():
         for doc in docs:
             out.add("keap", entity, doc)
@@ -240,7 +247,9 @@ def _jobs(rng: random.Random, ids: _Ids, out: _Writer, start: datetime, n: int,
                                edit_until=min(closed or start, start))
         changes = [created, opened or created, closed or created]
         changes += [s.since for versions in job.positions for s in versions]
-        out.add("greenhouse", "jobs", ats.job_doc(job, rng, max(changes)))
+        doc = ats.job_doc(job, rng, max(changes))
+        out.add("greenhouse", "jobs", doc)
+        out.add("greenhouse", "job_posts", ats_history.job_post_doc(doc, doc["updated_at"]))
         for doc in ats.stage_docs(job):
             out.add("greenhouse", "job_interview_stages", doc)
         jobs.append(job)
@@ -268,6 +277,8 @@ def chunk_starts(params: Params, c: int) -> dict[str, int]:
         starts[f"highlevel:{entity}"] = base + c * size * notes.PER_CANDIDATE + 1
     for entity, base in messages.ID_BASE.items():
         starts[f"highlevel:{entity}"] = base + c * size * messages.PER_CANDIDATE[entity] + 1
+    for entity, per in ats_history.PER_CANDIDATE.items():
+        starts[f"greenhouse:{entity}"] = ats_history.ID_BASE[entity] + c * size * per
     return starts
 
 
@@ -284,6 +295,10 @@ class _Chunk:
         # notes and tasks on their own stream: the chunk's other records do not depend on them
         self.notes_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-notes")
         self.messages_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-messages")
+        # so are scorecards, Greenhouse notes, attachments and applied tags
+        self.history_rng = random.Random(f"{params.seed}/chunk/{c}/greenhouse-history")
+        self.apps: list[dict[str, Any]] = []          # the current candidate's applications
+        self.interviews: list[dict[str, Any]] = []    # ... and their interviews
         self.catalog = catalog
         self.open_jobs = catalog.open_jobs
         self.ids = _Ids(chunk_starts(params, c))
@@ -319,11 +334,16 @@ class _Chunk:
         kind, value = status_value(rng, iso(created))
         self.stats[f"status_{kind}"] += 1
         cand = ats.candidate_doc(rng, cid, person, email, created, value)
+        self.apps, self.interviews = [], []
         first_job = self._applications(cand, person, created)
         if rng.random() < PROFILE_EDIT_FRACTION:
             edited = created + (self.start - created) * rng.uniform(0.1, 0.99)
             ats.touch_candidate(cand, edited)
         self.out.add("greenhouse", "candidates", cand)
+        for entity, doc in ats_history.generated(self.history_rng, self.ids.take, cand,
+                                                 self.apps, self.interviews,
+                                                 self.catalog.users, self.start):
+            self.out.add("greenhouse", entity, doc)
         if past is None:
             self._crm_for(person, cid, created, first_job)
             if person.email_kind == "valid" and person.email is not None:
@@ -352,6 +372,7 @@ class _Chunk:
             if rng.random() < ats.PROSPECT_FRACTION:
                 app = ats.prospect_doc(rng, aid, cand["id"], job, applied, person)
                 self.out.add("greenhouse", "applications", app)
+                self.apps.append(app)
                 ats.touch_candidate(cand, applied)
                 self.stats["prospect_converted"] += 1
                 continue
@@ -365,6 +386,8 @@ class _Chunk:
     def _emit_application(self, docs: ats.AppDocs) -> None:
         add = self.out.add
         add("greenhouse", "applications", docs.application)
+        self.apps.append(docs.application)
+        self.interviews += docs.interviews
         for row in docs.stages:
             if row["current"]:
                 row["days_in_stage"] = ats.days_between(row["entered_at"], self.start)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -106,14 +106,13 @@ class Day:
         return list(self._users)
 
 
-def play_stream(store: Store, day: datetime, stream: str, size: int,
-                rates: Mapping[str, float], events: Mapping[str, Callable[[Day], bool]],
-                weekend_factor: float = 0.3) -> Counter[str]:
-    """A day of events drawn from their own random stream (`<stream>`: seed/day/name), so the
-    world's other records do not depend on them: each kind `rate * size` times a day (a third
-    of that at weekends), at least once; the caller holds the day's transaction and moves the
-    clock after. Returns what happened, `<kind>_skipped` when there was nothing to act on."""
-    rng = random.Random(stream)
+def play_stream(store: Store, day: datetime, rng: random.Random, size: int,
+                rates: dict[str, float], events: dict[str, Callable[[Day], bool]],
+                weekend_factor: float) -> Counter[str]:
+    """A day of events drawn from a stream of its own (HighLevel notes, the Greenhouse record's
+    history): `rate * size` of each kind (weekends: `weekend_factor` of that), at least one,
+    in a random order at working-hour instants (the caller holds the day's transaction and
+    moves the clock after)."""
     factor = 1.0 if is_workday(day) else weekend_factor
     kinds: list[str] = []
     for kind, rate in rates.items():

@@ -1,5 +1,7 @@
 """Daily-life events in Greenhouse: applications, stage moves, interviews, offers, hires,
-rejections, withdrawals, profile edits, merges, deletions, jobs and interview-plan edits.
+rejections, withdrawals, profile edits, merges, deletions, jobs and interview-plan edits (and,
+mirrored without randomness, what they mean for tags, notes, attachments and job posts:
+world/ats_history_life.py).
 
 Each event acts at `day.at` (the event time: entered_at, rejected_at, resolved_at ...) and gives
 every record it writes a fresh stamp (`day.stamp()`) as its `updated_at`, so an incremental
@@ -13,6 +15,7 @@ from datetime import timedelta
 from typing import Any
 
 from sandbox.world import ats
+from sandbox.world import ats_history_life as history
 from sandbox.world.clock import iso, plus_days
 from sandbox.world.day import IN_PROCESS, OPEN_JOB, PERSON_INDEX_BASE, Day
 from sandbox.world.people import (
@@ -46,7 +49,10 @@ def new_candidate(day: Day) -> bool:
         email = person.email
     _, value = status_value(day.rng, iso(day.at))
     cand = ats.candidate_doc(day.rng, cid, person, email, day.at, value)
-    return _apply(day, cand, person, job.doc)
+    if not _apply(day, cand, person, job.doc):
+        return False
+    history.tags_applied(day, cand, [])
+    return True
 
 
 def _duplicate_person(day: Day) -> tuple[Person | None, str | None]:
@@ -281,6 +287,7 @@ def candidate_edit(day: Day) -> bool:
         return False
     doc, rng = picked.doc, day.rng
     kind = rng.randrange(4)
+    tags_before = doc["tags"]
     if kind == 0:
         doc["phone_numbers"] = doc["phone_numbers"] + [
             {"value": make_phone(rng)[0], "type": "mobile"}]
@@ -296,6 +303,7 @@ def candidate_edit(day: Day) -> bool:
         doc["title"] = rng.choice(["Senior Software Engineer", "Team Lead", "Consultant", None])
     doc["updated_at"] = iso(day.stamp())
     day.save("greenhouse", "candidates", doc)
+    history.tags_applied(day, doc, tags_before)
     return True
 
 
@@ -306,7 +314,8 @@ def merge(day: Day) -> bool:
     if pair is None:
         return False
     survivor, dup = pair
-    for app_row in day.children("applications", dup["id"]):
+    moved = day.children("applications", dup["id"])
+    for app_row in moved:
         app = app_row.doc
         app["candidate_id"] = survivor["id"]
         app["updated_at"] = iso(day.stamp())
@@ -316,6 +325,7 @@ def merge(day: Day) -> bool:
             offer["candidate_id"] = survivor["id"]
             offer["updated_at"] = iso(day.stamp())
             day.save("greenhouse", "offers", offer)
+    tags_before = survivor["tags"]
     values = {p["value"] for p in survivor["phone_numbers"]}
     survivor["phone_numbers"] += [p for p in dup["phone_numbers"] if p["value"] not in values]
     survivor["tags"] = sorted(set(survivor["tags"]) | set(dup["tags"]))
@@ -324,6 +334,7 @@ def merge(day: Day) -> bool:
     survivor["updated_at"] = iso(day.stamp())
     day.save("greenhouse", "candidates", survivor)
     day.delete("greenhouse", "candidates", dup["id"], merged_into=survivor["id"])
+    history.merged(day, survivor, dup["id"], tags_before, [a.id for a in moved])
     return True
 
 
@@ -353,12 +364,14 @@ def deletion(day: Day) -> bool:
     picked = day.pick("greenhouse", "candidates")
     if picked is None:
         return False
-    for app_row in day.children("applications", picked.id):
+    apps = day.children("applications", picked.id)
+    for app_row in apps:
         for entity in ("application_stages", "interviews", "offers", "rejection_details"):
             for child in day.children(entity, app_row.id):
                 day.delete("greenhouse", entity, child.id)
         day.delete("greenhouse", "applications", app_row.id)
     day.delete("greenhouse", "candidates", picked.id)
+    history.candidate_deleted(day, picked.id, [a.id for a in apps])
     return True
 
 
@@ -374,6 +387,7 @@ def job_opened(day: Day) -> bool:
     for stage in ats.stage_docs(job):
         stage["created_at"] = stage["updated_at"] = iso(day.stamp())
         day.save("greenhouse", "job_interview_stages", stage)
+    history.job_posted(day, doc)
     return True
 
 
@@ -383,6 +397,7 @@ def job_closed(day: Day) -> bool:
         return False
     picked.doc.update(status="closed", closed_at=iso(day.at), updated_at=iso(day.stamp()))
     day.save("greenhouse", "jobs", picked.doc)
+    history.job_post_closed(day, picked.doc)
     return True
 
 

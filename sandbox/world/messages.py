@@ -197,6 +197,7 @@ EVENTS = {"highlevel_messages_outbound": _message("outbound"),
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:
-    """The day's events on their own random stream (sandbox/world/day.py `play_stream`)."""
-    return play_stream(store, day, f"{seed}/{day.date().isoformat()}/highlevel-messages", size,
-                       RATES, EVENTS, WEEKEND_FACTOR)
+    """The day's messages, on their own random stream (the caller holds the day's transaction
+    and moves the clock after)."""
+    rng = random.Random(f"{seed}/{day.date().isoformat()}/highlevel-messages")
+    return play_stream(store, day, rng, size, RATES, EVENTS, WEEKEND_FACTOR)

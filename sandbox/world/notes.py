@@ -160,6 +160,7 @@ EVENTS = {"highlevel_notes_added": note_added, "highlevel_notes_edited": note_ed
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:
-    """The day's events on their own random stream (sandbox/world/day.py `play_stream`)."""
-    return play_stream(store, day, f"{seed}/{day.date().isoformat()}/highlevel-notes", size, RATES,
-                       EVENTS, WEEKEND_FACTOR)
+    """The day's notes and tasks, on their own random stream (the caller holds the day's
+    transaction and moves the clock after)."""
+    rng = random.Random(f"{seed}/{day.date().isoformat()}/highlevel-notes")
+    return play_stream(store, day, rng, size, RATES, EVENTS, WEEKEND_FACTOR)

@@ -35,7 +35,9 @@ CRM_SPECS: list[ExtractSpec] = [*KEAP, *HIGHLEVEL]
 SANDBOX_ENTITY = {("greenhouse", "job_stages"): "job_interview_stages"}
 # fields an API derives at read time from another record (kept in the backup as returned,
 # compared through the record they come from)
-DERIVED = {("highlevel", "opportunities"): ("contact",)}
+DERIVED = {("highlevel", "opportunities"): ("contact",),
+           # the download link names the origin the API was read from
+           ("greenhouse", "attachments"): ("url",)}
 
 
 
