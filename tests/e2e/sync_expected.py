@@ -207,9 +207,11 @@ def expected_contacts(store: Store, mapping: Mapping, *, suppressed_emails: set[
         "interviews", "offers", "rejection_details", "rejection_reasons")}
     cands = [_candidate(d, cfg) for d in docs["candidates"]]
     synced = [c for c in cands if c.email is not None]
+    offices = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "offices")}
     departments = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "departments")}
     for j in docs["jobs"]:
         j["_department_name"] = departments.get(j.get("department_id"))
+        j["_office_name"] = offices.get((j.get("office_ids") or [None])[0])
     sources = {d["id"]: d.get("name") for d in store.iter_docs("greenhouse", "sources")}
     for a in docs["applications"]:
         a["_source_name"] = sources.get(a.get("source_id"))
@@ -365,6 +367,7 @@ def _values(p: dict, cur: dict, jobs: dict) -> dict[str, str | None]:
         "current_source_id": s(a.get("source_id")) if a else None,
         "current_source_name": a.get("_source_name") if a else None,
         "current_department_name": job.get("_department_name") if job else None,
+        "current_office_name": job.get("_office_name") if job else None,
         "current_rejection_reason": cur["reason"],
         "last_applied_at": _iso(max(applied)) if applied else None,
         "application_count": str(len(p["apps"])),
@@ -446,7 +449,8 @@ def _tags(p: dict, cur: dict, jobs: dict, m: Mapping,
         job = jobs.get(int(a["job_id"])) if a.get("job_id") is not None else None
         if job is not None:
             raw.add((m.job_tag(job.get("name"), job.get("id"), job.get("department_id"),
-                               job.get("custom_fields"), job.get("_department_name")), "job"))
+                               job.get("custom_fields"), job.get("_department_name"),
+                               job.get("_office_name")), "job"))
     if cur["status"] == "rejected":
         raw.add((m.reason_tag(cur["reason"], cur["reason_type"]), "reason"))
     winners: dict[str, tuple[int, str]] = {}
@@ -470,7 +474,8 @@ def _managed(docs: dict[str, list[dict]], m: Mapping) -> tuple[set[str], dict[st
         a.get("stage_name") for a in docs["applications"]}
     found += [(m.stage_tag(s), "stage") for s in stages if s]
     found += [(m.job_tag(j.get("name"), j.get("id"), j.get("department_id"),
-                         j.get("custom_fields"), j.get("_department_name")), "job")
+                         j.get("custom_fields"), j.get("_department_name"),
+                         j.get("_office_name")), "job")
               for j in docs["jobs"]]
     found += [(t, "reason") for t in m.reason_map.values() if t]
     found += [(m.reason_tag(r.get("name"), (r.get("type") or {}).get("name")), "reason")

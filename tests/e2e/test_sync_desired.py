@@ -140,8 +140,9 @@ def test_no_personal_values_reach_the_metadata(synced: Synced):
 def test_another_mapping_document_is_followed(synced: Synced, tmp_path: Path):
     doc = yaml.safe_load(DEFAULT_PATH.read_text())
     doc["consent"]["can_email_false"] = "skip"
-    doc["tags"]["jobs"] = {"template": "Job {job_id}: {job_name} ({job_custom:employment_type}, "
-                                       "{department_name})", "applications": "current"}
+    doc["tags"]["jobs"] = {"template": "Job {job_id}: {job_name} [{job_custom:employment_type} | "
+                                       "{department_name} | {office_name}]",
+                           "applications": "current"}
     doc["tags"]["stages"]["unmapped"] = "Stage: {stage}"
     del doc["tags"]["stages"]["map"]["Application Review"]
     doc["tags"]["rejection_reasons"]["map"] = {"Other": None, "Withdrew": "Withdrew"}
@@ -152,6 +153,7 @@ def test_another_mapping_document_is_followed(synced: Synced, tmp_path: Path):
     doc["fields"]["custom:Last Activity"] = {"from": "last_activity_at",
                                             "field_type": "DATE_TIME"}
     doc["fields"]["custom:Reason"] = {"from": "current_rejection_reason", "null": "clear"}
+    doc["fields"]["custom:Office"] = {"from": "current_office_name", "null": "clear"}
     path = tmp_path / "mapping.yaml"
     path.write_text(yaml.safe_dump(doc, sort_keys=False))
     m = load_mapping(path)
@@ -162,10 +164,15 @@ def test_another_mapping_document_is_followed(synced: Synced, tmp_path: Path):
     assert_matches(got, manifest, exp, m)
     assert "Stage: Application Review" in manifest["managed_tags"]
     # a job custom field in the job tags: the employment types the jobs backup holds
-    kinds = {tuple(t.rsplit("(", 1)[1].rstrip(")").split(", ")) for t in manifest["managed_tags"]
-             if t.startswith("Job ")}
-    assert kinds and {k for k, _ in kinds} <= {"Full-time", "Contract", "Part-time"}, kinds
-    assert {d for _, d in kinds} and all(d for _, d in kinds), kinds   # department names
+    kinds = {tuple(t.rsplit("[", 1)[1].rstrip("]").split(" | "))
+             for t in manifest["managed_tags"] if t.startswith("Job ")}
+    assert kinds and {k for k, _, _ in kinds} <= {"Full-time", "Contract", "Part-time"}, kinds
+    assert all(d for _, d, _ in kinds), kinds   # department names
+    offices = {o["name"] for o in synced.world.store.iter_docs("greenhouse", "offices")}
+    assert {o for *_, o in kinds} & offices, kinds   # office names (a job may have none)
+    # custom:Office (current_office_name) is compared with the model by assert_matches
+    assert {v for row in got.values() for k, v in dict(row[3]).items()
+            if k == "custom:Office" and v} & offices
     materialize_desired(synced)     # back to the default for the tests below
 
 

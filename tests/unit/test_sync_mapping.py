@@ -355,3 +355,4 @@ def test_a_mapping_that_is_not_yaml_is_one_line_naming_file_line_and_column_exit
     assert re.search(r"\.yaml:\d+:\d+: ", line)
     with pytest.raises(MappingError):       # the sync's assets load the same way
         load_mapping()
+

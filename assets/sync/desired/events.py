@@ -180,7 +180,8 @@ def tag_events(con: duckdb.DuckDBPyConnection) -> None:
             JOIN sync_events_seen e ON e.application_id = o.app_id
             JOIN _on_event_tags t ON t.event = e.event),
         held AS (
-            SELECT c.profile_id, t.tag, arg_max(a.event_id, a.occurred_at) AS event_id
+            SELECT c.profile_id, t.tag, arg_max(a.event_id, (a.occurred_at, a.event_id))
+                   AS event_id
             FROM (SELECT profile_id, app_id, unnest(events) AS event FROM sync_cur) c
             JOIN _event_tags t USING (event)
             JOIN sync_events_all a ON a.application_id = c.app_id AND a.event = c.event

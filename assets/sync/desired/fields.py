@@ -72,6 +72,9 @@ def fields(con: duckdb.DuckDBPyConnection, m: Mapping, cfg: NormalizationConfig)
                (SELECT s.name FROM s_sources s WHERE s.id = c.source_id) AS current_source_name,
                (SELECT d.name FROM s_departments d WHERE d.id = c.department_id)
                    AS current_department_name,
+               (SELECT o.name FROM s_offices o JOIN s_jobs j ON o.id = TRY_CAST(json_extract(
+                   j._raw, '$.office_ids[0]') AS BIGINT) WHERE j.id = c.job_id)
+                   AS current_office_name,
                CASE WHEN c.status = 'rejected' THEN c.reason END AS current_rejection_reason,
                apps.last_applied_at, len(p.application_ids) AS application_count
         FROM prof p LEFT JOIN sync_cur c USING (profile_id) LEFT JOIN apps USING (profile_id)

@@ -41,7 +41,9 @@ def _reason_tag_sql(m: Mapping, name: str, kind: str) -> str:
 def _job_tag_sql(m: Mapping, j: str) -> str:
     subs = {"job_name": f"{j}.name", "job_id": f"{j}.id", "department_id": f"{j}.department_id",
             "department_name": f"(SELECT d.name FROM s_departments d "
-                               f"WHERE d.id = {j}.department_id)"}
+                               f"WHERE d.id = {j}.department_id)",
+            "office_name": f"(SELECT o.name FROM s_offices o WHERE o.id = TRY_CAST("
+                           f"json_extract({j}._raw, '$.office_ids[0]') AS BIGINT))"}
     for key in job_custom_keys(m.job_template):   # the job's custom field, from its record
         subs[f"{JOB_CUSTOM_PREFIX}{key}"] = \
             f"json_extract_string({j}._raw, '$.custom_fields.{key}.value')"

@@ -106,17 +106,20 @@ class Mapping:
 
     def job_tag(self, name: str | None, job_id: Any, department_id: Any,
                 custom_fields: dict[str, Any] | None = None,
-                department_name: str | None = None) -> str | None:
+                department_name: str | None = None, office_name: str | None = None
+                ) -> str | None:
         """The job tag; `custom_fields`: the job's Greenhouse `custom_fields` object (for
         {job_custom:<key>}: the field's value as text, JSON for non-text values);
-        `department_name`: the name of its department (greenhouse/departments)."""
+        `department_name`: the name of its department (greenhouse/departments); `office_name`:
+        its first office's (greenhouse/offices)."""
         if self.job_template is None or name is None:
             return None
         tag = (self.job_template.replace("{job_name}", name)
                .replace("{job_id}", "" if job_id is None else str(job_id))
                .replace("{department_id}", "" if department_id is None
                         else str(department_id))
-               .replace("{department_name}", department_name or ""))
+               .replace("{department_name}", department_name or "")
+               .replace("{office_name}", office_name or ""))
         for key in job_custom_keys(self.job_template):
             value = ((custom_fields or {}).get(key) or {}).get("value")
             text = "" if value is None else value if isinstance(value, str) else \

@@ -11,7 +11,7 @@ from pathlib import Path
 FAMILIES = {
     "sources": ("sources", "current_source_name"),
     "departments": ("departments", "{department_name}, current_department_name"),
-    "offices": ("offices", "names only (not in the mapping yet)"),
+    "offices": ("offices", "{office_name}, current_office_name"),
     "stages": ("applications", "{stage}, tags.stages.map, current_stage_name"),
     "rejection reasons": ("rejection_reasons", "{reason}, tags.rejection_reasons.map"),
     "job custom fields": ("jobs", "{job_custom:<key>}"),

@@ -31,7 +31,8 @@ IDENTITY_READS: dict[str, tuple[str, ...]] = {
     "applications": ("candidate_id", "job_id", "stage_name", "status", "last_activity_at"),
 }
 # reference data read when the day has it (backed up since issue 17): names for ids
-OPTIONAL_READS: dict[str, tuple[str, ...]] = {"departments": ("name",), "sources": ("name",)}
+OPTIONAL_READS: dict[str, tuple[str, ...]] = {"departments": ("name",), "sources": ("name",),
+                                              "offices": ("name",)}
 ENTITIES_READ = ("candidates", *GREENHOUSE_READS, *OPTIONAL_READS)
 
 

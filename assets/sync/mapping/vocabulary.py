@@ -42,7 +42,7 @@ TRANSFORMS = SIMPLE_TRANSFORMS + MAP_TRANSFORMS
 FALLBACK_KEY = "*"
 FAMILIES = {"@stage": "stage", "@job": "job", "@reason": "reason"}
 PLACEHOLDERS = {"stage": ("stage",),
-                "job": ("job_name", "job_id", "department_id", "department_name"),
+                "job": ("job_name", "job_id", "department_id", "department_name", "office_name"),
                 "reason": ("reason", "reason_type")}
 # a job custom field's value in a job tag: {job_custom:<key>} (the key as Greenhouse names it in
 # the job's `custom_fields`, e.g. employment_type; `mapping check` lists the backup's keys)
@@ -102,6 +102,8 @@ ATS_FIELDS: dict[str, AtsField] = {f.name: f for f in (
              "backed up before sources were)"),
     AtsField("current_department_name", "derived", "text", ("departments", "name"),
              "the current application's job's department name (greenhouse/departments)"),
+    AtsField("current_office_name", "derived", "text", ("offices", "name"),
+             "the current application's job's first office name (greenhouse/offices)"),
     AtsField("current_rejection_reason", "derived", "text", ("rejection_reasons", "name"),
              "why the current application was rejected (null unless rejected)"),
     AtsField("last_applied_at", "derived", "timestamp", ("applications", "created_at"),
