@@ -9,7 +9,7 @@ Entities (source/entity names match the backup asset keys):
               custom_fields, close_reasons, job_posts
   keap:       contacts, tags, tag_categories, custom_fields
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
-              tasks, conversations, messages
+              tasks, conversations, messages, calendars, appointments
 """
 
 from __future__ import annotations
@@ -88,6 +88,9 @@ RULES: dict[tuple[str, str], Rule] = {
     # a message's `dateUpdated` moves with its status (the export sorts by it)
     ("highlevel", "conversations"): Rule("dateUpdated", parent="contactId", numeric_ids=False),
     ("highlevel", "messages"): Rule("dateUpdated", parent="conversationId", numeric_ids=False),
+    # calendars (configuration, no time of their own) and their appointments (calendars.json)
+    ("highlevel", "calendars"): Rule(None, numeric_ids=False),
+    ("highlevel", "appointments"): Rule("dateUpdated", parent="contactId", numeric_ids=False),
     ("highlevel", "pipelines"): Rule(None, numeric_ids=False),
     ("highlevel", "workflows"): Rule("updatedAt", numeric_ids=False),
     ("highlevel", "custom_fields"): Rule(None, numeric_ids=False),

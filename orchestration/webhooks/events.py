@@ -334,8 +334,15 @@ def highlevel_events(body: dict[str, Any]) -> list[Event]:
     op = "delete" if kind.endswith("Delete") else "upsert"
     # the contact an opportunity, note, task or appointment belongs to (a backup of notes and
     # tasks re-reads the contacts the inbox names)
-    related = (_flat_id(body.get("contactId"), f"highlevel: {kind} contactId")
+    record = body
+    if object_type == "Appointment" and "appointment" in body:
+        # HighLevel nests the appointment: {type, locationId, appointment: {id, contactId, ...}}
+        record = body["appointment"]
+        if not isinstance(record, dict):
+            raise PayloadError(f"highlevel: {kind} appointment is not an object: got "
+                               f"{_shape(record)}")
+    related = (_flat_id(record.get("contactId"), f"highlevel: {kind} contactId")
                if object_type in ("Opportunity", "Note", "Task", "Appointment") else None)
-    oid = _flat_id(body.get("id"), f"highlevel: {kind} id")
+    oid = _flat_id(record.get("id"), f"highlevel: {kind} id")
     return [Event(webhook_id, "highlevel", kind, object_type.lower(), oid, op, related,
                   parse_ts(body.get("timestamp")))]

@@ -260,7 +260,8 @@ async def delete(store: Store, request: Request) -> Response:
     at = now_iso(store)
     with store.transaction():
         store.delete(SOURCE, "contacts", contact_id, at=at)
-        for entity in ("notes", "tasks"):    # the contact's notes and tasks go with it
+        # the contact's notes, tasks and appointments go with it
+        for entity in ("notes", "tasks", "appointments"):
             for row in store.select(SOURCE, entity, "parent = ?", (contact_id,)):
                 store.delete(SOURCE, entity, row.id, at=at)
         delete_for_contact(store, contact_id, at)   # and its conversations and messages

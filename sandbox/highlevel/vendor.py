@@ -10,7 +10,7 @@ Rate limit, per app and location as HighLevel documents: 100 requests per 10 s b
 headers and no Retry-After (HighLevel does not document one).
 
 Endpoints live in highlevel/contacts.py, notes.py (a contact's notes and tasks), conversations.py
-(conversations and messages), search.py,
+(conversations and messages), calendars.py (calendars and appointments), search.py,
 opportunities.py and location.py; this module is the gate-facing part (auth, limits, error shapes).
 """
 
@@ -25,6 +25,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from sandbox import credentials
+from sandbox.highlevel.calendars import calendar_routes
 from sandbox.highlevel.common import LOCATION_ID, error_response
 from sandbox.highlevel.contacts import contact_routes
 from sandbox.highlevel.conversations import CONVERSATIONS_VERSION, conversation_routes
@@ -110,7 +111,8 @@ class HighLevelVendor:
 
     def routes(self) -> list[BaseRoute]:
         store = self.store
-        return [*search_routes(store), *contact_routes(store), *note_routes(store),
+        return [*search_routes(store), *calendar_routes(store), *contact_routes(store),
+                *note_routes(store),
                 *conversation_routes(store),
                 *opportunity_routes(store),
                 *location_routes(store),
@@ -134,9 +136,11 @@ class HighLevelVendor:
         version = request.headers.get("version", "").strip()
         if not version:
             return None, error_response(401, "version header was not found.")
-        conversations = request.url.path.split("/highlevel", 1)[-1].startswith("/conversations")
-        if version != (CONVERSATIONS_VERSION if conversations else API_VERSION):
-            # each API's documented version: conversations.json 2021-04-15, the rest 2021-07-28
+        path = request.url.path.split("/highlevel", 1)[-1]
+        newer = path.startswith(("/conversations", "/calendars"))
+        if version != (CONVERSATIONS_VERSION if newer else API_VERSION):
+            # each API's documented version: conversations.json and calendars.json 2021-04-15,
+            # the rest 2021-07-28
             return None, error_response(401, "version header is invalid")
         return f"location:{LOCATION_ID}", None
 

@@ -26,6 +26,11 @@ HighLevel (one POST per event, the record's fields at the top level as HighLevel
                 dateAdded}); tasks: TaskCreate | TaskComplete | TaskDelete ({locationId, id,
                 assignedTo, body, contactId, title, dateAdded, dueDate}); none for the notes and
                 tasks a contact deletion takes along
+  appointments  AppointmentCreate | AppointmentUpdate | AppointmentDelete, the appointment
+                nested as HighLevel sends it ({locationId, appointment: {id, address, title,
+                calendarId, contactId, groupId, appointmentStatus, assignedUserId, users, notes,
+                source, startTime, endTime, dateAdded, dateUpdated}}); none for the appointments
+                a contact's or a calendar's deletion takes along
 """
 
 from __future__ import annotations
@@ -246,10 +251,29 @@ def _highlevel_child(store: Store, c: Change, doc: dict[str, Any]) -> list[Event
                   {"locationId": HIGHLEVEL_LOCATION_ID, "id": c.id, **payload}) for t in types]
 
 
+APPOINTMENT_PAYLOAD = ("id", "address", "title", "calendarId", "contactId", "groupId",
+                       "appointmentStatus", "assignedUserId", "users", "notes", "source",
+                       "startTime", "endTime", "dateAdded", "dateUpdated")
+
+
+def _highlevel_appointment(store: Store, c: Change, doc: dict[str, Any]) -> list[Event]:
+    if c.op == "delete" and (
+            store.get("highlevel", "contacts", doc.get("contactId")) is None
+            or store.get("highlevel", "calendars", doc.get("calendarId")) is None):
+        return []   # went with its contact or calendar: not announced
+    kind = {"add": "AppointmentCreate", "delete": "AppointmentDelete"}.get(
+        c.op, "AppointmentUpdate")
+    appointment = {k: doc[k] for k in APPOINTMENT_PAYLOAD if k in doc}
+    return [Event("highlevel", kind, "appointment", [c.id], c.at,
+                  {"locationId": HIGHLEVEL_LOCATION_ID, "appointment": appointment})]
+
+
 def _highlevel(store: Store, c: Change) -> list[Event]:
     doc = dict(c.after or c.before or {})
     if c.entity in ("notes", "tasks"):
         return _highlevel_child(store, c, doc)
+    if c.entity == "appointments":
+        return _highlevel_appointment(store, c, doc)
     if c.entity == "contacts":
         base = "Contact"
         if c.op == "add":

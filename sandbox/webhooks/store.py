@@ -25,7 +25,7 @@ from sandbox.store import Store, iso
 WATCHED: dict[str, tuple[str, ...]] = {
     "greenhouse": ("candidates", "applications", "offers", "jobs"),
     "keap": ("contacts",),
-    "highlevel": ("contacts", "opportunities", "notes", "tasks"),
+    "highlevel": ("contacts", "opportunities", "notes", "tasks", "appointments"),
 }
 SOURCES = tuple(WATCHED)
 

@@ -21,7 +21,7 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import ats, ats_history, crm, messages, notes
+from sandbox.world import appointments, ats, ats_history, crm, messages, notes
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -210,6 +210,9 @@ def build_catalog(params: Params) -> Catalog:
             if entity != "workflows":   # workflow ids are UUIDs, not sequence ids
                 doc["id"] = highlevel_id(seq)
             out.add("highlevel", entity, doc, seq)
+    for doc, n in appointments.calendar_docs():   # fixed, in their own id block
+        out.add("highlevel", "calendars", doc, n)
+        ids.top["highlevel:calendars"] = n
     out.batch.stats["plan_edits"] = sum(len(v) - 1 for j in jobs for v in j.positions)
     out.batch.next_ids = ids.used()
     return Catalog(users, [d["id"] for d in reasons], jobs, hl["pipelines"],
@@ -279,6 +282,8 @@ def chunk_starts(params: Params, c: int) -> dict[str, int]:
         starts[f"highlevel:{entity}"] = base + c * size * messages.PER_CANDIDATE[entity] + 1
     for entity, per in ats_history.PER_CANDIDATE.items():
         starts[f"greenhouse:{entity}"] = ats_history.ID_BASE[entity] + c * size * per
+    starts["highlevel:appointments"] = (appointments.ID_BASE["appointments"]
+                                        + c * size * appointments.PER_CANDIDATE + 1)
     return starts
 
 
@@ -299,6 +304,7 @@ class _Chunk:
         self.history_rng = random.Random(f"{params.seed}/chunk/{c}/greenhouse-history")
         self.apps: list[dict[str, Any]] = []          # the current candidate's applications
         self.interviews: list[dict[str, Any]] = []    # ... and their interviews
+        self.appointments_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-appointments")
         self.catalog = catalog
         self.open_jobs = catalog.open_jobs
         self.ids = _Ids(chunk_starts(params, c))
@@ -465,6 +471,10 @@ class _Chunk:
                                     self.start, role)]:
             self.out.add("highlevel", entity, doc, n)
             self.stats[f"highlevel_{entity}"] += 1
+        for doc, n in appointments.generated(self.appointments_rng, self.ids.take, contact,
+                                             created, self.start):
+            self.out.add("highlevel", "appointments", doc, n)
+            self.stats["highlevel_appointments"] += 1
         if rng.random() >= crm.OPPORTUNITY_FRACTION:
             return
         pipelines = self.catalog.hl_pipelines

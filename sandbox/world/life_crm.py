@@ -141,12 +141,12 @@ def _set_status_field(day: Day, doc: dict[str, Any]) -> None:
 
 
 def highlevel_deletion(day: Day) -> bool:
-    """A HighLevel contact is deleted, and its opportunities, notes, tasks and conversations
-    with it."""
+    """A HighLevel contact is deleted, and its opportunities, notes, tasks, appointments and
+    conversations with it."""
     picked = day.pick("highlevel", "contacts")
     if picked is None:
         return False
-    for entity in ("opportunities", "notes", "tasks"):
+    for entity in ("opportunities", "notes", "tasks", "appointments"):
         for row in day.store.select("highlevel", entity, "parent = ?", (picked.id,)):
             day.delete("highlevel", entity, row.id)
     delete_for_contact(day.store, picked.id, day.at)

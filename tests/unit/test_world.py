@@ -22,7 +22,7 @@ from openapi_schema_validator import OAS30Validator, OAS31Validator
 from sandbox import fixtures, records
 from sandbox.highlevel.conversations import served_conversation, served_message
 from sandbox.store import Store, iso, parse_ts
-from sandbox.world import ats, crm, life, messages, notes, people
+from sandbox.world import appointments, ats, crm, life, messages, notes, people
 from sandbox.world import build as world_build
 from sandbox.world import generate as world
 from sandbox.world.clock import WORK_END_HOUR, WORK_START_HOUR
@@ -45,7 +45,9 @@ HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "notes": ("contacts", "GetNoteSchema"),
               "tasks": ("contacts", "TaskSchema"),
               "conversations": ("conversations", "ConversationSchema"),
-              "messages": ("conversations", "GetMessageResponseDto")}
+              "messages": ("conversations", "GetMessageResponseDto"),
+              "calendars": ("calendars", "CalendarDTO"),
+              "appointments": ("calendars", "CalendarEventDTO")}
 # what the API serves of a stored doc, where that differs from the stored form
 SERVED = {("highlevel", "conversations"): served_conversation,
           ("highlevel", "messages"): lambda _store, doc: served_message(doc)}
@@ -85,6 +87,10 @@ def validators() -> dict[tuple[str, str], Any]:
             # real API returns stage objects, which the opportunity docs reference by id
             spec["components"]["schemas"][name]["properties"]["stages"]["items"] = {
                 "type": "object", "required": ["id", "name"]}
+        if name == "CalendarEventDTO":
+            # the spec types its times `object` while its examples (and the API) are ISO text
+            for t in ("startTime", "endTime", "dateAdded", "dateUpdated"):
+                spec["components"]["schemas"][name]["properties"][t]["type"] = "string"
         out[("highlevel", entity)] = _component(spec, name, OAS30Validator)
     return out
 
@@ -445,7 +451,7 @@ def test_tick_one_day_moves_the_clock_and_stamps_every_change(fresh: Store) -> N
         if key not in changed:
             assert before[key][0] == after[key][0]
     done = summary["total"]
-    for kind in [*life.RATES, *notes.RATES, *messages.RATES]:
+    for kind in [*life.RATES, *notes.RATES, *messages.RATES, *appointments.RATES]:
         if kind not in ("offers_accepted", "offers_declined", "offers_revised"):
             assert done.get(kind, 0) >= 1, kind
     assert time_problems(fresh) == []
