@@ -47,6 +47,7 @@ OBJECT_TYPES = {
     ("highlevel", "contacts"): "contact", ("highlevel", "opportunities"): "opportunity",
     ("highlevel", "notes"): "note", ("highlevel", "tasks"): "task",
     ("highlevel", "conversations"): "conversation", ("highlevel", "messages"): "message",
+    ("highlevel", "appointments"): "appointment",
 }
 
 

@@ -76,6 +76,7 @@ class ExtractSpec:
     description: str = ""
     # records listed per parent (HighLevel notes / tasks of a contact): which parents to read
     # and what is gone is decided by `extract` of assets/highlevel/children.py, not by `pages`
+    # (appointments: assets/highlevel/appointments.py, which reads calendars' windows too)
     children: str | None = None
     # records that go with their parent (HighLevel messages with their conversation): (the
     # column holding the parent id, the parent entity). An incremental learns their deletions
@@ -185,10 +186,13 @@ def _run_extract(spec: ExtractSpec, client: VendorClient, storage: SnapshotStora
             # listed per parent (assets/highlevel/children.py); behind the head of the chain
             # only the carried rows stay
             if not later:
-                from assets.highlevel import children
+                if spec.children == "appointments":   # also by event time, per calendar
+                    from assets.highlevel import appointments as per_parent
+                else:
+                    from assets.highlevel import children as per_parent
 
-                gone = children.extract(spec.children, client, storage, writer, day, p.mode,
-                                        fetch_from, p.window_to - ONE_MS)
+                gone = per_parent.extract(spec.children, client, storage, writer, day, p.mode,
+                                          fetch_from, p.window_to - ONE_MS)
                 writer.add_deletes(gone, deleted_at=p.window_to - ONE_MS)
         else:
             _pages(spec, client, storage, writer, day, p, later, fetch_from, fetch_to)

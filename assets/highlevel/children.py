@@ -38,7 +38,7 @@ from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.storage.writer import PartitionWriter
 from orchestration.webhooks.inbox import events_sql
 
-OBJECT_TYPES = {"notes": "note", "tasks": "task"}
+OBJECT_TYPES = {"notes": "note", "tasks": "task", "appointments": "appointment"}
 BATCH = 500             # records per batch handed to the writer
 
 
@@ -114,8 +114,7 @@ def extract(kind: str, client: HighLevelClient, storage: SnapshotStorage,
             con, storage.path(), storage, "highlevel", kind, day, "VARCHAR")
     finally:
         con.close()
-    for i in range(0, len(kept), BATCH):
-        writer.add(kept[i:i + BATCH])
+    add(writer, kept)
     counts = {"contacts_read": len(contacts), "contacts_gone": len(missing), **why,
               "listed": len(listed), "unchanged_skipped": skipped, "from_listing": len(gone),
               "read_calls": client.calls - calls}
@@ -129,6 +128,11 @@ def extract(kind: str, client: HighLevelClient, storage: SnapshotStorage,
     return sorted(set(gone) | set(hooked_gone))
 
 
+def add(writer: PartitionWriter, records: list[dict[str, Any]]) -> None:
+    for i in range(0, len(records), BATCH):
+        writer.add(records[i:i + BATCH])
+
+
 def _diff(con: duckdb.DuckDBPyConnection, alive: str | None, listed: list[dict[str, Any]],
           contacts: list[str], missing: set[str], *, everything: bool
           ) -> tuple[list[dict[str, Any]], int, list[str]]:
@@ -137,13 +141,10 @@ def _diff(con: duckdb.DuckDBPyConnection, alive: str | None, listed: list[dict[s
     (`everything`: every contact was listed) their contact no longer listed."""
     if alive is None:
         return listed, 0, []
-    seen = pa.table({"id": [str(r["id"]) for r in listed],  # noqa: F841  (read by DuckDB)
-                     "raw": [canonical_json(r) for r in listed]})
+    kept, skipped = changed(con, alive, listed)
+    seen = pa.table({"id": [str(r["id"]) for r in listed]})  # noqa: F841  (read by DuckDB)
     read_set = pa.table({"contactId": contacts})  # noqa: F841
     gone_set = pa.table({"contactId": sorted(missing)})  # noqa: F841
-    unchanged = {r[0] for r in con.execute(f"""
-        SELECT s.id FROM seen s JOIN ({alive}) a ON a.id = s.id AND a._raw = s.raw
-    """).fetchall()}
     listed_contacts = "" if everything else "AND a.contactId IN (SELECT contactId FROM read_set)"
     gone = [r[0] for r in con.execute(f"""
         SELECT a.id FROM ({alive}) a
@@ -152,5 +153,19 @@ def _diff(con: duckdb.DuckDBPyConnection, alive: str | None, listed: list[dict[s
                OR (TRUE {listed_contacts}))
         ORDER BY a.id
     """).fetchall()]
+    return kept, skipped, gone
+
+
+def changed(con: duckdb.DuckDBPyConnection, alive: str | None,
+            listed: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """The listed records that are new or differ from their backed-up version (`_raw` of the
+    `alive` state), and how many were unchanged: a listing repeats every unchanged record."""
+    if alive is None:
+        return listed, 0
+    seen = pa.table({"id": [str(r["id"]) for r in listed],  # noqa: F841  (read by DuckDB)
+                     "raw": [canonical_json(r) for r in listed]})
+    unchanged = {r[0] for r in con.execute(f"""
+        SELECT s.id FROM seen s JOIN ({alive}) a ON a.id = s.id AND a._raw = s.raw
+    """).fetchall()}
     kept = [r for r in listed if str(r["id"]) not in unchanged]
-    return kept, len(listed) - len(kept), gone
+    return kept, len(listed) - len(kept)

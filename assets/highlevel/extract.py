@@ -42,7 +42,7 @@ def _single(method: str):
 
 def _per_contact(client: HighLevelClient, updated_from: datetime | None,
                  updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
-    raise NotImplementedError("notes and tasks are read per contact: "
+    raise NotImplementedError("notes, tasks and appointments are read per parent: "
                               "assets/highlevel/children.py")
 
 
@@ -59,6 +59,10 @@ SPECS = [
     ExtractSpec(schemas.conversations, "highlevel", _conversations, incremental=False),
     ExtractSpec(schemas.messages, "highlevel", _messages,
                 parent=("conversationId", "conversations")),
+    # calendars: full daily (configuration); appointments by event time per calendar and per
+    # contact the webhooks name, in assets/highlevel/appointments.py
+    ExtractSpec(schemas.calendars, "highlevel", _single("calendars"), incremental=False),
+    ExtractSpec(schemas.appointments, "highlevel", _per_contact, children="appointments"),
 ]
 
 highlevel_assets = [extract_asset(spec) for spec in SPECS]

@@ -79,3 +79,21 @@ messages = EntitySchema(
     "HighLevel messages of every conversation: SMS, emails and call records with their "
     "metadata (call duration and status), from the location-wide export by update time.",
 )
+calendars = EntitySchema(
+    "highlevel", "calendars", STR, lambda d: None,
+    (col("name"), col("description"), col("calendarType"), col("groupId"),
+     col("isActive", pa.bool_()), col("slotDuration", F64), col("slotDurationUnit"),
+     col("team_user_ids", STR_LIST, get=list_of("teamMembers", "userId"))),
+    "HighLevel calendars (interview types: phone screen, onsite ...), their whole configuration "
+    "in _raw. No time of their own: always a full snapshot.",
+)
+appointments = EntitySchema(
+    "highlevel", "appointments", STR, as_ts(path_of("dateUpdated")),
+    (col("calendarId"), col("contactId"), col("groupId"), col("title"),
+     col("appointmentStatus"), col("assignedUserId"), col("users", STR_LIST, get=list_of("users")),
+     col("address"), col("notes"), col("startTime", TS), col("endTime", TS),
+     col("dateAdded", TS), col("dateUpdated", TS)),
+    "HighLevel appointments (interview schedules) on the calendars, with the contact, status "
+    "and start and end. Read by event time per calendar and per contact named by webhooks "
+    "(assets/highlevel/appointments.py).",
+)

@@ -6,6 +6,9 @@ Nothing here feeds the Keap push, so every HighLevel check informs (WARN) and no
 from checks.rules import EntityRules, Enum, Ref
 
 OPPORTUNITY_STATUSES = ("open", "won", "lost", "abandoned")
+# calendars.json AppointmentSchemaResponse.appointmentStatus
+APPOINTMENT_STATUSES = ("new", "confirmed", "cancelled", "showed", "noshow", "invalid", "active",
+                        "completed")
 
 RULES = {
     "contacts": EntityRules(required=("locationId", "dateUpdated")),
@@ -25,4 +28,10 @@ RULES = {
         required=("conversationId", "contactId", "messageType", "direction"),
         enums=(Enum("direction", ("inbound", "outbound")),),
         refs=(Ref("conversationId", "conversations"), Ref("contactId", "contacts"))),
+    "calendars": EntityRules(required=("name",)),
+    "appointments": EntityRules(
+        required=("calendarId", "contactId", "startTime", "dateUpdated"),
+        enums=(Enum("appointmentStatus", APPOINTMENT_STATUSES),),
+        refs=(Ref("contactId", "contacts"), Ref("calendarId", "calendars")),
+        appointments=("startTime", "endTime")),   # booked ahead
 }

@@ -20,6 +20,7 @@ OPPORTUNITY_LIMIT = 100      # GET /opportunities/search limit maximum
 CONVERSATION_LIMIT = 100     # GET /conversations/search limit (default 20)
 EXPORT_LIMIT = 500           # GET /conversations/messages/export limit maximum
 CONVERSATIONS_VERSION = {"Version": "2021-04-15"}   # the API version conversations.json names
+CALENDARS_VERSION = {"Version": "2021-04-15"}       # and calendars.json
 
 
 class HighLevelResource(dg.ConfigurableResource):
@@ -169,11 +170,37 @@ class HighLevelClient:
                     break
                 params = {**params, "cursor": cursor}
 
-    def contact_children(self, contact_id: str, kind: str) -> list[dict[str, Any]] | None:
-        """Every note (kind "notes") or task ("tasks") of a contact, in one unpaged call; None
-        when the location has no such contact (HighLevel answers 400, or 404)."""
+    def calendars(self) -> list[dict[str, Any]]:
+        """Every calendar of the location (GET /calendars/, unpaged)."""
+        return self.http.get_json("/calendars/", params={"locationId": self.location_id},
+                                  headers=CALENDARS_VERSION).get("calendars", [])
+
+    def calendar_events(self, calendar_id: str, start: datetime,
+                        end: datetime) -> list[dict[str, Any]]:
+        """A calendar's appointments starting in [start, end] (GET /calendars/events: epoch
+        ms, both ends inclusive, unpaged)."""
+        return self.http.get_json("/calendars/events", headers=CALENDARS_VERSION, params={
+            "locationId": self.location_id, "calendarId": calendar_id,
+            "startTime": str(int(start.timestamp() * 1000)),
+            "endTime": str(int(end.timestamp() * 1000))}).get("events") or []
+
+    def appointment(self, event_id: str) -> dict[str, Any] | None:
+        """One appointment whole, or None when it is gone (HighLevel answers 400, or 404)."""
         try:
-            items = self.http.get_json(f"/contacts/{contact_id}/{kind}").get(kind) or []
+            return self.http.get_json(f"/calendars/events/appointments/{event_id}",
+                                      headers=CALENDARS_VERSION).get("event")
+        except ApiError as e:
+            if e.status in (400, 404):
+                return None
+            raise
+
+    def contact_children(self, contact_id: str, kind: str) -> list[dict[str, Any]] | None:
+        """Every note (kind "notes"), task ("tasks") or appointment ("appointments", replied as
+        `events`) of a contact, in one unpaged call; None when the location has no such contact
+        (HighLevel answers 400, or 404)."""
+        key = "events" if kind == "appointments" else kind
+        try:
+            items = self.http.get_json(f"/contacts/{contact_id}/{kind}").get(key) or []
         except ApiError as e:
             if e.status in (400, 404):
                 return None

@@ -7,6 +7,8 @@ reads every contact and is exact as well."""
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -29,15 +31,16 @@ def end_of_day(w: World) -> str:
     return iso(w.store.now() - timedelta(milliseconds=1))
 
 
-def assert_backup_is_the_sandbox(w: World) -> None:
-    for kind in KINDS:
+def assert_backup_is_the_sandbox(w: World, kinds: tuple[str, ...] = KINDS) -> None:
+    for kind in kinds:
         truth = w.sandbox_docs("highlevel", kind)
         assert truth, kind
         assert backed_up_docs(w.root, "highlevel", kind, end_of_day(w)) == truth, kind
 
 
-def test_with_webhooks_incrementals_read_only_named_contacts_and_match_the_sandbox(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def hooked_world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """A served world whose HighLevel webhooks reach a running receiver."""
     for name in ("GREENHOUSE_BASE_URL", "KEAP_BASE_URL", "HIGHLEVEL_BASE_URL",
                  "HIGHLEVEL_WEBHOOK_PUBLIC_KEY"):
         monkeypatch.delenv(name, raising=False)
@@ -45,6 +48,12 @@ def test_with_webhooks_incrementals_read_only_named_contacts_and_match_the_sandb
         result = CliRunner().invoke(webhooks_app, ["register", "--source", "highlevel",
                                                    "--url", f"{url}/webhooks/highlevel"])
         assert result.exit_code == 0, result.output
+        yield w
+
+
+def test_with_webhooks_incrementals_read_only_named_contacts_and_match_the_sandbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with hooked_world(tmp_path, monkeypatch) as w:
         first = w.backup(w.day(), SPECS)
         contacts = len(w.sandbox_docs("highlevel", "contacts"))
         for kind in KINDS:
@@ -69,13 +78,21 @@ def test_with_webhooks_incrementals_read_only_named_contacts_and_match_the_sandb
         assert deleted["notes"] > 0 and deleted["tasks"] > 0
 
 
-def test_without_webhooks_the_daily_sweep_of_a_small_account_is_exact(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextlib.contextmanager
+def swept_day(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+              specs: list) -> Iterator[tuple[World, dict[str, dict]]]:
+    """A small world backed up, a day of life, and that day's backup (the `auto` policy sweeps
+    a small account daily): the world and the day's manifests."""
     monkeypatch.setenv(deletions.POLICY_VAR, "auto")
     with served_world(tmp_path, candidates=80, seed=8) as w:
-        w.backup(w.day(), SPECS)
+        w.backup(w.day(), specs)
         w.tick(1)
-        day = w.backup(w.day(), SPECS)
+        yield w, w.backup(w.day(), specs)
+
+
+def test_without_webhooks_the_daily_sweep_of_a_small_account_is_exact(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with swept_day(tmp_path, monkeypatch, SPECS) as (w, day):
         for kind in KINDS:
             m = day[f"highlevel/{kind}"]
             d = m["deletions"]
