@@ -6,7 +6,8 @@ Entities (source/entity names match the backup asset keys):
   greenhouse: candidates, applications, jobs, job_interview_stages, application_stages, offers,
               interviews, rejection_reasons, rejection_details, users, departments, offices,
               sources
-  keap:       contacts, tags, tag_categories, custom_fields
+  keap:       contacts, tags, tag_categories, custom_fields, notes, tasks, emails,
+              opportunities, companies
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
               tasks
 """
@@ -68,6 +69,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("keap", "tags"): Rule(None),
     ("keap", "tag_categories"): Rule(None),
     ("keap", "custom_fields"): Rule(None),
+    # a contact's notes, tasks and logged emails (an email's only time is when it was sent: the
+    # list's created-time filter reads it), opportunities, companies (Keap v2 schemas)
+    ("keap", "notes"): Rule("update_time", parent="contact_id"),
+    ("keap", "tasks"): Rule("modification_time", parent="contact_id"),
+    ("keap", "emails"): Rule("sent_time", parent="contact_id"),
+    ("keap", "opportunities"): Rule("last_updated_time"),
+    ("keap", "companies"): Rule("update_time"),
     ("highlevel", "contacts"): Rule("dateUpdated", email=lambda d: d.get("email"),
                                     numeric_ids=False),
     ("highlevel", "opportunities"): Rule("updatedAt", parent="contactId", numeric_ids=False),

@@ -4,13 +4,15 @@ random sampling of records with SQL, and id allocation that continues the world'
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox import records
 from sandbox.store import Row, Store
 from sandbox.world import ats, crm
+from sandbox.world.clock import day_times, is_workday
 
 # json_extract conditions used by several events
 IN_PROCESS = ("json_extract(doc, '$.status') = 'in_process' "
@@ -102,3 +104,33 @@ class Day:
                                      "json_extract(doc, '$.deactivated') = 0", limit=100)
             self._users = [int(r.id) for r in rows] or [1]
         return list(self._users)
+
+
+def play_stream(store: Store, day: datetime, seed: int, size: int, stream: str,
+                rates: dict[str, float], events: dict[str, Callable[[Day], bool]],
+                weekend_factor: float) -> Counter[str]:
+    """A day of the events of one family (HighLevel notes, Keap history ...) on its own random
+    stream `<seed>/<day>/<stream>`: each kind `rate * size` times (at least once), at working
+    hours; the caller holds the day's transaction and moves the clock after."""
+    rng = random.Random(f"{seed}/{day.date().isoformat()}/{stream}")
+    factor = 1.0 if is_workday(day) else weekend_factor
+    kinds: list[str] = []
+    for kind, rate in rates.items():
+        expected = rate * size * factor
+        kinds += [kind] * max(1, int(expected) + (rng.random() < expected - int(expected)))
+    rng.shuffle(kinds)
+    ctx = Day(store, rng, size)
+    times = day_times(rng, day, len(kinds), store.now())
+    done: Counter[str] = Counter()
+    for i, (kind, at) in enumerate(zip(kinds, times, strict=False)):
+        ctx.begin(at, times[i + 1] if i + 1 < len(times) else day + timedelta(days=1))
+        done[kind if events[kind](ctx) else f"{kind}_skipped"] += 1
+    return done
+
+
+def deleted(source: str, entity: str) -> Callable[[Day], bool]:
+    """The daily-life event deleting a random record of an entity."""
+    def event(day: Day) -> bool:
+        picked = day.pick(source, entity)
+        return picked is not None and day.delete(source, entity, picked.id)
+    return event

@@ -18,9 +18,9 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.store import Store
+from sandbox.world import keap_history, notes
 from sandbox.world import life_ats as gh
 from sandbox.world import life_crm as cr
-from sandbox.world import notes
 from sandbox.world.clock import day_times, is_workday, iso, midnight
 from sandbox.world.day import Day
 
@@ -135,5 +135,6 @@ def _play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]
             else:
                 done[f"{kind}_skipped"] += 1
         done.update(notes.play_day(store, day, seed, size))
+        done.update(keap_history.play_day(store, day, seed, size))
         store.set_now(day + timedelta(days=1))
     return done

@@ -20,9 +20,9 @@ from typing import Any
 
 from sandbox.records import highlevel_id
 from sandbox.store import Store
-from sandbox.world.clock import day_times, is_workday, iso
+from sandbox.world.clock import iso
 from sandbox.world.crm import HL_USER_IDS
-from sandbox.world.day import Day
+from sandbox.world.day import Day, deleted, play_stream
 
 # HighLevel id blocks of generated notes and tasks (API-created ones continue above them)
 ID_BASE = {"notes": 6 * 10 ** 12, "tasks": 7 * 10 ** 12}
@@ -146,33 +146,14 @@ def task_completed(day: Day) -> bool:
     return True
 
 
-def _deleted(entity: str):
-    def event(day: Day) -> bool:
-        picked = day.pick("highlevel", entity)
-        return picked is not None and day.delete("highlevel", entity, picked.id)
-    return event
-
-
 EVENTS = {"highlevel_notes_added": note_added, "highlevel_notes_edited": note_edited,
-          "highlevel_notes_deleted": _deleted("notes"), "highlevel_tasks_added": task_added,
+          "highlevel_notes_deleted": deleted("highlevel", "notes"),
+          "highlevel_tasks_added": task_added,
           "highlevel_tasks_completed": task_completed,
-          "highlevel_tasks_deleted": _deleted("tasks")}
+          "highlevel_tasks_deleted": deleted("highlevel", "tasks")}
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:
     """The day's notes and tasks, on their own random stream (the caller holds the day's
     transaction and moves the clock after)."""
-    rng = random.Random(f"{seed}/{day.date().isoformat()}/highlevel-notes")
-    factor = 1.0 if is_workday(day) else WEEKEND_FACTOR
-    kinds: list[str] = []
-    for kind, rate in RATES.items():
-        expected = rate * size * factor
-        kinds += [kind] * max(1, int(expected) + (rng.random() < expected - int(expected)))
-    rng.shuffle(kinds)
-    ctx = Day(store, rng, size)
-    times = day_times(rng, day, len(kinds), store.now())
-    done: Counter[str] = Counter()
-    for i, (kind, at) in enumerate(zip(kinds, times, strict=False)):
-        ctx.begin(at, times[i + 1] if i + 1 < len(times) else day + timedelta(days=1))
-        done[kind if EVENTS[kind](ctx) else f"{kind}_skipped"] += 1
-    return done
+    return play_stream(store, day, seed, size, "highlevel-notes", RATES, EVENTS, WEEKEND_FACTOR)

@@ -21,7 +21,7 @@ from openapi_schema_validator import OAS30Validator, OAS31Validator
 
 from sandbox import fixtures, records
 from sandbox.store import Store, iso, parse_ts
-from sandbox.world import ats, crm, life, notes, people
+from sandbox.world import ats, crm, keap_history, life, notes, people
 from sandbox.world import build as world_build
 from sandbox.world import generate as world
 from sandbox.world.clock import WORK_END_HOUR, WORK_START_HOUR
@@ -34,7 +34,9 @@ SEED = 11
 
 GH_SCHEMAS = SPECS / "ats" / "greenhouse-harvest-v3-schemas"
 KEAP_SCHEMAS = {"contacts": "Contact", "tags": "Tag", "tag_categories": "TagCategory",
-                "custom_fields": "CustomFieldMetaData"}
+                "custom_fields": "CustomFieldMetaData", "notes": "Note", "tasks": "Task",
+                "emails": "EmailSentWithContent", "opportunities": "RestV2Opportunity",
+                "companies": "Company"}
 HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "opportunities": ("opportunities", "SearchOpportunitiesResponseSchema"),
               "pipelines": ("opportunities", "PipelinesResponseSchema"),
@@ -438,7 +440,7 @@ def test_tick_one_day_moves_the_clock_and_stamps_every_change(fresh: Store) -> N
         if key not in changed:
             assert before[key][0] == after[key][0]
     done = summary["total"]
-    for kind in [*life.RATES, *notes.RATES]:
+    for kind in [*life.RATES, *notes.RATES, *keap_history.RATES]:
         if kind not in ("offers_accepted", "offers_declined", "offers_revised"):
             assert done.get(kind, 0) >= 1, kind
     assert time_problems(fresh) == []
