@@ -20,6 +20,7 @@ from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
+from sandbox.keap.history import USERS, basic_user
 from sandbox.store import Store
 from sandbox.world.clock import iso
 from sandbox.world.crm import KEAP_OWNER_IDS
@@ -38,9 +39,6 @@ OPPORTUNITY_FRACTION = 0.1
 QUOTE_FRACTION = 0.15          # note and email bodies quoting the contact's email or phone
 COMPANIES = ("Acme Staffing", "Northwind Traders", "Globex Recruiting", "Initech",
              "Umbrella Health", "Stark Logistics", "Wayne Analytics", "Hooli Talent")
-# Keap users (the contacts' owners) as notes and opportunities embed them
-USERS = {"7": ("Dana", "Reyes"), "8": ("Sam", "Okafor"), "9": ("Lee", "Park"),
-         "12": ("Ira", "Novak")}
 STAGES = [("1", "New Lead", 10, 1), ("2", "Screening", 25, 2), ("3", "Interviewing", 50, 3),
           ("4", "Offer", 80, 4), ("5", "Placed", 100, 5)]
 SENDER = "recruiting@sandbox-keap.example"
@@ -87,12 +85,6 @@ def _vars(contact: dict[str, Any]) -> dict[str, str]:
 def b64(text: str | bytes) -> str:
     raw = text.encode() if isinstance(text, str) else text
     return base64.b64encode(raw).decode()
-
-
-def basic_user(uid: str) -> dict[str, Any]:
-    first, last = USERS.get(uid, ("Keap", "User"))
-    return {"id": uid, "given_name": first, "family_name": last,
-            "email_address": f"{first.lower()}.{last.lower()}@sandbox-keap.example"}
 
 
 # -- docs ---------------------------------------------------------------------------------------
@@ -288,15 +280,6 @@ EVENTS = {"keap_notes_added": _added("notes", note_doc), "keap_notes_edited": no
           "keap_opportunities_added": _added("opportunities", opportunity_doc),
           "keap_opportunities_moved": opportunity_moved,
           "keap_companies_edited": company_edited}
-
-
-def contact_deleted(store: Store, contact_id: str, at: datetime) -> None:
-    """A deleted Keap contact takes its notes, tasks, emails and opportunities along."""
-    for entity in ENTITIES:
-        where = ("json_extract(doc, '$.contact.id') = ?" if entity == "opportunities"
-                 else "parent = ?")
-        for row in store.select("keap", entity, where, (str(contact_id),)):
-            store.delete("keap", entity, row.id, at=at)
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandbox.keap.history import cascade_contact
 from sandbox.records import highlevel_id
-from sandbox.world import crm, keap_history
+from sandbox.world import crm
 from sandbox.world.clock import iso
 from sandbox.world.day import PERSON_INDEX_BASE, Day
 from sandbox.world.people import (
@@ -80,7 +81,7 @@ def keap_deletion(day: Day) -> bool:
     picked = day.pick("keap", "contacts")
     if picked is None:
         return False
-    keap_history.contact_deleted(day.store, picked.id, day.at)
+    cascade_contact(day.store, picked.id, day.at)
     return day.delete("keap", "contacts", picked.id)
 
 
