@@ -7,7 +7,8 @@ Entities (source/entity names match the backup asset keys):
               interviews, rejection_reasons, rejection_details, users, departments, offices,
               sources, scorecards, notes, attachments, applied_candidate_tags, candidate_tags,
               custom_fields, close_reasons, job_posts
-  keap:       contacts, tags, tag_categories, custom_fields
+  keap:       contacts, tags, tag_categories, custom_fields, notes, tasks, emails,
+              opportunities, companies
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
               tasks, conversations, messages, calendars, appointments
 """
@@ -77,6 +78,13 @@ RULES: dict[tuple[str, str], Rule] = {
     ("keap", "tags"): Rule(None),
     ("keap", "tag_categories"): Rule(None),
     ("keap", "custom_fields"): Rule(None),
+    # a contact's notes, tasks and logged emails (an email's only time is when it was sent: the
+    # list's created-time filter reads it), opportunities, companies (Keap v2 schemas)
+    ("keap", "notes"): Rule("update_time", parent="contact_id"),
+    ("keap", "tasks"): Rule("modification_time", parent="contact_id"),
+    ("keap", "emails"): Rule("sent_time", parent="contact_id"),
+    ("keap", "opportunities"): Rule("last_updated_time"),
+    ("keap", "companies"): Rule("update_time"),
     ("highlevel", "contacts"): Rule("dateUpdated", email=lambda d: d.get("email"),
                                     numeric_ids=False),
     ("highlevel", "opportunities"): Rule("updatedAt", parent="contactId", numeric_ids=False),

@@ -108,6 +108,17 @@ def _row(r: sqlite3.Row | tuple) -> Row:
 _COLS = "source, entity, id, seq, updated_at, email, parent, doc"
 
 
+def doc_text(doc: dict[str, Any]) -> str:
+    """A doc as the world file keeps it: UTF-8 JSON; a doc holding a lone surrogate (a
+    deliberately broken vendor record, which UTF-8 cannot store) with non-ASCII escaped."""
+    text = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        text = json.dumps(doc, separators=(",", ":"))
+    return text
+
+
 class Store:
     """A handle on the world file. One per thread: SQLite connections are not shared."""
 
@@ -206,8 +217,7 @@ class Store:
                     source, entity, str(id_), seq, updated_at,
                     email.strip().lower() if email else None,
                     None if parent is None else str(parent),
-                    doc if isinstance(doc, str) else json.dumps(doc, ensure_ascii=False,
-                                                                separators=(",", ":")),
+                    doc if isinstance(doc, str) else doc_text(doc),
                 ))
                 if len(batch) >= 5000:
                     n += self._flush(batch)

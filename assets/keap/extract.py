@@ -1,4 +1,7 @@
-"""Keap backups: contacts (incremental by update time) and reference data (always full)."""
+"""Keap backups: contacts, notes, tasks, emails, opportunities and companies (incremental: how
+each list is read by time is in orchestration/resources/keap_history.py) and reference data
+(always full). Deletions: the daily or weekly id sweep (assets/deletions.py); Keap announces
+only contact deletions by webhook."""
 
 from __future__ import annotations
 
@@ -37,11 +40,49 @@ def _custom_fields(client: KeapClient, updated_from: datetime | None,
     yield client.contact_model().get("custom_fields") or []
 
 
+def _notes(client: KeapClient, updated_from: datetime | None,
+           updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.note_pages(updated_from, updated_to)
+
+
+def _tasks(client: KeapClient, updated_from: datetime | None,
+           updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.task_pages(updated_from, updated_to)
+
+
+def _emails(client: KeapClient, created_from: datetime | None,
+            created_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    # the list has no bodies: each email of the window is read once by id (gone meanwhile: left
+    # to the next listing)
+    for page in client.email_pages(created_from, created_to):
+        yield [doc for e in page if (doc := client.email(str(e["id"]))) is not None]
+
+
+def _email_ids(client: KeapClient) -> Iterator[list[Any]]:
+    for page in client.email_pages():
+        yield [e["id"] for e in page]
+
+
+def _opportunities(client: KeapClient, updated_from: datetime | None,
+                   updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.opportunity_pages(updated_from, updated_to)
+
+
+def _companies(client: KeapClient, updated_from: datetime | None,
+               updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.company_pages(updated_from, updated_to)
+
+
 SPECS = [
     ExtractSpec(schemas.contacts, "keap", _contacts, live_ids=_contact_ids),
     ExtractSpec(schemas.tags, "keap", _tags, incremental=False),
     ExtractSpec(schemas.tag_categories, "keap", _tag_categories, incremental=False),
     ExtractSpec(schemas.custom_fields, "keap", _custom_fields, incremental=False),
+    ExtractSpec(schemas.notes, "keap", _notes),
+    ExtractSpec(schemas.tasks, "keap", _tasks),
+    ExtractSpec(schemas.emails, "keap", _emails, live_ids=_email_ids),
+    ExtractSpec(schemas.opportunities, "keap", _opportunities),
+    ExtractSpec(schemas.companies, "keap", _companies),
 ]
 
 keap_assets = [extract_asset(spec) for spec in SPECS]

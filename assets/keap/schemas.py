@@ -4,7 +4,7 @@ import pyarrow as pa
 
 from orchestration.storage.schema import TS, EntitySchema, as_ts, col, first_of, list_of, path_of
 
-STR, STR_LIST = pa.string(), pa.list_(pa.string())
+STR, STR_LIST, F64 = pa.string(), pa.list_(pa.string()), pa.float64()
 
 contacts = EntitySchema(
     "keap", "contacts", STR, as_ts(path_of("update_time")),
@@ -33,4 +33,44 @@ custom_fields = EntitySchema(
     (col("label"), col("field_type"), col("record_type"),
      col("options", STR_LIST, get=list_of("options", "label"))),
     "Keap contact custom field definitions (from the contact model; always full).",
+)
+notes = EntitySchema(
+    "keap", "notes", STR, as_ts(path_of("update_time")),
+    (col("contact_id"), col("title"), col("type"), col("text"),
+     col("assigned_to_user_id", get=path_of("assigned_to_user.id")),
+     col("create_time", TS), col("update_time", TS)),
+    "Keap contact notes (call summaries, feedback), incremental by update time.",
+)
+tasks = EntitySchema(
+    "keap", "tasks", STR, as_ts(path_of("modification_time")),
+    (col("contact_id"), col("title"), col("description"), col("type"), col("priority"),
+     col("completed", pa.bool_()), col("due_time", TS), col("completion_time", TS),
+     col("assigned_to_user_id"), col("opportunity_id"), col("create_time", TS),
+     col("modification_time", TS)),
+    "Keap tasks (follow-ups, calls to make), incremental by modification time.",
+)
+emails = EntitySchema(
+    "keap", "emails", STR, as_ts(path_of("sent_time")),
+    (col("contact_id"), col("subject"), col("sent_to_address"), col("sent_from_address"),
+     col("sent_time", TS), col("opened_time", TS), col("clicked_time", TS),
+     col("plain_text"), col("html_text")),
+    "Keap logged emails with their bodies: the API's record (base64 plain_content and "
+    "html_content as returned) plus plain_text and html_text decoded by the backup. "
+    "Incremental by the time Keap logged them.",
+)
+opportunities = EntitySchema(
+    "keap", "opportunities", STR, as_ts(path_of("last_updated_time")),
+    (col("contact_id", get=path_of("contact.id")), col("opportunity_title"),
+     col("stage_id", get=path_of("stage.id")), col("stage_name", get=path_of("stage.name")),
+     col("user_id", get=path_of("user.id")), col("projected_revenue_low", F64),
+     col("projected_revenue_high", F64), col("estimated_close_time", TS),
+     col("created_time", TS), col("last_updated_time", TS)),
+    "Keap opportunities (a placement moving through the pipeline's stages), incremental by "
+    "update time.",
+)
+companies = EntitySchema(
+    "keap", "companies", STR, as_ts(path_of("update_time")),
+    (col("company_name"), col("email", get=path_of("email_address.email")), col("website"),
+     col("owner_id"), col("create_time", TS), col("update_time", TS)),
+    "Keap companies (hiring partners), incremental by update time.",
 )

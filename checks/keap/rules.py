@@ -26,4 +26,14 @@ RULES = {
         guards_push=True),
     "tag_categories": EntityRules(required=("name",)),
     "custom_fields": EntityRules(required=("label",)),
+    # a contact's history: informative (WARN), nothing of it feeds the push
+    "notes": EntityRules(required=("contact_id", "update_time"),
+                         refs=(Ref("contact_id", "contacts"),)),
+    "tasks": EntityRules(required=("modification_time",), refs=(Ref("contact_id", "contacts"),),
+                         appointments=("due_time",)),   # a due time is usually ahead
+    "emails": EntityRules(required=("sent_to_address",), refs=(Ref("contact_id", "contacts"),)),
+    "opportunities": EntityRules(required=("contact_id", "stage_id", "opportunity_title"),
+                                 refs=(Ref("contact_id", "contacts"),),
+                                 appointments=("estimated_close_time",)),
+    "companies": EntityRules(required=("company_name",)),
 }

@@ -31,6 +31,7 @@ from orchestration.http import (
 )
 from orchestration.rate_budget import SharedBudget, shared_budget
 from orchestration.resources.common import pause_when_spent, resolve_base, state_dir
+from orchestration.resources.keap_history import KeapHistoryReads
 from orchestration.times import iso
 from sandbox import credentials
 
@@ -154,7 +155,10 @@ class RotatingOAuth:
                 "expires_at": time.time() + float(body.get("expires_in", 86400))}
 
 
-class KeapClient:
+class KeapClient(KeapHistoryReads):
+    """Contacts, tags, custom fields, hooks; notes, tasks, emails, opportunities and companies
+    are read by KeapHistoryReads (orchestration/resources/keap_history.py)."""
+
     def __init__(self, base_url: str, *, api_key: str = "", oauth: RotatingOAuth | None = None,
                  windows: list[tuple[int, float]] | None = None, retry: RetryPolicy,
                  timeout: float, page_size: int = 1000, concurrency: int = 1,

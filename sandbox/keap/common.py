@@ -78,8 +78,20 @@ def handler(fn: Handler) -> Handler:
     return wrapped
 
 
+class KeapJSON(JSONResponse):
+    """Keap's JSON replies. Text holding a lone surrogate (a vendor's broken record: JSON can
+    carry "\\udc80", UTF-8 cannot) goes out escaped, as a JSON encoder that escapes non-ASCII
+    writes it; everything else is UTF-8 as before."""
+
+    def render(self, content: Any) -> bytes:
+        try:
+            return super().render(content)
+        except UnicodeEncodeError:
+            return json.dumps(content, separators=(",", ":")).encode()
+
+
 def json_reply(body: Any, status: int = 200) -> Response:
-    return JSONResponse(body, status_code=status)
+    return KeapJSON(body, status_code=status)
 
 
 async def json_object(request: Request) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from sandbox.keap.common import (
     query_list,
 )
 from sandbox.keap.contact_body import ARRAYS, contact_fields
+from sandbox.keap.history import cascade_contact
 from sandbox.keap.lists import (
     TOP,
     Clause,
@@ -146,7 +147,10 @@ class Contacts:
     @handler
     async def delete_contact(self, request: Request) -> Response:
         contact = self._contact(request.path_params["contact_id"])
-        self.store.delete(SOURCE, ENTITY, contact["id"], at=self.store.stamp())
+        at = self.store.stamp()
+        with self.store.transaction():   # its notes, tasks, emails and opportunities go along
+            cascade_contact(self.store, contact["id"], at)
+            self.store.delete(SOURCE, ENTITY, contact["id"], at=at)
         return Response(status_code=204)
 
     # -- helpers -------------------------------------------------------------------------------

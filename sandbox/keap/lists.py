@@ -25,7 +25,7 @@ from sandbox.store import Store, iso, parse_ts
 
 DEFAULT_PAGE_SIZE = 1000
 MAX_PAGE_SIZE = 1000
-_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|>=|<=|>|<)(.*)$")
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(==|!=|>=|<=|>|<)(.*)$")
 # Keap wants full date-times with milliseconds and an offset (spec, contact filter notes)
 _FILTER_TIME = re.compile(
     r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}(Z|[+-]\d{2}:\d{2})$")

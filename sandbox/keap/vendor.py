@@ -4,6 +4,7 @@
     /keap/crm/rest/v2/contacts...         contacts, upsert, custom field model (real:
                                           api.keap.com/crm/rest/v2/...)
     /keap/crm/rest/v2/tags...             tags, categories, applyTags / removeTags
+    /keap/crm/rest/v2/notes, tasks, emails, opportunities, companies ... a contact's history
     /keap/crm/rest/v1/hooks...            REST hooks (v1 still owns them; keap/hooks.py)
 
 Auth: `X-Keap-API-Key: <Personal Access Token>` or `Authorization: Bearer <OAuth access token>`.
@@ -12,7 +13,8 @@ Limits are Keap's published ones, enforced per key or per OAuth client: a PAT ge
 Every reply carries the `x-keap-product-quota-*` (day) and `x-keap-product-throttle-*` (minute)
 headers; a 429 comes without Retry-After, because Keap does not promise one.
 
-The endpoints live in keap_contacts.py, keap_tags.py, keap_fields.py and keap_oauth.py.
+The endpoints live in contacts.py, tags.py, fields.py, history.py (notes, tasks, emails,
+opportunities, companies), hooks.py and oauth.py.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from sandbox import credentials
 from sandbox.keap.common import error_response
 from sandbox.keap.contacts import OPTIONAL_PROPERTIES, Contacts, ensure_indexes
 from sandbox.keap.fields import CustomFields
+from sandbox.keap.history import History
 from sandbox.keap.hooks import KeapHooks
 from sandbox.keap.oauth import TENANT, TOKEN_PATH, OAuth
 from sandbox.keap.tags import Tags
@@ -88,6 +91,7 @@ class Keap:
                 *CustomFields(store, OPTIONAL_PROPERTIES).routes(),
                 *Tags(store).routes(),
                 *Contacts(store).routes(),
+                *History(store).routes(),
                 *KeapHooks(self.state).routes()]
 
     # -- auth ----------------------------------------------------------------------------------

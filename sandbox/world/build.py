@@ -21,7 +21,7 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import appointments, ats, ats_history, crm, messages, notes
+from sandbox.world import appointments, ats, ats_history, crm, keap_history, messages, notes
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -202,6 +202,11 @@ def build_catalog(params: Params) -> Catalog:
                       ("custom_fields", len(crm.KEAP_CUSTOM_FIELDS))):
         ids.next[f"keap:{entity}"] = crm.KEAP_ID_BASE[entity]
         ids.skip(f"keap:{entity}", n)
+    companies = keap_history.company_docs(params.seed, start - timedelta(days=720))
+    for doc in companies:
+        out.add("keap", "companies", doc)
+    ids.next["keap:companies"] = keap_history.ID_BASE["companies"]
+    ids.skip("keap:companies", len(companies))
     hl = crm.highlevel_catalog_docs(rng)
     ids.next["highlevel"] = 1
     for entity, docs in hl.items():
@@ -284,6 +289,9 @@ def chunk_starts(params: Params, c: int) -> dict[str, int]:
         starts[f"greenhouse:{entity}"] = ats_history.ID_BASE[entity] + c * size * per
     starts["highlevel:appointments"] = (appointments.ID_BASE["appointments"]
                                         + c * size * appointments.PER_CANDIDATE + 1)
+    for entity in keap_history.ENTITIES:
+        starts[f"keap:{entity}"] = (keap_history.ID_BASE[entity]
+                                    + c * size * keap_history.PER_CANDIDATE)
     return starts
 
 
@@ -305,6 +313,7 @@ class _Chunk:
         self.apps: list[dict[str, Any]] = []          # the current candidate's applications
         self.interviews: list[dict[str, Any]] = []    # ... and their interviews
         self.appointments_rng = random.Random(f"{params.seed}/chunk/{c}/highlevel-appointments")
+        self.keap_rng = random.Random(f"{params.seed}/chunk/{c}/keap-history")
         self.catalog = catalog
         self.open_jobs = catalog.open_jobs
         self.ids = _Ids(chunk_starts(params, c))
@@ -448,6 +457,10 @@ class _Chunk:
                                updated, stale=stale, candidate_id=cid, newsletter=newsletter)
         self.out.add("keap", "contacts", doc)
         self.stats["keap_for_candidates" if cid is not None else "keap_newsletter_leads"] += 1
+        for entity, child in keap_history.generated(self.keap_rng, self.ids.take, doc, created,
+                                                    self.start):
+            self.out.add("keap", entity, child)
+            self.stats[f"keap_{entity}"] += 1
         if cid is not None and doc["email_addresses"] and \
                 rng.random() < crm.KEAP_DUPLICATE_FRACTION:
             when = created + (self.start - created) * rng.random()

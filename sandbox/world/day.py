@@ -126,3 +126,11 @@ def play_stream(store: Store, day: datetime, rng: random.Random, size: int,
         ctx.begin(at, times[i + 1] if i + 1 < len(times) else day + timedelta(days=1))
         done[kind if events[kind](ctx) else f"{kind}_skipped"] += 1
     return done
+
+
+def deleted(source: str, entity: str) -> Callable[[Day], bool]:
+    """The daily-life event deleting a random record of an entity."""
+    def event(day: Day) -> bool:
+        picked = day.pick(source, entity)
+        return picked is not None and day.delete(source, entity, picked.id)
+    return event

@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sandbox.store import Store
-from sandbox.world import appointments, ats_history_life, messages, notes
+from sandbox.world import appointments, ats_history_life, keap_history, messages, notes
 from sandbox.world import life_ats as gh
 from sandbox.world import life_crm as cr
 from sandbox.world.clock import day_times, is_workday, iso, midnight
@@ -138,5 +138,6 @@ def _play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]
         done.update(messages.play_day(store, day, seed, size))
         done.update(ats_history_life.play_day(store, day, seed, size))
         done.update(appointments.play_day(store, day, seed, size))
+        done.update(keap_history.play_day(store, day, seed, size))
         store.set_now(day + timedelta(days=1))
     return done

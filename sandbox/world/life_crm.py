@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from sandbox.highlevel.conversations import delete_for_contact
+from sandbox.keap.history import cascade_contact
 from sandbox.records import highlevel_id
 from sandbox.world import crm
 from sandbox.world.clock import iso
@@ -77,8 +78,12 @@ def _add_keap_email(doc: dict[str, Any], day: Day) -> None:
 
 
 def keap_deletion(day: Day) -> bool:
+    """A Keap contact is deleted, and its notes, tasks, emails and opportunities with it."""
     picked = day.pick("keap", "contacts")
-    return picked is not None and day.delete("keap", "contacts", picked.id)
+    if picked is None:
+        return False
+    cascade_contact(day.store, picked.id, day.at)
+    return day.delete("keap", "contacts", picked.id)
 
 
 def keap_new_lead(day: Day) -> bool:

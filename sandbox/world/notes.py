@@ -22,7 +22,7 @@ from sandbox.records import highlevel_id
 from sandbox.store import Store
 from sandbox.world.clock import iso
 from sandbox.world.crm import HL_USER_IDS
-from sandbox.world.day import Day, play_stream
+from sandbox.world.day import Day, deleted, play_stream
 
 # HighLevel id blocks of generated notes and tasks (API-created ones continue above them)
 ID_BASE = {"notes": 6 * 10 ** 12, "tasks": 7 * 10 ** 12}
@@ -146,17 +146,11 @@ def task_completed(day: Day) -> bool:
     return True
 
 
-def _deleted(entity: str):
-    def event(day: Day) -> bool:
-        picked = day.pick("highlevel", entity)
-        return picked is not None and day.delete("highlevel", entity, picked.id)
-    return event
-
-
 EVENTS = {"highlevel_notes_added": note_added, "highlevel_notes_edited": note_edited,
-          "highlevel_notes_deleted": _deleted("notes"), "highlevel_tasks_added": task_added,
+          "highlevel_notes_deleted": deleted("highlevel", "notes"),
+          "highlevel_tasks_added": task_added,
           "highlevel_tasks_completed": task_completed,
-          "highlevel_tasks_deleted": _deleted("tasks")}
+          "highlevel_tasks_deleted": deleted("highlevel", "tasks")}
 
 
 def play_day(store: Store, day: datetime, seed: int, size: int) -> Counter[str]:

@@ -37,8 +37,9 @@ SANDBOX_ENTITY = {("greenhouse", "job_stages"): "job_interview_stages"}
 # compared through the record they come from)
 DERIVED = {("highlevel", "opportunities"): ("contact",),
            # the download link names the origin the API was read from
-           ("greenhouse", "attachments"): ("url",)}
-
+           ("greenhouse", "attachments"): ("url",),
+           # a Keap email's body as text, decoded by the backup from the API's base64
+           ("keap", "emails"): ("plain_text", "html_text")}
 
 
 def _conversation(store: Store, doc: dict) -> dict:
@@ -73,10 +74,13 @@ class World:
 
     def clients(self, **resource_kw: Any) -> dict[str, Any]:
         # the served sandbox enforces no rate limits: HighLevel's client budget (95 per 10 s,
-        # which notes and tasks spend one call per contact) would only slow the tests down
+        # which notes and tasks spend one call per contact) and Keap's (9/s, 230/min, which
+        # emails spend one call per email) would only slow the tests down
         highlevel = {"requests_per_window": 10_000, **resource_kw.get("highlevel", {})}
+        keap = {"requests_per_second": 1_000, "requests_per_minute": 60_000,
+                **resource_kw.get("keap", {})}
         return {"greenhouse": GreenhouseResource(**resource_kw.get("greenhouse", {})).open(),
-                "keap": KeapResource(**resource_kw.get("keap", {})).open(),
+                "keap": KeapResource(**keap).open(),
                 "highlevel": HighLevelResource(**highlevel).open()}
 
     def backup(self, day: date, specs: list[ExtractSpec] | None = None, run_id: str = "test",

@@ -22,7 +22,7 @@ from openapi_schema_validator import OAS30Validator, OAS31Validator
 from sandbox import fixtures, records
 from sandbox.highlevel.conversations import served_conversation, served_message
 from sandbox.store import Store, iso, parse_ts
-from sandbox.world import appointments, ats, crm, life, messages, notes, people
+from sandbox.world import appointments, ats, crm, keap_history, life, messages, notes, people
 from sandbox.world import build as world_build
 from sandbox.world import generate as world
 from sandbox.world.clock import WORK_END_HOUR, WORK_START_HOUR
@@ -35,7 +35,9 @@ SEED = 11
 
 GH_SCHEMAS = SPECS / "ats" / "greenhouse-harvest-v3-schemas"
 KEAP_SCHEMAS = {"contacts": "Contact", "tags": "Tag", "tag_categories": "TagCategory",
-                "custom_fields": "CustomFieldMetaData"}
+                "custom_fields": "CustomFieldMetaData", "notes": "Note", "tasks": "Task",
+                "emails": "EmailSentWithContent", "opportunities": "RestV2Opportunity",
+                "companies": "Company"}
 HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "opportunities": ("opportunities", "SearchOpportunitiesResponseSchema"),
               "pipelines": ("opportunities", "PipelinesResponseSchema"),
@@ -451,7 +453,8 @@ def test_tick_one_day_moves_the_clock_and_stamps_every_change(fresh: Store) -> N
         if key not in changed:
             assert before[key][0] == after[key][0]
     done = summary["total"]
-    for kind in [*life.RATES, *notes.RATES, *messages.RATES, *appointments.RATES]:
+    for kind in [*life.RATES, *notes.RATES, *messages.RATES, *appointments.RATES,
+                 *keap_history.RATES]:
         if kind not in ("offers_accepted", "offers_declined", "offers_revised"):
             assert done.get(kind, 0) >= 1, kind
     assert time_problems(fresh) == []
