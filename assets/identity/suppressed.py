@@ -68,6 +68,22 @@ PERSON_KEYS: dict[tuple[str, str], list[tuple[str, str]]] = {
     ("keap", "contacts"): [("keap_contact", "id"), ("email", "emails")],
     ("highlevel", "contacts"): [("highlevel_contact", "id"), ("email", "[email]")],
     ("highlevel", "opportunities"): [("highlevel_contact", '"contactId"')],
+    # the whole candidate record (issue 17): every entity that names the person
+    ("greenhouse", "scorecards"): [("greenhouse_application", "application_id")],
+    ("greenhouse", "notes"): [("greenhouse_candidate", "candidate_id"),
+                              ("greenhouse_application", "application_id")],
+    ("greenhouse", "attachments"): [("greenhouse_candidate", "candidate_id"),
+                                    ("greenhouse_application", "application_id")],
+    ("greenhouse", "applied_candidate_tags"): [("greenhouse_candidate", "candidate_id")],
+    ("keap", "notes"): [("keap_contact", "contact_id")],
+    ("keap", "tasks"): [("keap_contact", "contact_id")],
+    ("keap", "emails"): [("keap_contact", "contact_id")],
+    ("keap", "opportunities"): [("keap_contact", "contact_id")],
+    ("highlevel", "notes"): [("highlevel_contact", '"contactId"')],
+    ("highlevel", "tasks"): [("highlevel_contact", '"contactId"')],
+    ("highlevel", "conversations"): [("highlevel_contact", '"contactId"')],
+    ("highlevel", "messages"): [("highlevel_contact", '"contactId"')],
+    ("highlevel", "appointments"): [("highlevel_contact", '"contactId"')],
 }
 
 

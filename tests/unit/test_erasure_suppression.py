@@ -114,3 +114,19 @@ def test_extraction_filter(tmp_path):
     con.execute("CREATE TEMP TABLE s AS SELECT * FROM (VALUES (1, 10), (2, 12)) "
                 "t(id, application_id)")
     assert con.execute(f"SELECT id FROM s WHERE {stages(con, 's')}").fetchall() == [(2,)]
+
+
+def test_every_backed_up_entity_that_names_a_person_is_filtered_after_an_erasure() -> None:
+    """An entity whose rows name a candidate, application or contact must say how (PERSON_KEYS),
+    or the next backup after `forget` would land the erased person's records again (the notes,
+    messages and appointments of issue 17 were missing at first)."""
+    from assets.greenhouse.extract import SPECS as GREENHOUSE
+    from assets.highlevel.extract import SPECS as HIGHLEVEL
+    from assets.identity.suppressed import PERSON_KEYS
+    from assets.keap.extract import SPECS as KEAP
+
+    person_columns = {"candidate_id", "application_id", "contact_id", "contactId"}
+    missing = [f"{s.schema.source}/{s.schema.entity}" for s in (*GREENHOUSE, *KEAP, *HIGHLEVEL)
+               if {c.name for c in s.schema.columns} & person_columns
+               and (s.schema.source, s.schema.entity) not in PERSON_KEYS]
+    assert missing == []

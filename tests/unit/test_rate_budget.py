@@ -100,7 +100,9 @@ def test_every_window_counts(tmp_path, windows):
         budget.acquire(windows, 0.0)
         stamps.append(time.time())
     for limit, seconds in windows:
-        assert busiest(stamps, seconds) <= limit
+        # a stamp is taken after `acquire` returns, a few ms after the slot on a busy machine
+        # (seen in CI: 0.2996 s between slots 0.3 s apart): judge windows 10 ms shorter
+        assert busiest(stamps, seconds - 0.01) <= limit
 
 
 def test_many_holders_can_open_a_new_budget_file_at_once(tmp_path):
