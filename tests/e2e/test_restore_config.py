@@ -22,7 +22,7 @@ import pytest
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.recovery.restore import preview
 from assets.recovery.restore.apply import apply as apply_plan
-from assets.recovery.restore.ledger import ledger_relation
+from assets.recovery.restore.ledger import Ledger, ledger_relation
 from orchestration.resources import HighLevelResource
 from orchestration.times import iso
 from sandbox import credentials, records
@@ -165,3 +165,49 @@ def test_custom_field_recreated_first_and_pipeline_rebuilt_by_hand(sandbox_world
     assert written(last.counts) == {}
     assert last.counts["opportunities_waiting_for_pipeline"] == 0
     assert json.loads((w.root / "restore" / "plans" / last.plan_id / "plan.json").read_text())
+
+
+def test_a_field_create_whose_reply_was_lost_is_found_by_name(sandbox_world: World,
+                                                              damaged: dict) -> None:
+    """An apply killed after HighLevel made the field and before the ledger heard it: the
+    re-run finds the field by name, creates no second one, and records the write once."""
+    w, d = sandbox_world, damaged
+    field = next(f for f in w.sandbox_docs("highlevel", "custom_fields").values()
+                 if f["fieldKey"] == "contact.ats_candidate_id")
+    holders = {cid: v["value"] for cid, doc in w.sandbox_docs("highlevel", "contacts").items()
+               for v in doc.get("customFields") or [] if v["id"] == field["id"]}
+    assert len(holders) >= 3
+    path = f"/locations/{credentials.HIGHLEVEL_LOCATION_ID}/customFields"
+    hl = HighLevelResource(requests_per_window=10_000).open()
+    try:
+        hl.http.request("DELETE", f"{path}/{field['id']}", idempotent=True)
+        plan = preview(w.root, "highlevel", d["as_of"])
+        assert plan.counts["custom_field_create"] == 1
+        con = duckdb.connect()
+        (wid, body), = con.execute(
+            "SELECT change_id, new_value FROM read_parquet(?) WHERE entity = 'custom_fields'",
+            [str(w.root / "restore" / "plans" / plan.plan_id / "changes.parquet")]).fetchall()
+        con.close()
+        killed = Ledger(w.root, plan.plan_id, "killed-run", "highlevel")
+        killed.record_started([{"write_id": wid, "entity": "custom_fields", "action": "create",
+                                "backup_id": field["id"], "attempt": 1}])
+        killed.close()
+        lost = hl.create_custom_field(json.loads(body))      # the create that did land
+    finally:
+        hl.close()
+    counts = apply_plan(w.root, plan.plan_id)
+    assert counts["confirmed_after_crash"] == 1 and counts["failed_permanent"] == 0
+    same = [f for f in w.sandbox_docs("highlevel", "custom_fields").values()
+            if f["name"] == field["name"]]
+    assert [f["id"] for f in same] == [lost["id"]]           # no second field
+    live = w.sandbox_docs("highlevel", "contacts")
+    contacts = idmap(w.root, "contacts")
+    for cid, value in holders.items():
+        values = {v["id"]: v["value"] for v in live[contacts.get(cid, cid)]["customFields"]}
+        assert values.get(lost["id"]) == value
+    con = duckdb.connect()
+    ledger_relation(con, w.root)
+    assert con.execute("SELECT count(*) FROM restore_ledger WHERE write_id = ? AND status = "
+                       "'succeeded'", [wid]).fetchone()[0] == 1
+    con.close()
+    assert written(preview(w.root, "highlevel", d["as_of"]).counts) == {}
