@@ -20,7 +20,7 @@ import duckdb
 import pytest
 
 from assets.highlevel.extract import SPECS as HIGHLEVEL
-from assets.recovery.restore import preview
+from assets.recovery.restore import Selection, preview
 from assets.recovery.restore.apply import apply as apply_plan
 from assets.recovery.restore.ledger import Ledger, ledger_relation
 from orchestration.resources import HighLevelResource
@@ -181,6 +181,13 @@ def test_a_field_create_whose_reply_was_lost_is_found_by_name(sandbox_world: Wor
     hl = HighLevelResource(requests_per_window=10_000).open()
     try:
         hl.http.request("DELETE", f"{path}/{field['id']}", idempotent=True)
+        # a granular restore recreates the field only when its records carry a value of it
+        one = sorted(holders)[0]
+        assert preview(w.root, "highlevel", d["as_of"], selection=Selection(ids=[one])
+                       ).counts["custom_field_create"] == 1
+        other = sorted(set(w.sandbox_docs("highlevel", "contacts")) - set(holders))[0]
+        assert "custom_field_create" not in preview(
+            w.root, "highlevel", d["as_of"], selection=Selection(ids=[other])).counts
         plan = preview(w.root, "highlevel", d["as_of"])
         assert plan.counts["custom_field_create"] == 1
         con = duckdb.connect()
