@@ -277,6 +277,13 @@ class HighLevelClient:
         return parsed_json(self.http.request("DELETE", f"/contacts/{contact_id}/tags",
                                              json_body={"tags": tags}, idempotent=True))["tags"]
 
+    def create_custom_field(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /locations/{locationId}/customFields (CreateCustomFieldsDTO: name, dataType,
+        placeholder, position, model, ...; no picklist options)."""
+        return parsed_json(self.http.request(
+            "POST", f"/locations/{self.location_id}/customFields", json_body=body,
+            idempotent=False))["customField"]
+
     def create_opportunity(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /opportunities/ (needs pipelineId, name, status, contactId)."""
         return parsed_json(self.http.request(

@@ -3,6 +3,9 @@
 GET  /locations/{locationId}/tags            {tags: [...]}
 POST /locations/{locationId}/tags            {tag}           create a tag by name
 GET  /locations/{locationId}/customFields    {customFields}  ?model=contact|opportunity|all
+POST /locations/{locationId}/customFields    201 {customField}   CreateCustomFieldsDTO: no
+                                             picklist options (the spec has none)
+DELETE /locations/{locationId}/customFields/{id}  {succeded}  the values go with the field
 GET  /workflows/?locationId=                 {workflows}     read-only, as on the real API
 
 These entities are small (tens to hundreds per location), so they are listed whole.
@@ -11,6 +14,7 @@ These entities are small (tens to hundreds per location), so they are listed who
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -25,6 +29,7 @@ from sandbox.highlevel.common import (
     check_location,
     invalid,
     json_body,
+    now_iso,
     query_params,
     routes,
 )
@@ -103,6 +108,69 @@ async def list_custom_fields(store: Store, request: Request) -> Response:
     return JSONResponse({"customFields": fields})
 
 
+# CreateCustomFieldsDTO (specs/highlevel/locations.json); unknown properties are refused
+CREATE_FIELD = ("name", "dataType", "placeholder", "acceptedFormat", "isMultipleFile",
+                "maxNumberOfFiles", "textBoxListOptions", "position", "model")
+FIELD_MODELS = ("contact", "opportunity")
+
+
+def field_key(model: str, name: str) -> str:
+    """HighLevel derives a field's key from its name: `contact.candidate_status`."""
+    return f"{model}." + "_".join(re.findall(r"[a-z0-9]+", name.lower()))
+
+
+async def create_custom_field(store: Store, request: Request) -> Response:
+    location_id = request.path_params["locationId"]
+    check_location(location_id)
+    body = await json_body(request, CREATE_FIELD)
+    errors = [f"{k} should not be empty" for k in ("name", "dataType")
+              if not isinstance(body.get(k), str) or not body[k].strip()]
+    model = body.get("model", "contact")
+    if model not in FIELD_MODELS:
+        errors.append("model must be one of the following values: contact, opportunity")
+    if not isinstance(body.get("position", 0), int | float):
+        errors.append("position must be a number conforming to the specified constraints")
+    if errors:
+        raise invalid(*errors)
+    name = body["name"].strip()
+    key = field_key(model, name)
+    if any(f.get("fieldKey") == key for f in location_docs(store, "custom_fields", location_id)):
+        raise HighLevelError(400, f"A custom field with the key {key} already exists")
+    field_id = records.next_highlevel_id(store, "custom_fields")
+    while store.exists(SOURCE, "custom_fields", field_id):   # ids of the generated world
+        field_id = records.next_highlevel_id(store, "custom_fields")
+    doc = {"id": field_id, "name": name, "fieldKey": key,
+           "placeholder": body.get("placeholder") or "", "dataType": body["dataType"].strip(),
+           "position": body.get("position", 0), "picklistOptions": [],
+           "picklistImageOptions": [], "isAllowedCustomOption": False,
+           "isMultiFileAllowed": bool(body.get("isMultipleFile")),
+           "maxFileLimit": body.get("maxNumberOfFiles") or 0, "locationId": location_id,
+           "model": model}
+    if body.get("textBoxListOptions"):
+        doc["textBoxListOptions"] = body["textBoxListOptions"]
+    records.save(store, SOURCE, "custom_fields", doc)
+    return JSONResponse({"customField": doc}, status_code=201)
+
+
+async def delete_custom_field(store: Store, request: Request) -> Response:
+    """The field and every value of it go (contacts' or opportunities' by its model); the
+    records holding a value are not otherwise edited."""
+    location_id, field_id = request.path_params["locationId"], request.path_params["id"]
+    check_location(location_id)
+    doc = store.get(SOURCE, "custom_fields", field_id)
+    if doc is None or doc.get("locationId") != location_id:
+        raise HighLevelError(400, "Custom field not found")
+    holders = "contacts" if doc.get("model", "contact") == "contact" else "opportunities"
+    with store.transaction():
+        for row in store.select(SOURCE, holders, "instr(json_extract(doc, '$.customFields'), ?)"
+                                " > 0", (json.dumps(field_id),)):
+            kept = [v for v in row.doc.get("customFields") or [] if v.get("id") != field_id]
+            if len(kept) != len(row.doc.get("customFields") or []):
+                records.save(store, SOURCE, holders, {**row.doc, "customFields": kept})
+        store.delete(SOURCE, "custom_fields", field_id, at=now_iso(store))
+    return JSONResponse({"succeded": True})
+
+
 async def list_workflows(store: Store, request: Request) -> Response:
     location_id = query_params(request, ("locationId",)).get("locationId")
     check_location(location_id)
@@ -114,6 +182,8 @@ def location_routes(store: Store) -> list[Route]:
         ("/locations/{locationId}/tags", list_tags, ["GET"]),
         ("/locations/{locationId}/tags", create_tag, ["POST"]),
         ("/locations/{locationId}/customFields", list_custom_fields, ["GET"]),
+        ("/locations/{locationId}/customFields", create_custom_field, ["POST"]),
+        ("/locations/{locationId}/customFields/{id}", delete_custom_field, ["DELETE"]),
         ("/workflows/", list_workflows, ["GET"]),
         ("/workflows", list_workflows, ["GET"]),
     ])

@@ -45,7 +45,7 @@ COLUMNS = ("entity, action, backup_id, live_id, parent_backup_id, field, old_val
            "new_value, value_hash, personal, tag, live_updated_at")
 
 
-def _insert(con: duckdb.DuckDBPyConnection, source: str, select_sql: str) -> None:
+def insert_changes(con: duckdb.DuckDBPyConnection, source: str, select_sql: str) -> None:
     con.execute(f"INSERT INTO changes SELECT {CHANGE_ID.format(source=source)}, * "
                 f"FROM ({select_sql}) AS x({COLUMNS})")
 
@@ -81,7 +81,7 @@ def contact_changes(con: duckdb.DuckDBPyConnection, spec: SourceSpec, as_of: str
         FROM backup_sel b JOIN twin t ON t.backup_id = b.id
         LEFT JOIN live_all l ON l.id = t.live_id""")
     if "create-missing" in modes:
-        _insert(con, src, f"""(SELECT 'contacts' AS entity, 'create' AS action, s.backup_id,
+        insert_changes(con, src, f"""(SELECT 'contacts' AS entity, 'create' AS action, s.backup_id,
             NULL AS live_id, NULL AS parent_backup_id, NULL AS field, NULL AS old_value,
             NULL AS new_value, {record_hash(spec.fields)} AS value_hash, NULL AS personal,
             NULL AS tag, NULL::TIMESTAMPTZ AS live_updated_at
@@ -89,7 +89,7 @@ def contact_changes(con: duckdb.DuckDBPyConnection, spec: SourceSpec, as_of: str
     if "update-existing" in modes:
         wanted = [f for f in spec.fields if fields is None or f.name in fields]
         if wanted:
-            _insert(con, src, f"""(
+            insert_changes(con, src, f"""(
                 WITH b AS ({long_values('backup_sel', 'id', tuple(wanted))}),
                      l AS ({long_values('live_all', 'id', tuple(wanted))})
                 SELECT 'contacts', 'update', s.backup_id, s.live_id, NULL, b.field,
@@ -99,7 +99,7 @@ def contact_changes(con: duckdb.DuckDBPyConnection, spec: SourceSpec, as_of: str
                 JOIN l ON l.rid = s.live_id AND l.field = b.field
                 WHERE s.alive AND b.value IS DISTINCT FROM l.value)""")
         if fields is None or "tags" in fields:
-            _insert(con, src, f"""(
+            insert_changes(con, src, f"""(
                 WITH bt AS (SELECT id, {spec.tags_sql} AS tags FROM backup_sel),
                      lt AS (SELECT id, {spec.tags_sql} AS tags FROM live_all),
                      pairs AS (SELECT s.backup_id, s.live_id, s.live_updated_at,
@@ -116,8 +116,8 @@ def contact_changes(con: duckdb.DuckDBPyConnection, spec: SourceSpec, as_of: str
                        live_updated_at FROM pairs)""")
     unknown = 0
     if "delete-new" in modes:
-        _insert(con, src, f"""(SELECT 'contacts', 'delete', NULL, l.id, NULL, NULL, NULL, NULL,
-            NULL, NULL, NULL, l._source_updated_at
+        insert_changes(con, src, f"""(SELECT 'contacts', 'delete', NULL, l.id, NULL, NULL, NULL,
+            NULL, NULL, NULL, NULL, l._source_updated_at
             FROM live_sel l WHERE l.id NOT IN (SELECT live_id FROM twin)
               AND {spec.created_sql} > TIMESTAMPTZ '{as_of}')""")
         unknown = con.execute(f"""SELECT count(*) FROM live_sel l
@@ -157,17 +157,17 @@ def opportunity_changes(con: duckdb.DuckDBPyConnection, as_of: str, modes: set[s
                    AND action = 'create') c ON c.backup_id = o.parent_backup_id""")
     rec = record_hash(OPPORTUNITY_FIELDS)
     if "create-missing" in modes:
-        _insert(con, 'highlevel', f"""(SELECT 'opportunities', 'create', p.backup_id, NULL,
+        insert_changes(con, 'highlevel', f"""(SELECT 'opportunities', 'create', p.backup_id, NULL,
             p.parent_backup_id, NULL, NULL, NULL, {rec}, NULL, NULL, NULL::TIMESTAMPTZ
             FROM opp_pairs p JOIN opp_backup_all b ON b.id = p.backup_id
             WHERE NOT p.alive AND (p.parent_alive OR p.parent_created))""")
     if "update-existing" in modes:
-        _insert(con, 'highlevel', f"""(SELECT 'opportunities', 'replace', p.backup_id, p.live_id,
-            p.parent_backup_id, NULL, NULL, NULL, {rec}, NULL, NULL, p.live_updated_at
+        insert_changes(con, 'highlevel', f"""(SELECT 'opportunities', 'replace', p.backup_id,
+            p.live_id, p.parent_backup_id, NULL, NULL, NULL, {rec}, NULL, NULL, p.live_updated_at
             FROM opp_pairs p JOIN opp_backup_all b ON b.id = p.backup_id
             WHERE p.alive AND (p.parent_created OR (p.parent_alive AND
                   p.live_contact IS DISTINCT FROM p.parent_live_id)))""")
-        _insert(con, 'highlevel', f"""(
+        insert_changes(con, 'highlevel', f"""(
             WITH b AS ({long_values('opp_backup_all', 'id', OPPORTUNITY_FIELDS)}),
                  l AS ({long_values('opp_live_all', 'id', OPPORTUNITY_FIELDS)})
             SELECT 'opportunities', 'update', p.backup_id, p.live_id, p.parent_backup_id,
@@ -181,7 +181,7 @@ def opportunity_changes(con: duckdb.DuckDBPyConnection, as_of: str, modes: set[s
     if "delete-new" in modes:
         live_scope = "" if whole_location else (
             "AND json_extract_string(l._raw, '$.contactId') IN (SELECT id FROM live_sel)")
-        _insert(con, 'highlevel', f"""(SELECT 'opportunities', 'delete', NULL, l.id,
+        insert_changes(con, 'highlevel', f"""(SELECT 'opportunities', 'delete', NULL, l.id,
             json_extract_string(l._raw, '$.contactId'), NULL, NULL, NULL, NULL, NULL, NULL,
             l._source_updated_at
             FROM opp_live_all l

@@ -32,6 +32,11 @@ MACROS = [
     "(v IS NOT NULL AND CAST(v AS VARCHAR) NOT IN ('null', '\"\"', '[]'))",
     # an e-mail address as Keap stores it: whitespace around it trimmed, case kept
     f"CREATE OR REPLACE TEMP MACRO tv_strip(v) AS nullif(trim(v, {_WS_SQL}), '')",
+    # HighLevel configuration ids as the backup knows them: a live custom field, pipeline or
+    # stage matched to a backup one (recreated, rebuilt by hand) reads as the backup's id;
+    # redefined by restore/config.py once the live configuration is read
+    *(f"CREATE OR REPLACE TEMP MACRO {m}(i) AS i"
+      for m in ("tv_hl_field", "tv_hl_pipeline", "tv_hl_stage")),
 ]
 
 
@@ -46,9 +51,13 @@ def text(name: str, personal: bool = True) -> Field:
     return Field(name, f"tv_text(json_extract_string(_raw, '$.\"{name}\"'))", personal)
 
 
-def objects(name: str, shape: str, personal: bool = True, where: str | None = None) -> Field:
-    """An array of objects reduced to the keys in `shape` (a json_transform structure)."""
+def objects(name: str, shape: str, personal: bool = True, where: str | None = None,
+            each: str | None = None) -> Field:
+    """An array of objects reduced to the keys in `shape` (a json_transform structure), each
+    rewritten by `each` (a struct expression over `x`) when given."""
     items = f"json_transform(json_extract(_raw, '$.\"{name}\"'), '[{shape}]')"
+    if each:
+        items = f"list_transform({items}, lambda x: {each})"
     if where:
         items = f"list_filter({items}, lambda x: {where})"
     return Field(name, f"tv_nonempty(list_sort({items}))", personal)
@@ -103,7 +112,8 @@ HIGHLEVEL_FIELDS: tuple[Field, ...] = (
           False),
     whole("dndSettings", False),
     whole("inboundDndSettings", False),
-    objects("customFields", '{"id": "VARCHAR", "value": "JSON"}', where="tv_is_value(x.value)"),
+    objects("customFields", '{"id": "VARCHAR", "value": "JSON"}', where="tv_is_value(x.value)",
+            each="{'id': tv_hl_field(x.id), 'value': x.value}"),
     # sent as a whole list: HighLevel replaces a contact's tags with what an update carries
     Field("tags", "tv_nonempty(list_sort(list_distinct(list_transform(json_transform("
           "json_extract(_raw, '$.tags'), '[\"VARCHAR\"]'), lambda t: lower(trim(t))))))", False),
@@ -115,12 +125,18 @@ HIGHLEVEL_UPDATED = "TRY_CAST(json_extract_string(_raw, '$.dateUpdated') AS TIME
 
 # -- HighLevel opportunities (children of contacts; `contactId` is mapped, not compared) ------
 OPPORTUNITY_FIELDS: tuple[Field, ...] = (
-    *(text(n, personal=False) for n in ("name", "pipelineId", "pipelineStageId", "status",
-                                        "assignedTo", "source")),
+    # in this order (the record hash a plan holds is over the fields in order)
+    text("name", personal=False),
+    Field("pipelineId", "tv_text(tv_hl_pipeline(json_extract_string(_raw, '$.pipelineId')))",
+          False),
+    Field("pipelineStageId", "tv_text(tv_hl_stage(json_extract_string(_raw, "
+          "'$.pipelineStageId')))", False),
+    *(text(n, personal=False) for n in ("status", "assignedTo", "source")),
     Field("monetaryValue", "to_json(coalesce(TRY_CAST(json_extract(_raw, '$.monetaryValue') AS "
           "DOUBLE), 0))", False),
     objects("customFields", '{"id": "VARCHAR", "fieldValue": "JSON"}',
-            personal=False, where="tv_is_value(x.fieldValue)"),
+            personal=False, where="tv_is_value(x.fieldValue)",
+            each="{'id': tv_hl_field(x.id), 'fieldValue': x.fieldValue}"),
 )
 OPPORTUNITY_CONTACT = "json_extract_string(_raw, '$.contactId')"
 OPPORTUNITY_CREATED = "TRY_CAST(json_extract_string(_raw, '$.createdAt') AS TIMESTAMPTZ)"

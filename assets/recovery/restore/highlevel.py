@@ -1,10 +1,11 @@
-"""Applying a restore plan to HighLevel: contacts first, then their opportunities.
+"""Applying a restore plan to HighLevel: configuration, contacts, then their opportunities.
 
-Order: opportunities to remove (new ones, and the old copy of a `replace`), contacts to remove,
-contacts to recreate (tags travel in the body and become the contact's whole tag list), contact
-updates (a `tags` change sends the complete list: HighLevel replaces tags on update), then
-opportunities to create (under the live id of their contact, mapped when it was recreated) and
-to update.
+Order: custom fields to recreate (config.py; every later body sends the live ids of the fields,
+pipelines and stages it names), opportunities to remove (new ones, and the old copy of a
+`replace`), contacts to remove, contacts to recreate (tags travel in the body and become the
+contact's whole tag list), contact updates (a `tags` change sends the complete list: HighLevel
+replaces tags on update), then opportunities to create (under the live id of their contact,
+mapped when it was recreated) and to update.
 
 Creates are not idempotent. HighLevel refuses a second contact with the same email/phone and a
 second opportunity of a contact in one pipeline; when such a refusal answers a create this plan
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 import duckdb
 
+from assets.recovery.restore.config import IdMaps, create_custom_fields, to_live
 from assets.recovery.restore.fields import OPPORTUNITY_FIELDS, SPECS
 from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
 from orchestration.http import ApiError
@@ -50,16 +52,20 @@ def apply_highlevel(con: duckdb.DuckDBPyConnection, client: HighLevelClient, run
     group: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         group[(r[1], r[2])].append(r)
+    # configuration first: the contacts and opportunities written below carry values of
+    # these custom fields, sent under the fields' live ids
+    maps = create_custom_fields(con, client, runner)
     opp_deletes = group[("opportunities", "delete")] + group[("opportunities", "replace")]
     runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes
                 if r[4] is not None])    # a replace whose delete half an earlier run did
     runner.run([_delete(client, "contacts", r, "delete") for r in group[("contacts", "delete")]])
-    created = _create_contacts(con, client, runner, group[("contacts", "create")], since)
-    runner.run(_updates(client, "contacts", group[("contacts", "update")]))
+    created = _create_contacts(con, client, runner, group[("contacts", "create")], since, maps)
+    runner.run(_updates(client, "contacts", group[("contacts", "update")], maps))
     parents = _parent_ids(con, created)
     _create_opportunities(con, client, runner, parents,
-                          group[("opportunities", "create")] + group[("opportunities", "replace")])
-    runner.run(_updates(client, "opportunities", group[("opportunities", "update")]))
+                          group[("opportunities", "create")] + group[("opportunities", "replace")],
+                          maps)
+    runner.run(_updates(client, "opportunities", group[("opportunities", "update")], maps))
 
 
 def _delete(client: HighLevelClient, entity: str, r: tuple, action: str) -> Write:
@@ -74,7 +80,7 @@ def _delete(client: HighLevelClient, entity: str, r: tuple, action: str) -> Writ
 
 
 def _create_contacts(con: duckdb.DuckDBPyConnection, client: HighLevelClient, runner: Runner,
-                     rows: list[tuple], since: str) -> dict[str, str]:
+                     rows: list[tuple], since: str, maps: IdMaps) -> dict[str, str]:
     docs = values(con, "backup_all", [r[3] for r in rows], SPEC.fields)
     # live contacts a backup record is matched to (by id or through the ledger): never "ours"
     mapped = {r[0] for r in con.execute("SELECT live_id FROM twin").fetchall()}
@@ -85,6 +91,7 @@ def _create_contacts(con: duckdb.DuckDBPyConnection, client: HighLevelClient, ru
         body = docs.get(r[3])
         if body is None:
             continue
+        body = to_live(body, maps)
 
         def call(body: dict = body, wid: str = r[0], backup_id: str = r[3]
                  ) -> str | tuple[str, str]:
@@ -165,14 +172,15 @@ def _duplicate_of(e: ApiError) -> tuple[str | None, str | None]:
     return meta.get("contactId") or meta.get("id"), meta.get("matchingField")
 
 
-def _updates(client: HighLevelClient, entity: str, rows: list[tuple]) -> list[Write]:
+def _updates(client: HighLevelClient, entity: str, rows: list[tuple], maps: IdMaps
+             ) -> list[Write]:
     grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         grouped[(r[3], r[4])].append(r)
     writes = []
     update = client.update_opportunity if entity == "opportunities" else client.update_contact
     for (backup_id, live_id), items in grouped.items():
-        body = {r[5]: _body_value(r[5], r[6], r[7], entity) for r in items}
+        body = to_live({r[5]: _body_value(r[5], r[6], r[7], entity) for r in items}, maps)
 
         def call(body: dict = body, live_id: str = live_id) -> str:
             update(live_id, body)
@@ -210,7 +218,7 @@ def _parent_ids(con: duckdb.DuckDBPyConnection, created: dict[str, str]) -> dict
 
 
 def _create_opportunities(con: duckdb.DuckDBPyConnection, client: HighLevelClient, runner: Runner,
-                          parents: dict[str, str], rows: list[tuple]) -> None:
+                          parents: dict[str, str], rows: list[tuple], maps: IdMaps) -> None:
     docs = values(con, "opp_backup_all", [r[3] for r in rows], OPPORTUNITY_FIELDS)
     writes = []
     for r in rows:
@@ -220,7 +228,7 @@ def _create_opportunities(con: duckdb.DuckDBPyConnection, client: HighLevelClien
             continue
         body = {k: (_body_value(k, None, json.dumps(v), "opportunities")
                     if k == "customFields" else v) for k, v in body.items()}
-        body["contactId"] = contact
+        body = to_live({**body, "contactId": contact}, maps)
         wid = write_id(r[0], "create") if r[2] == "replace" else r[0]
 
         def call(body: dict = body, wid: str = wid) -> str:

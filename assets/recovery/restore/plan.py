@@ -28,6 +28,13 @@ from assets.catalog.read_only import check_read_only
 from assets.catalog.views import open_catalog
 from assets.identity import suppressed
 from assets.recovery.restore import live as restore_live
+from assets.recovery.restore.config import (
+    DOC_NAME,
+    ConfigReport,
+    config_changes,
+    config_report,
+    load_config,
+)
 from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
 from assets.recovery.restore.ledger import ledger_relation
@@ -82,9 +89,12 @@ class Plan:
     live_watermark: str = ""
     markdown: str = field(default="", repr=False)     # saved: personal values masked
     display: str = field(default="", repr=False)      # with values (--show-values): not saved
+    # HighLevel configuration to rebuild by hand (saved as configuration.md in the plan folder)
+    config: ConfigReport = field(default_factory=ConfigReport, repr=False)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in asdict(self).items() if k not in ("markdown", "display")}
+        return {k: v for k, v in asdict(self).items()
+                if k not in ("markdown", "display", "config")}
 
 
 def plans_dir(root: Path) -> Path:
@@ -254,9 +264,17 @@ def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, sourc
     ledger_relation(con, root)
     counts = load_backup(con, root, source, as_of, selection)
     load_live(con, client, source, as_of, selection)
+    if source == "highlevel":      # before the diff: it reads configuration ids through it
+        load_config(con, client, as_of)
     counts |= contact_changes(con, SPECS[source], as_of, set(modes), fields)
-    if source == "highlevel" and (fields is None or "opportunities" in fields):
+    with_opps = source == "highlevel" and (fields is None or "opportunities" in fields)
+    if with_opps:
         counts |= opportunity_changes(con, as_of, set(modes), selection.everything)
+    if source == "highlevel":
+        # custom fields come back when the values on them do
+        config_modes = set(modes) if fields is None or {"customFields", "opportunities"} & set(
+            fields) else set()
+        counts |= config_changes(con, config_modes, selection.everything, with_opps)
     return counts
 
 
@@ -265,7 +283,7 @@ def change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                           live_id)) FROM changes GROUP BY ALL""").fetchall()
     out: dict[str, int] = {}
     for entity, action, n, records in rows:
-        prefix = "" if entity == "contacts" else "opportunity_"
+        prefix = {"contacts": "", "custom_fields": "custom_field_"}.get(entity, "opportunity_")
         if action == "update":
             out[f"{prefix}update_records"] = records
             out[f"{prefix}update_fields"] = n
@@ -301,6 +319,8 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
                     live_fingerprint=live_fingerprint(con, source),
                     created_at=iso(datetime.now(UTC)), actor=audit.actor(run_id),
                     live_watermark=live_watermark(con, source))
+        if source == "highlevel":
+            plan.config = config_report(con, str(plan_dir(root, plan.plan_id) / DOC_NAME))
         plan.markdown = markdown(con, plan, False)
         save(con, root, plan)
         if show_values:  # shown to whoever asked, never saved
@@ -362,6 +382,8 @@ def save(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan) -> Path:
                 tmp / "changes.parquet")
     (tmp / "plan.json").write_text(json.dumps(plan.to_json(), indent=2, sort_keys=True))
     (tmp / "preview.md").write_text(plan.markdown)
+    if plan.config.document:
+        (tmp / DOC_NAME).write_text(plan.config.document)
     os.replace(tmp, final)
     primary.sync_up(root)   # a bucket primary: a plan made here can be applied anywhere
     return final
@@ -392,7 +414,8 @@ def markdown(con: duckdb.DuckDBPyConnection, plan: Plan, show_values: bool) -> s
         total = con.execute("SELECT count(*) FROM changes").fetchone()[0]
         if total > SHOWN:
             lines.append(f"\n… and {total - SHOWN} more (changes.parquet of the plan).")
-    else:
+    elif not plan.config.lines:
         lines += ["", "Nothing to do: the live system already matches the backup."]
+    lines += plan.config.lines
     lines += ["", f"Apply with `talentvault restore apply {plan.plan_id}`."]
     return "\n".join(lines)
