@@ -8,7 +8,7 @@ import pytest
 
 from orchestration.http import ApiError
 from orchestration.storage.snapshots import SnapshotStorage
-from tests.e2e.conftest import ALL_SPECS, World
+from tests.e2e.conftest import ALL_SPECS, CORE_SPECS, World
 
 # 10% each: 429s (half with Retry-After), 5xx, timeouts, dropped connections, malformed bodies
 FAULTS = {"429": 0.05, "429_no_retry_after": 0.05, "500": 0.04, "502": 0.03, "503": 0.03,
@@ -23,7 +23,13 @@ UNPACED = {"greenhouse": {"requests_per_window": 10_000},
 # HighLevel notes and tasks read one call per contact through the same HTTP layer: left out
 # here, where every call may be faulted and each HighLevel 429 without Retry-After waits out a
 # rate window (they took the test from 21 s to 254 s without reaching anything new)
-SPECS = [s for s in ALL_SPECS if s.children is None]
+# Every kind of paging once: the core entities (Greenhouse's Link cursors, Keap's page tokens,
+# HighLevel's search cursors) and the new ones that page otherwise (HighLevel's conversation
+# search by startAfterDate, the message export's nextCursor, Keap v2 notes' page token); the
+# rest of the whole record pages like one of these
+PAGING = {"highlevel/conversations", "highlevel/messages", "keap/notes"}
+SPECS = [s for s in ALL_SPECS if s.children is None
+         and (s in CORE_SPECS or s.key.to_user_string() in PAGING)]
 
 
 @pytest.fixture

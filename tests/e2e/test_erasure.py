@@ -175,7 +175,7 @@ def erased(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Erased]:
             if i:
                 w.tick()
             days.append(w.day().isoformat())
-            w.backup(w.day())
+            w.backup(w.day(), ALL_SPECS)   # the whole record: notes, messages, attachments ...
         _build_identity(days[-1])
         email, ids = _pick_person(root)
         # files the erasure must handle beyond the partitions: a sync ledger write-ahead log

@@ -27,9 +27,10 @@ from assets.keap.extract import keap_assets
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
+from assets.sync.mapping.reads import ENTITIES_READ
 from assets.sync.push import keap_push
 from orchestration.resources import build_resources
-from tests.e2e.conftest import World, served_world
+from tests.e2e.conftest import CORE, World, served_world
 from tests.e2e.keap_state import emails, field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts
 
@@ -37,7 +38,10 @@ DAYS = 10
 # custom fields the mapping writes (every other one is a human's and must survive)
 OURS = set(load_mapping(DEFAULT_PATH).custom_fields())
 SYNC = [keap_desired, keap_changeset, keap_push]
-ASSETS = [*greenhouse_assets, *keap_assets, identity_profiles, *SYNC]
+# the backups the sync reads (identity and desired state), not the whole candidate record
+READ = {*ENTITIES_READ, *CORE["keap"]}
+ASSETS = [*(a for a in (*greenhouse_assets, *keap_assets) if a.key.path[-1] in READ),
+          identity_profiles, *SYNC]
 
 
 @dataclass
