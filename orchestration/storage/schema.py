@@ -8,6 +8,7 @@ also keeps the record as the vendor returned it (`_raw`) and the backup's own co
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -23,6 +24,7 @@ META_COLUMNS = ("_raw", "_source_updated_at", "_extracted_at", "_op", "_run_id")
 TS = pa.timestamp("ms", tz="UTC")
 STR = pa.string()
 INT64 = 2 ** 63
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")   # in a str, every surrogate is a lone one
 
 
 # -- what a partition's rows look like -----------------------------------------------------------
@@ -141,8 +143,10 @@ def canonical_json(doc: Any) -> str:
     """A record as `_raw` keeps it: keys sorted, no spaces, non-ASCII as is; byte for byte what
     `json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))` writes, ~10x
     faster. orjson writes small floats differently (1e-05 as 0.00001, 1.5e-07 as 1.5e-7) and
-    refuses lone surrogates and integers past 64 bits: those records go through `json` (with
-    non-ASCII escaped when the record holds a lone surrogate, which UTF-8 cannot store)."""
+    refuses lone surrogates and integers past 64 bits: those records go through `json`. A lone
+    surrogate (valid in a JSON escape, not in UTF-8: a vendor's broken text) becomes U+FFFD, as
+    in the columns: kept escaped, it made DuckDB's JSON functions refuse the whole query over
+    the entity (`json_extract` on any record); the writer names such records."""
     try:
         out = orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
     except TypeError:
@@ -151,8 +155,8 @@ def canonical_json(doc: Any) -> str:
         text = json.dumps(doc, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
         try:
             text.encode()
-        except UnicodeEncodeError:   # a lone surrogate ("\ud800" in the API's JSON): escaped
-            text = json.dumps(doc, sort_keys=True, separators=(",", ":"))
+        except UnicodeEncodeError:   # a lone surrogate ("\ud800" in the API's JSON)
+            text = LONE_SURROGATE.sub("\ufffd", text)
         return text
     return out.decode()
 

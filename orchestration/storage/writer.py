@@ -33,9 +33,8 @@ TOOL_VERSION = "talentvault 0.1.0"
 RUN_METADATA = ("_extracted_at", "_run_id")   # differ between re-runs by design
 LARGE_RECORD_BYTES = 1_000_000     # a record's JSON past this is named in the manifest
 ODD_SAMPLE = 20                    # ids kept per kind of odd record
-# a `\uD800`-`\uDFFF` escape in `_raw` (an odd number of backslashes before it): written only
-# for a record holding a lone surrogate (`canonical_json` escapes non-ASCII in no other case)
-SURROGATE_ESCAPE = r"(?:^|[^\\])(?:\\\\)*\\u[dD][89a-fA-F][0-9a-fA-F]{2}"
+# U+FFFD in `_raw`: a lone surrogate `canonical_json` replaced (or one the vendor sent replaced)
+REPLACEMENT = "\ufffd"
 ROWS_PER_FILE = 500_000
 
 
@@ -77,13 +76,14 @@ class PartitionWriter:
 
     def _note_odd_records(self, batch: pa.RecordBatch) -> None:
         """Record what a person should know about while the partition still lands whole: records
-        larger than LARGE_RECORD_BYTES (a 10 MB note) and records whose text held a lone
-        surrogate (invalid in UTF-8: U+FFFD in the columns, escaped in `_raw`). Ids only, in
-        the manifest's `large_records` / `repaired_text`."""
+        larger than LARGE_RECORD_BYTES (a 10 MB note) and records whose text holds U+FFFD: a
+        lone surrogate (invalid in UTF-8) replaced in the columns and in `_raw`, or a
+        replacement the vendor's text already carried. Ids only, in the manifest's
+        `large_records` / `repaired_text`."""
         raw = batch.column("_raw")
         for key, mask in (("large_records", pc.greater(pc.binary_length(raw),
                                                        LARGE_RECORD_BYTES)),
-                          ("repaired_text", pc.match_substring_regex(raw, SURROGATE_ESCAPE))):
+                          ("repaired_text", pc.match_substring(raw, REPLACEMENT))):
             hits = pc.filter(batch.column("id"), pc.fill_null(mask, False))
             if len(hits):
                 seen = self.extra.setdefault(key, {"records": 0, "sample_ids": []})
