@@ -39,10 +39,11 @@ CORE = {"greenhouse": ("candidates", "applications", "application_stages", "offe
         "highlevel": ("contacts", "opportunities", "pipelines", "workflows", "custom_fields")}
 CORE_SPECS: list[ExtractSpec] = [s for s in ALL_SPECS
                                  if s.schema.entity in CORE[s.schema.source]]
+# What a restore reads: the CRMs it writes (Keap, HighLevel; their core entities), for tests
+# that need no ATS.
+CRM_SPECS: list[ExtractSpec] = [s for s in CORE_SPECS if s.schema.source != "greenhouse"]
 # what the Keap sync reads (identity, desired state): no HighLevel backup is needed for it
 SYNC_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP]
-# What a restore reads: the CRMs it writes (Keap, HighLevel), for tests that need no ATS.
-CRM_SPECS: list[ExtractSpec] = [*KEAP, *HIGHLEVEL]
 # the sandbox's entity name where the backup's differs
 SANDBOX_ENTITY = {("greenhouse", "job_stages"): "job_interview_stages"}
 # fields an API derives at read time from another record (kept in the backup as returned,
