@@ -67,7 +67,9 @@ conversations = EntitySchema(
      col("dateUpdated", TS, get=epoch_ms("dateUpdated")),
      col("lastMessageDate", TS, get=epoch_ms("lastMessageDate"))),
     "HighLevel conversations (one per contact): the last message and the contact they belong "
-    "to. Times are epoch milliseconds in the API.",
+    "to. Times are epoch milliseconds in the API. The contact's name, email and phone are "
+    "HighLevel's join at read time, as of the conversation's last update (the contact itself "
+    "is highlevel/contacts).",
 )
 messages = EntitySchema(
     "highlevel", "messages", STR, as_ts(lambda d: d.get("dateUpdated") or d.get("dateAdded")),
@@ -75,9 +77,12 @@ messages = EntitySchema(
      col("direction"), col("status"), col("body"), col("contentType"), col("source"),
      col("userId"), col("attachments", STR_LIST, get=list_of("attachments")),
      col("callDuration", F64, "meta.callDuration"), col("callStatus", source="meta.callStatus"),
+     col("subject", source="email.subject"), col("email_from", source="email.from"),
+     col("email_to", STR_LIST, get=lambda d: list_of("to")(d.get("email") or {})),
      col("dateAdded", TS), col("dateUpdated", TS)),
     "HighLevel messages of every conversation: SMS, emails and call records with their "
-    "metadata (call duration and status), from the location-wide export by update time.",
+    "metadata (call duration and status; an email's subject, sender and recipients, read "
+    "once per email), from the location-wide export by update time.",
 )
 calendars = EntitySchema(
     "highlevel", "calendars", STR, lambda d: None,

@@ -19,7 +19,10 @@ SEARCH_PAGE_LIMIT = 500      # POST /contacts/search pageLimit maximum
 OPPORTUNITY_LIMIT = 100      # GET /opportunities/search limit maximum
 CONVERSATION_LIMIT = 100     # GET /conversations/search limit (default 20)
 EXPORT_LIMIT = 500           # GET /conversations/messages/export limit maximum
-CONVERSATIONS_VERSION = {"Version": "2021-04-15"}   # the API version conversations.json names
+CONVERSATIONS_VERSION = {"Version": "2021-04-15"}
+# an email's headers the backup keeps (GetEmailMessageResponseDto)
+EMAIL_HEADERS = ("subject", "from", "to", "cc", "bcc", "threadId", "replyToMessageId",
+                 "provider")   # the API version conversations.json names
 CALENDARS_VERSION = {"Version": "2021-04-15"}       # and calendars.json
 
 
@@ -164,11 +167,27 @@ class HighLevelClient:
                 page = self.http.get_json("/conversations/messages/export", params=params,
                                           headers=CONVERSATIONS_VERSION)
                 items = page.get("messages") or []
+                if channel == "Email":
+                    for message in items:
+                        self._with_email_headers(message)
                 yield items
                 cursor = page.get("nextCursor")
                 if not items or not cursor:
                     break
                 params = {**params, "cursor": cursor}
+
+    def _with_email_headers(self, message: dict[str, Any]) -> None:
+        """An email's headers (subject, from, to, cc, bcc, thread) are only in
+        GET /conversations/messages/email/{id}, not in the export: one call per email read,
+        kept under `email` (an email gone since its page was read keeps none)."""
+        try:
+            email = self.http.get_json(f"/conversations/messages/email/{message['id']}",
+                                       headers=CONVERSATIONS_VERSION)
+        except ApiError as e:
+            if e.status in (400, 404):
+                return
+            raise
+        message["email"] = {k: email[k] for k in EMAIL_HEADERS if k in email}
 
     def calendars(self) -> list[dict[str, Any]]:
         """Every calendar of the location (GET /calendars/, unpaged)."""

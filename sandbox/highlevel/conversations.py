@@ -256,6 +256,11 @@ async def get_email(store: Store, request: Request) -> Response:
     doc = _message(store, request.path_params["id"])
     if doc.get("messageType") != "TYPE_EMAIL":
         raise HighLevelError(400, f"Message with id {doc['id']} is not an email")
+    return _raw_json(served_email(doc))
+
+
+def served_email(doc: dict[str, Any]) -> dict[str, Any]:
+    """An email message as GET /conversations/messages/email/{id} serves it (its headers)."""
     keep = ("id", "locationId", "contactId", "conversationId", "dateAdded", "body",
             "direction", "status", "contentType", "attachments", "source", *EMAIL_HEADERS)
     email = {k: doc[k] for k in keep if k in doc}
@@ -263,7 +268,7 @@ async def get_email(store: Store, request: Request) -> Response:
     email.setdefault("body", "")
     email.setdefault("from", "")
     email.setdefault("to", [])
-    return _raw_json(email)
+    return email
 
 
 def _cursor(value: str, key: str) -> tuple[str, str]:

@@ -48,6 +48,8 @@ EMAIL_OUT = ("Dear {first},\n\nthank you for your application for the {role} rol
              "Hello {first},\n\nplease find the job description attached.\n\nKind regards")
 EMAIL_IN = ("Hello,\n\nthank you, I am available on Monday or Wednesday.\n\nBest,\n{first}",
             "Hi, attached is my updated CV. Regards, {first}")
+SUBJECTS = ("Your application for the {role} role", "Interview invitation",
+            "Re: next steps", "Documents for your application")
 QUOTES = ("You can also reach me at {email}.", "My new number is {phone}, please use it.",
           "Please write to {email} or call {phone}.")
 CALL_STATUSES = ("completed", "completed", "no-answer", "voicemail", "busy")
@@ -102,6 +104,13 @@ def message_doc(rng: random.Random, mid: str, conversation: dict[str, Any],
     if message_type == "TYPE_EMAIL":
         doc["contentType"] = "text/html"
         doc["meta"] = {"email": {"messageIds": [mid]}}
+        # the headers GET /conversations/messages/email/{id} serves (not the export)
+        person = contact.get("email") or "unknown@example.invalid"
+        ours = "recruiting@acme-talent.example"
+        doc.update({"subject": rng.choice(SUBJECTS).format(**v), "threadId": mid,
+                    "from": ours if direction == "outbound" else person,
+                    "to": [person if direction == "outbound" else ours],
+                    "provider": "Leadconnector Gmail"})
     return doc
 
 

@@ -19,9 +19,10 @@ from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
 from orchestration.resources import GreenhouseResource, HighLevelResource, KeapResource
+from orchestration.resources.highlevel import EMAIL_HEADERS
 from orchestration.storage.snapshots import SnapshotStorage
 from sandbox import process
-from sandbox.highlevel.conversations import served_conversation, served_message
+from sandbox.highlevel.conversations import served_conversation, served_email, served_message
 from sandbox.store import Store
 from sandbox.world import generate as world
 from sandbox.world import life
@@ -52,7 +53,11 @@ DERIVED = {("highlevel", "opportunities"): ("contact",),
            # the download link names the origin the API was read from
            ("greenhouse", "attachments"): ("url",),
            # a Keap email's body as text, decoded by the backup from the API's base64
-           ("keap", "emails"): ("plain_text", "html_text")}
+           ("keap", "emails"): ("plain_text", "html_text"),
+           # the contact's name, email and phone as HighLevel joins them into a conversation
+           # at read time: a contact edit changes them without moving the conversation's
+           # update time (the version a backup keeps is the one of that update time)
+           ("highlevel", "conversations"): ("fullName", "contactName", "email", "phone")}
 
 
 def _conversation(store: Store, doc: dict) -> dict:
@@ -62,8 +67,15 @@ def _conversation(store: Store, doc: dict) -> dict:
 
 
 # what the API serves of a stored record, where it differs from the stored form
-SERVED = {("highlevel", "conversations"): _conversation,
-          ("highlevel", "messages"): lambda _store, doc: served_message(doc)}
+def _message(_store: Store, doc: dict) -> dict:
+    out = served_message(doc)
+    if doc.get("messageType") == "TYPE_EMAIL":   # the backup reads an email's headers too
+        email = served_email(doc)
+        out["email"] = {k: email[k] for k in EMAIL_HEADERS if k in email}
+    return out
+
+
+SERVED = {("highlevel", "conversations"): _conversation, ("highlevel", "messages"): _message}
 
 
 @dataclass
