@@ -40,14 +40,12 @@ def _custom_fields(client: KeapClient, updated_from: datetime | None,
     yield client.contact_model().get("custom_fields") or []
 
 
-def _notes(client: KeapClient, updated_from: datetime | None,
-           updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
-    return client.note_pages(updated_from, updated_to)
-
-
-def _tasks(client: KeapClient, updated_from: datetime | None,
-           updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
-    return client.task_pages(updated_from, updated_to)
+def _windowed(method: str):
+    """Pages of a list the client reads by update-time window (`<entity>_pages`)."""
+    def pages(client: KeapClient, updated_from: datetime | None,
+              updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+        return getattr(client, method)(updated_from, updated_to)
+    return pages
 
 
 def _emails(client: KeapClient, created_from: datetime | None,
@@ -63,26 +61,16 @@ def _email_ids(client: KeapClient) -> Iterator[list[Any]]:
         yield [e["id"] for e in page]
 
 
-def _opportunities(client: KeapClient, updated_from: datetime | None,
-                   updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
-    return client.opportunity_pages(updated_from, updated_to)
-
-
-def _companies(client: KeapClient, updated_from: datetime | None,
-               updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
-    return client.company_pages(updated_from, updated_to)
-
-
 SPECS = [
     ExtractSpec(schemas.contacts, "keap", _contacts, live_ids=_contact_ids),
     ExtractSpec(schemas.tags, "keap", _tags, incremental=False),
     ExtractSpec(schemas.tag_categories, "keap", _tag_categories, incremental=False),
     ExtractSpec(schemas.custom_fields, "keap", _custom_fields, incremental=False),
-    ExtractSpec(schemas.notes, "keap", _notes),
-    ExtractSpec(schemas.tasks, "keap", _tasks),
+    ExtractSpec(schemas.notes, "keap", _windowed("note_pages")),
+    ExtractSpec(schemas.tasks, "keap", _windowed("task_pages")),
     ExtractSpec(schemas.emails, "keap", _emails, live_ids=_email_ids),
-    ExtractSpec(schemas.opportunities, "keap", _opportunities),
-    ExtractSpec(schemas.companies, "keap", _companies),
+    ExtractSpec(schemas.opportunities, "keap", _windowed("opportunity_pages")),
+    ExtractSpec(schemas.companies, "keap", _windowed("company_pages")),
 ]
 
 keap_assets = [extract_asset(spec) for spec in SPECS]
