@@ -95,6 +95,12 @@ def sandbox_url() -> str:
     return f"http://{DEFAULT_SANDBOX_HOST}:{DEFAULT_SANDBOX_PORT}"
 
 
+def sandbox_url_chosen() -> bool:
+    """True when TALENTVAULT_SANDBOX_URL names the sandbox: whatever answers there is used as is
+    (the default port's server is checked to serve this data root with this code)."""
+    return _set("TALENTVAULT_SANDBOX_URL")
+
+
 def _set(name: str) -> bool:
     return bool(os.environ.get(name, "").strip())
 

@@ -1,6 +1,6 @@
 """`/_sandbox/` admin endpoints: what tests, benchmarks and curious users ask the sandbox.
 
-GET    /_sandbox/health                    {"ok": true}
+GET    /_sandbox/health                    {"ok": true, "now", "world", "code", "pid"}
 GET    /_sandbox/state                     clock + record counts per source and entity
 GET    /_sandbox/clock                     {"now": ...}
 POST   /_sandbox/clock                     {"now": ISO} or {"advance_seconds": N}
@@ -24,6 +24,7 @@ GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from starlette.routing import BaseRoute, Route
 from sandbox.faults import FaultSpecError
 from sandbox.state import SandboxState
 from sandbox.store import iso, parse_ts
+from sandbox.version import code_version
 from sandbox.webhooks import delivery as webhooks
 
 
@@ -41,7 +43,9 @@ def routes(state: SandboxState) -> list[BaseRoute]:
     store = state.store
 
     async def health(request: Request) -> Response:
-        return JSONResponse({"ok": True, "now": iso(store.now())})
+        # which world and which code answer here: the product restarts a stale sandbox
+        return JSONResponse({"ok": True, "now": iso(store.now()), "world": str(store.path),
+                             "code": code_version(), "pid": os.getpid()})
 
     async def world_state(request: Request) -> Response:
         return JSONResponse({

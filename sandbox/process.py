@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from sandbox.version import code_version
+
 HOST = "127.0.0.1"  # the sandbox listens on loopback only
 
 
@@ -34,6 +36,10 @@ def serve(data_dir: Path, *, host: str = HOST, port: int = 8765,
                      token_ttl_seconds=token_ttl_seconds)
     uvicorn.run(app, host=host, port=port, log_level=log_level, access_log=False,
                 timeout_keep_alive=30)
+
+
+class StaleSandbox(RuntimeError):
+    """A sandbox answers at the URL but serves another world or code (the message says the fix)."""
 
 
 def free_port() -> int:
@@ -98,15 +104,30 @@ def start(data_dir: Path, *, port: int | None = None, faults: str | None = None,
 
 
 def ensure_running(folder: Path, base_url: str, *, candidates: int = 3000,
-                   seed: int = 42) -> tuple[str, bool]:
-    """Make sure a sandbox answers at base_url, starting a detached one on `folder` if not.
+                   seed: int = 42, reuse_any: bool = False) -> tuple[str, bool]:
+    """Make sure *this* sandbox answers at base_url, starting a detached one on `folder` if not.
 
     Returns (base_url, started). A started server keeps running after this process exits (so
     `dagster dev` runs and the CLI share it); `talentvault sandbox stop` ends it (pid file).
+    A server already answering is reused only when it serves `folder` with this code (or
+    always, with `reuse_any`: the user named that server's URL): one that this folder started
+    from older code (its pid file names it) is restarted; one serving another folder raises
+    StaleSandbox naming the command that stops it.
     The caller decides whether a sandbox may start at all (never in live mode: see
     orchestration/config.py `sandbox_may_start`)."""
     if is_up(base_url):
-        return base_url, False
+        if reuse_any:
+            return base_url, False
+        running = _health(base_url)
+        if _serves(running, folder) and running.get("code") == code_version():
+            return base_url, False
+        if not _serves(running, folder):
+            raise StaleSandbox(
+                f"the sandbox answering at {base_url} serves another world "
+                f"({running.get('world') or 'an older version'}): stop it with "
+                f"`TALENTVAULT_DATA_DIR=<its data dir> talentvault sandbox stop` "
+                f"or set TALENTVAULT_SANDBOX_URL to another port")
+        _restart_stale(folder, base_url, running)
     from urllib.parse import urlparse
 
     from sandbox.world import generate as world
@@ -116,6 +137,34 @@ def ensure_running(folder: Path, base_url: str, *, candidates: int = 3000,
     proc = start(folder, port=port)
     (Path(folder) / "server.pid").write_text(str(proc.proc.pid if proc.proc else ""))
     return proc.base_url, True
+
+
+def _health(base_url: str) -> dict:
+    try:
+        body = httpx.get(f"{base_url}/_sandbox/health", timeout=2).json()
+    except (httpx.HTTPError, ValueError):
+        return {}
+    return body if isinstance(body, dict) else {}
+
+
+def _serves(health: dict, folder: Path) -> bool:
+    world = health.get("world")
+    return bool(world) and Path(world).resolve().parent == Path(folder).resolve()
+
+
+def _restart_stale(folder: Path, base_url: str, health: dict) -> None:
+    """Stop the server this folder started from other code, and wait until the port is free."""
+    pid_file = Path(folder) / "server.pid"
+    pid = pid_file.read_text().strip() if pid_file.exists() else ""
+    if not pid or str(health.get("pid")) != pid:
+        raise StaleSandbox(
+            f"the sandbox answering at {base_url} runs other code than this checkout and was "
+            f"not started by it: stop that server (`talentvault sandbox stop` with its data dir) "
+            f"and run again")
+    stop_background(folder)
+    deadline = time.monotonic() + 15
+    while is_up(base_url, timeout=0.3) and time.monotonic() < deadline:
+        time.sleep(0.1)
 
 
 def stop_background(folder: Path) -> bool:

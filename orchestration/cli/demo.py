@@ -15,7 +15,12 @@ def demo_command(
     HighLevel for the sandbox's current day through Dagster, refresh the SQL catalog, and print
     a summary with example queries. Run it again after `talentvault sandbox tick`."""
     from orchestration.cli.demo_run import run_demo
+    from sandbox.process import StaleSandbox
 
-    summary = run_demo(day)
+    try:
+        summary = run_demo(day)
+    except StaleSandbox as e:   # another world or another checkout's server on the port
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
     if not summary["success"]:
         raise typer.Exit(1)

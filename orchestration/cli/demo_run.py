@@ -23,7 +23,13 @@ from rich.console import Console
 from rich.table import Table
 
 from orchestration.automation import TRIGGER_TAG
-from orchestration.config import data_root, sandbox_dir, sandbox_may_start, sandbox_url
+from orchestration.config import (
+    data_root,
+    sandbox_dir,
+    sandbox_may_start,
+    sandbox_url,
+    sandbox_url_chosen,
+)
 from orchestration.in_process import Automation
 from orchestration.instance import release_abandoned_runs, use_project_instance
 from orchestration.storage.parquet import connect as connect_duckdb
@@ -80,7 +86,8 @@ def run_demo(day: str | None = None, console: Console | None = None) -> dict[str
             console = Console(width=120)
     started = time.monotonic()
     sandbox_may_start()
-    base, launched = ensure_running(sandbox_dir(), sandbox_url(), candidates=DEMO_CANDIDATES)
+    base, launched = ensure_running(sandbox_dir(), sandbox_url(), candidates=DEMO_CANDIDATES,
+                                    reuse_any=sandbox_url_chosen())
     console.print(f"[bold]sandbox[/] {'started' if launched else 'running'} at {base}")
     partition = day or sandbox_day(base).isoformat()
     cover_day(partition)

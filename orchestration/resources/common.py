@@ -7,7 +7,13 @@ from pathlib import Path
 
 import httpx
 
-from orchestration.config import data_root, sandbox_allowed, sandbox_dir, sandbox_url
+from orchestration.config import (
+    data_root,
+    sandbox_allowed,
+    sandbox_dir,
+    sandbox_url,
+    sandbox_url_chosen,
+)
 
 
 def resolve_base(configured: str, sandbox_prefix: str) -> tuple[str, bool]:
@@ -18,7 +24,7 @@ def resolve_base(configured: str, sandbox_prefix: str) -> tuple[str, bool]:
     sandbox_allowed(sandbox_prefix.strip("/"))  # live mode never starts the sandbox
     from sandbox.process import ensure_running
 
-    base, _ = ensure_running(sandbox_dir(), sandbox_url())
+    base, _ = ensure_running(sandbox_dir(), sandbox_url(), reuse_any=sandbox_url_chosen())
     return f"{base}{sandbox_prefix}", True
 
 
