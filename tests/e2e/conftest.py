@@ -18,7 +18,12 @@ from assets.extract import ExtractSpec, run_extract
 from assets.greenhouse.extract import SPECS as GREENHOUSE
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
-from orchestration.resources import GreenhouseResource, HighLevelResource, KeapResource
+from orchestration.resources import (
+    GreenhouseResource,
+    HighLevelResource,
+    KeapResource,
+    build_resources,
+)
 from orchestration.resources.highlevel import EMAIL_HEADERS
 from orchestration.storage.snapshots import SnapshotStorage
 from sandbox import process
@@ -97,16 +102,23 @@ class World:
     def tick(self, days: int = 1) -> None:
         life.tick(self.store, days=days)
 
-    def clients(self, **resource_kw: Any) -> dict[str, Any]:
-        # the served sandbox enforces no rate limits: HighLevel's client budget (95 per 10 s,
-        # which notes and tasks spend one call per contact) and Keap's (9/s, 230/min, which
-        # emails spend one call per email) would only slow the tests down
+    def vendor_resources(self, **resource_kw: Any) -> dict[str, Any]:
+        """The three vendors' resources, paced for a sandbox without rate limits: HighLevel's
+        client budget (95 per 10 s, which notes and tasks spend one call per contact) and
+        Keap's (9/s, 230/min: a day's push alone spends it) would only slow the tests down
+        (the pacing itself is tested in test_backup_faults.py and test_sync_push_client.py)."""
         highlevel = {"requests_per_window": 10_000, **resource_kw.get("highlevel", {})}
         keap = {"requests_per_second": 1_000, "requests_per_minute": 60_000,
                 **resource_kw.get("keap", {})}
-        return {"greenhouse": GreenhouseResource(**resource_kw.get("greenhouse", {})).open(),
-                "keap": KeapResource(**keap).open(),
-                "highlevel": HighLevelResource(**highlevel).open()}
+        return {"greenhouse": GreenhouseResource(**resource_kw.get("greenhouse", {})),
+                "keap": KeapResource(**keap), "highlevel": HighLevelResource(**highlevel)}
+
+    def resources(self, **resource_kw: Any) -> dict[str, Any]:
+        """The code location's resources (build_resources) with vendor_resources' pacing."""
+        return {**build_resources(), **self.vendor_resources(**resource_kw)}
+
+    def clients(self, **resource_kw: Any) -> dict[str, Any]:
+        return {k: r.open() for k, r in self.vendor_resources(**resource_kw).items()}
 
     def backup(self, day: date, specs: list[ExtractSpec] | None = None, run_id: str = "test",
                root: Path | None = None, **resource_kw: Any) -> dict[str, dict]:

@@ -11,7 +11,6 @@ import dagster as dg
 import duckdb
 
 from orchestration.definitions import defs
-from orchestration.resources import build_resources
 from tests.e2e.conftest import CORE, World
 
 
@@ -29,7 +28,7 @@ def test_materialize_every_backup_asset_then_an_incremental_day(sandbox_world: W
               if {g for g in a.group_names_by_key.values()} & {"greenhouse", "keap",
                                                                  "highlevel", "backups"}]
     day = w.day().isoformat()
-    result = dg.materialize(assets, partition_key=day, resources=build_resources(),
+    result = dg.materialize(assets, partition_key=day, resources=w.resources(),
                             instance=instance)
     assert result.success
     contacts = _materialization(instance, "keap/contacts")
@@ -48,7 +47,7 @@ def test_materialize_every_backup_asset_then_an_incremental_day(sandbox_world: W
     # the incremental day of the core backups (every asset's incrementals: test_backups)
     core = [a for a in assets if next(iter(a.keys)).path[0] not in CORE
             or next(iter(a.keys)).path[-1] in CORE[next(iter(a.keys)).path[0]]]
-    result = dg.materialize(core, partition_key=next_day, resources=build_resources(),
+    result = dg.materialize(core, partition_key=next_day, resources=w.resources(),
                             instance=instance)
     assert result.success
     md = {k: v.value for k, v in _materialization(instance, "keap/contacts").metadata.items()}

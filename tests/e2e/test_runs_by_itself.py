@@ -20,7 +20,6 @@ import pytest
 from assets.sync.mapping import DEFAULT_PATH, Mapping, load_mapping
 from orchestration.automation import TRIGGER_TAG, held_by
 from orchestration.in_process import Automation
-from orchestration.resources import KeapResource, build_resources
 from orchestration.sensors import failed_run_alert_sensor, finished_run_alert_sensor
 from sandbox import records
 from tests.e2e.conftest import CORE, World, served_world
@@ -65,16 +64,15 @@ def _core(asset: Any) -> bool:
     return source not in CORE or rest[0] in CORE[source]
 
 
-def fast_keap(defs: dg.Definitions) -> dg.Definitions:
-    """The code location with Keap's client pacing raised: the sandbox here has no rate limits,
-    and this tests what runs when, not the client's pacing (test_sync_push_client.py does);
-    the backups are the core entities' (`_core`)."""
+def fast_vendors(defs: dg.Definitions, w: World) -> dg.Definitions:
+    """The code location with the vendor clients' pacing raised: the sandbox here has no rate
+    limits, and this tests what runs when, not the clients' pacing (test_sync_push_client.py
+    does); the backups are the core entities' (`_core`)."""
     return dg.Definitions(
         assets=[a for a in defs.assets if _core(a)], asset_checks=defs.asset_checks,
         jobs=defs.jobs,
         schedules=defs.schedules, sensors=defs.sensors, executor=defs.executor,
-        resources={**build_resources(), "keap": KeapResource(requests_per_second=60,
-                                                             requests_per_minute=3000)})
+        resources=w.resources())
 
 
 @dataclass
@@ -112,7 +110,7 @@ def deployment(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Deployment]
     mapping = load_mapping(DEFAULT_PATH)
     with served_world(tmp_path_factory.mktemp("runs_by_itself"), candidates=25, seed=5) as w, \
             dg.DagsterInstance.ephemeral() as instance:
-        automation = Automation(fast_keap(defs), instance)
+        automation = Automation(fast_vendors(defs, w), instance)
         automation.tick(w.store.now())  # the sensor was already ticking before the first night
         out = []
         for i in range(2):

@@ -13,7 +13,6 @@ from assets.highlevel.extract import highlevel_assets
 from assets.keap.extract import keap_assets
 from checks.rules import ENUMERATIONS_KNOWN, REFERENCES_RESOLVE, TIMESTAMPS_NOT_IN_FUTURE
 from orchestration.partitions import daily_snapshots
-from orchestration.resources import build_resources
 from orchestration.times import iso
 from sandbox import records
 from tests.e2e.conftest import World
@@ -45,7 +44,7 @@ def test_every_check_passes_on_a_clean_generated_world(sandbox_world: World):
     is not structural breakage: no check fails on it, so nothing blocks."""
     extracts = [*greenhouse_assets, *keap_assets, *highlevel_assets]
     result = dg.materialize(extracts, partition_key=sandbox_world.day().isoformat(),
-                            resources=build_resources())
+                            resources=sandbox_world.resources())
     assert result.success
     evaluations = result.get_asset_check_evaluations()
     expected = {k for a in extracts for k in a.check_keys}
@@ -74,7 +73,7 @@ def test_bad_records_fail_the_right_checks_and_only_errors_block(sandbox_world: 
         records.save(w.store, "greenhouse", entity, doc)
 
     result = dg.materialize([*greenhouse_assets, after_applications, after_candidates],
-                            partition_key=day, resources=build_resources(),
+                            partition_key=day, resources=w.resources(),
                             raise_on_error=False)
 
     failed = _failed(result)

@@ -29,7 +29,6 @@ from assets.sync.desired import keap_desired
 from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from assets.sync.mapping.reads import ENTITIES_READ
 from assets.sync.push import keap_push
-from orchestration.resources import build_resources
 from tests.e2e.conftest import CORE, World, served_world
 from tests.e2e.keap_state import emails, field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import Expected, expected_contacts
@@ -94,7 +93,7 @@ def _days(w: World, days: int) -> Run:
             w.tick(1)
         day = w.day().isoformat()
         before = keap_docs(store)
-        result = dg.materialize(ASSETS, partition_key=day, resources=build_resources(),
+        result = dg.materialize(ASSETS, partition_key=day, resources=w.resources(),
                                 instance=instance, raise_on_error=False)
         assert result.success, f"day {day}: the run failed"
         push = instance.get_latest_materialization_event(dg.AssetKey(["sync", "keap_push"]))
@@ -105,7 +104,7 @@ def _days(w: World, days: int) -> Run:
     # the same day again, nothing changed in the ATS: the sync must not write
     seq = _seq(w)
     again = dg.materialize(SYNC, partition_key=out.days[-1].day,
-                           resources=build_resources(), instance=instance)
+                           resources=w.resources(), instance=instance)
     assert again.success
     out.rerun_writes = _writes(w, seq)
     return out
