@@ -8,7 +8,8 @@ by diffing full id listings"; Keap and HighLevel likewise). Two signals exist:
   again; Keap's `fields=id` listing 1,000 ids a call), so a daily sweep makes an incremental
   cost as much as a full backup;
 - **webhook deletions**: the inbox's `delete` rows (Greenhouse `delete_candidate`,
-  `delete_application`, `merge_candidate`'s duplicate, `offer_deleted`; Keap `contact.delete`;
+  `delete_application`, `merge_candidate`'s duplicate, `offer_deleted`; Keap `contact.delete`,
+  `note.delete`, `task.delete`, `opportunity.delete`, `company.delete`;
   HighLevel `ContactDelete`, `OpportunityDelete`), free and on time when the vendor delivers.
 
 The policy (`TALENTVAULT_DELETION_SWEEP`): `daily` sweeps on every incremental (the exact
@@ -43,7 +44,8 @@ SWEEP_EVERY_DAYS = 7
 OBJECT_TYPES = {
     ("greenhouse", "candidates"): "candidate", ("greenhouse", "applications"): "application",
     ("greenhouse", "offers"): "offer", ("greenhouse", "jobs"): "job",
-    ("keap", "contacts"): "contact",
+    ("keap", "contacts"): "contact", ("keap", "notes"): "note", ("keap", "tasks"): "task",
+    ("keap", "opportunities"): "opportunity", ("keap", "companies"): "company",
     ("highlevel", "contacts"): "contact", ("highlevel", "opportunities"): "opportunity",
     ("highlevel", "notes"): "note", ("highlevel", "tasks"): "task",
     ("highlevel", "conversations"): "conversation", ("highlevel", "messages"): "message",

@@ -61,15 +61,21 @@ def _email_ids(client: KeapClient) -> Iterator[list[Any]]:
         yield [e["id"] for e in page]
 
 
+WITH_CONTACT = ("contact_id", "contacts")
+
 SPECS = [
     ExtractSpec(schemas.contacts, "keap", _contacts, live_ids=_contact_ids),
     ExtractSpec(schemas.tags, "keap", _tags, incremental=False),
     ExtractSpec(schemas.tag_categories, "keap", _tag_categories, incremental=False),
     ExtractSpec(schemas.custom_fields, "keap", _custom_fields, incremental=False),
-    ExtractSpec(schemas.notes, "keap", _windowed("note_pages")),
-    ExtractSpec(schemas.tasks, "keap", _windowed("task_pages")),
-    ExtractSpec(schemas.emails, "keap", _emails, live_ids=_email_ids),
-    ExtractSpec(schemas.opportunities, "keap", _windowed("opportunity_pages")),
+    # a deleted contact takes its notes, tasks, emails and opportunities along, and Keap
+    # announces only the contact's deletion: an incremental learns theirs from the day's
+    # contacts backup (`parent`), sweep day or not
+    ExtractSpec(schemas.notes, "keap", _windowed("note_pages"), parent=WITH_CONTACT),
+    ExtractSpec(schemas.tasks, "keap", _windowed("task_pages"), parent=WITH_CONTACT),
+    ExtractSpec(schemas.emails, "keap", _emails, live_ids=_email_ids, parent=WITH_CONTACT),
+    ExtractSpec(schemas.opportunities, "keap", _windowed("opportunity_pages"),
+                parent=WITH_CONTACT),
     ExtractSpec(schemas.companies, "keap", _windowed("company_pages")),
 ]
 

@@ -25,7 +25,12 @@ if TYPE_CHECKING:
     from orchestration.resources.keap import KeapClient
 
 KEAP_EVENTS = ("contact.add", "contact.edit", "contact.delete", "contactGroup.applied",
-               "contactGroup.removed")
+               "contactGroup.removed",
+               # a contact's history: its notes, tasks, opportunities and companies (their
+               # deletions reach the backups without a sweep: assets/deletions.py)
+               "note.add", "note.edit", "note.delete", "task.add", "task.edit", "task.delete",
+               "opportunity.add", "opportunity.edit", "opportunity.delete",
+               "company.add", "company.edit", "company.delete")
 AUDIT_ACTION = "webhook_register"
 
 
@@ -37,9 +42,14 @@ def register_keap(root: Path, client: KeapClient, url: str,
                   events: list[str] | None = None) -> list[dict[str, Any]]:
     """Create (or re-verify) one Keap hook per event key for `url`; returns the hooks with
     their final status and what was done."""
-    events = list(events or KEAP_EVENTS)
+    results: list[dict[str, Any]] = []
+    if events is None:
+        # the defaults this account offers (GET /hooks/event_keys); the others are reported
+        offered = set(client.hook_event_keys())
+        events = [e for e in KEAP_EVENTS if e in offered]
+        results += [{"event_key": e, "key": None, "status": None, "action": "not offered"}
+                    for e in KEAP_EVENTS if e not in offered]
     existing = {(h.get("eventKey"), h.get("hookUrl")): h for h in client.list_hooks()}
-    results = []
     hook_secrets.open_window(root)
     try:
         for event in events:

@@ -35,7 +35,9 @@ from sandbox.webhooks import store as hs
 
 PREFIX = "/crm/rest/v1/hooks"  # real: https://api.infusionsoft.com/crm/rest/v1/hooks
 EVENT_KEYS = ("contact.add", "contact.delete", "contact.edit", "contactGroup.applied",
-              "contactGroup.removed")
+              "contactGroup.removed", "note.add", "note.delete", "note.edit", "task.add",
+              "task.delete", "task.edit", "opportunity.add", "opportunity.delete",
+              "opportunity.edit", "company.add", "company.delete", "company.edit")
 VERIFY_TIMEOUT_SECONDS = 10.0
 
 

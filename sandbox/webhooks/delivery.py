@@ -261,10 +261,15 @@ class Dispatcher:
                                               if c not in merged["contact_ids"]]
             keys = list(by_tag.values())
         else:
+            # the record's v2 address; a note has none without its contact: empty, as in
+            # Keap's own hook examples
+            path = {"contact": "contacts", "task": "tasks", "opportunity": "opportunities",
+                    "company": "companies"}.get(events[0].object_type)
             for e in events:
                 for k in e.keys:
                     keys.append({"id": k["id"],
-                                 "apiUrl": f"{base}/keap/crm/rest/v2/contacts/{k['id']}",
+                                 "apiUrl": f"{base}/keap/crm/rest/v2/{path}/{k['id']}"
+                                 if path else "",
                                  "timestamp": k["timestamp"]})
         out = []
         for i in range(0, len(keys), KEAP_BATCH):

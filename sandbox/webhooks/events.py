@@ -16,6 +16,10 @@ Keap (ids only; batched per hook, <= 1000 keys a POST):
   contacts      contact.add | contact.edit | contact.delete; tag_ids gained / lost ->
                 contactGroup.applied / contactGroup.removed (object_type contactGroup, one key
                 per tag: {id: tag id, apiUrl, timestamp, contact_ids: [...]})
+  notes, tasks, opportunities, companies
+                note.* | task.* | opportunity.* | company.* (add, edit, delete), one key per
+                record; none for the notes, tasks and opportunities a contact's deletion takes
+                along (keap/history.py `cascade_contact`)
 HighLevel (one POST per event, the record's fields at the top level as HighLevel sends them):
   contacts      ContactCreate | ContactUpdate | ContactDelete; tags changed -> ContactTagUpdate
                 (alone when only the tags changed)
@@ -67,7 +71,7 @@ def events_for(store: Store, changes: list[Change]) -> list[Event]:
             if c.source == "greenhouse":
                 out += _greenhouse(store, c)
             elif c.source == "keap":
-                out += _keap(c)
+                out += _keap(store, c)
             elif c.source == "highlevel":
                 out += _highlevel(store, c)
         except Exception:  # one odd record must not cost the others their events
@@ -142,10 +146,10 @@ def _int(v: Any) -> Any:
         return v
 
 
-def _deleted(store: Store, entity: str, id_: Any) -> bool:
+def _deleted(store: Store, entity: str, id_: Any, source: str = "greenhouse") -> bool:
     return id_ is not None and store.conn.execute(
-        "SELECT 1 FROM tombstones WHERE source = 'greenhouse' AND entity = ? AND id = ?",
-        (entity, str(id_))).fetchone() is not None
+        "SELECT 1 FROM tombstones WHERE source = ? AND entity = ? AND id = ?",
+        (source, entity, str(id_))).fetchone() is not None
 
 
 def _deleted_children(store: Store, entity: str, field_: str, parent: str) -> list[Any]:
@@ -203,10 +207,21 @@ def _application(store: Store, doc: dict[str, Any]) -> dict[str, Any]:
 _KEAP_VOLATILE = ("tag_ids", "update_time")
 
 
-def _keap(c: Change) -> list[Event]:
+KEAP_OBJECTS = {"notes": "note", "tasks": "task", "opportunities": "opportunity",
+                "companies": "company"}
+
+
+def _keap(store: Store, c: Change) -> list[Event]:
+    key = {"id": _int(c.id), "timestamp": c.at}
+    if c.entity in KEAP_OBJECTS:
+        doc = c.after or c.before or {}
+        contact = doc.get("contact_id") or (doc.get("contact") or {}).get("id")
+        if c.op == "delete" and contact and _deleted(store, "contacts", contact, "keap"):
+            return []   # gone with its contact: Keap announces the contact's deletion only
+        kind = KEAP_OBJECTS[c.entity]
+        return [Event("keap", f"{kind}.{c.op}", kind, [c.id], c.at, keys=[key])]
     if c.entity != "contacts":
         return []
-    key = {"id": _int(c.id), "timestamp": c.at}
     if c.op in ("add", "delete"):
         return [Event("keap", f"contact.{c.op}", "contact", [c.id], c.at, keys=[key])]
     before, after = c.before or {}, c.after or {}

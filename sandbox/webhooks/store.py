@@ -24,7 +24,7 @@ from sandbox.store import Store, iso
 # the entities whose changes vendors announce by webhook
 WATCHED: dict[str, tuple[str, ...]] = {
     "greenhouse": ("candidates", "applications", "offers", "jobs"),
-    "keap": ("contacts",),
+    "keap": ("contacts", "notes", "tasks", "opportunities", "companies"),
     "highlevel": ("contacts", "opportunities", "notes", "tasks", "appointments"),
 }
 SOURCES = tuple(WATCHED)

@@ -29,6 +29,7 @@ from orchestration.storage.audit import events_glob
 from orchestration.storage.snapshots import SnapshotStorage
 from orchestration.webhooks.app import Settings, create_app
 from orchestration.webhooks.inbox import events_sql, inbox_dir
+from orchestration.webhooks.register import KEAP_EVENTS
 from orchestration.webhooks.sensor import webhook_sensor
 from sandbox import process
 from tests.e2e.conftest import World, served_world
@@ -189,7 +190,7 @@ def test_webhooks_from_the_sandbox_reach_the_inbox_and_the_sensor(world: World, 
     status = json.loads(runner.invoke(webhooks_app, ["status"]).output)
     assert {s: v["rows"] for s, v in status["sources"].items()} == {
         s: sum(1 for r in rows if r["source"] == s) for s in ("greenhouse", "keap", "highlevel")}
-    assert status["keap_verified_secrets"] == 5
+    assert status["keap_verified_secrets"] == len(KEAP_EVENTS)
 
     # the sensor: one run per source, for the day of the latest changes (the sandbox's today)
     today = w.store.now().date().isoformat()
@@ -216,10 +217,10 @@ def test_webhooks_from_the_sandbox_reach_the_inbox_and_the_sensor(world: World, 
     assert [(t, s) for t, s, _ in audit] == [("webhooks/greenhouse", "succeeded"),
                                             ("webhooks/highlevel", "succeeded"),
                                             ("webhooks/keap", "succeeded")]
-    assert json.loads(audit[2][2]) == {"hooks": 5, "verified": 5}
+    assert json.loads(audit[2][2]) == {"hooks": len(KEAP_EVENTS), "verified": len(KEAP_EVENTS)}
 
     # unregister deletes the Keap hooks of that URL (through Keap's v1 API)
     out = runner.invoke(webhooks_app, ["unregister", "--url", f"{url}/webhooks/keap"])
     assert out.exit_code == 0, out.output
-    assert len(json.loads(out.output)["deleted"]) == 5
+    assert len(json.loads(out.output)["deleted"]) == len(KEAP_EVENTS)
     assert [h for h in w.admin("GET", "/webhooks")["hooks"] if h["source"] == "keap"] == []
