@@ -55,14 +55,17 @@ NAME_KEY = "lower(trim(json_extract_string(_raw, '$.name')))"
 MODEL = "coalesce(json_extract_string(_raw, '$.model'), 'contact')"
 
 
-def _view(con: duckdb.DuckDBPyConnection, entity: str, as_of: str) -> str:
-    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'highlevel' "
-                         "AND view_name = ?", [entity]).fetchone()[0]
-    return (f"SELECT id, _raw FROM highlevel.{entity}_as_of(TIMESTAMPTZ '{as_of}')" if exists
+def backup_view(con: duckdb.DuckDBPyConnection, entity: str, as_of: str,
+                source: str = "highlevel") -> str:
+    """SQL for the (id, _raw) of a configuration entity's backup as of T (empty if never
+    backed up)."""
+    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = ? "
+                         "AND view_name = ?", [source, entity]).fetchone()[0]
+    return (f"SELECT id, _raw FROM {source}.{entity}_as_of(TIMESTAMPTZ '{as_of}')" if exists
             else "SELECT NULL::VARCHAR AS id, NULL::JSON AS _raw WHERE false")
 
 
-def _live(con: duckdb.DuckDBPyConnection, name: str, docs: list[dict[str, Any]]) -> None:
+def live_table(con: duckdb.DuckDBPyConnection, name: str, docs: list[dict[str, Any]]) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT json_extract_string(j, '$.id') "
                 f"AS id, j AS _raw FROM (SELECT unnest(?::JSON[]) AS j)",
                 [[json.dumps(d, sort_keys=True) for d in docs]])
@@ -76,8 +79,8 @@ def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: 
                                  ("pipelines", "pipe", client.pipelines()),
                                  ("workflows", "flow", client.workflows())):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_backup AS "
-                    f"{_view(con, entity, as_of)}")
-        _live(con, f"{prefix}_live", docs)
+                    f"{backup_view(con, entity, as_of)}")
+        live_table(con, f"{prefix}_live", docs)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cf_map AS
         WITH by_name AS (
@@ -118,11 +121,17 @@ def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: 
         GROUP BY bs.s.id""")
     for macro, table in (("tv_hl_field", "cf_map"), ("tv_hl_pipeline", "pipe_map"),
                          ("tv_hl_stage", "stage_map")):
-        pairs = con.execute(f"SELECT live_id, backup_id FROM {table} WHERE live_id IS NOT NULL "
-                            f"AND live_id <> backup_id ORDER BY 1").fetchall()
-        con.execute(f"CREATE OR REPLACE TEMP MACRO {macro}(i) AS " + (
-            "CASE i " + " ".join(f"WHEN {_q(live)} THEN {_q(b)}" for live, b in pairs)
-            + " ELSE i END" if pairs else "i"))
+        id_macro(con, macro, table)
+
+
+def id_macro(con: duckdb.DuckDBPyConnection, macro: str, table: str) -> None:
+    """(Re)define `macro(i)`: a live id matched in `table` (backup_id, live_id) reads as its
+    backup id; any other id as itself."""
+    pairs = con.execute(f"SELECT live_id, backup_id FROM {table} WHERE live_id IS NOT NULL "
+                        f"AND live_id <> backup_id ORDER BY 1").fetchall()
+    con.execute(f"CREATE OR REPLACE TEMP MACRO {macro}(i) AS " + (
+        "CASE i " + " ".join(f"WHEN {_q(live)} THEN {_q(b)}" for live, b in pairs)
+        + " ELSE i END" if pairs else "i"))
 
 
 def _q(text: str) -> str:
