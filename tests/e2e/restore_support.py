@@ -15,6 +15,14 @@ if TYPE_CHECKING:
     from assets.extract import ExtractSpec
     from tests.e2e.conftest import World
 
+# the counts of a preview that say it would write something
+ACTIONS = ("create", "update_records", "delete", "replace", "tag_add", "tag_remove")
+
+
+def written(counts: dict[str, int]) -> dict[str, int]:
+    """The counts of writes a preview plans (records and configuration), the zeros left out."""
+    return {k: v for k, v in counts.items() if any(k.endswith(a) for a in ACTIONS) and v}
+
 
 def lost_create_started(root: Path, plan_id: str, source: str, entity: str,
                         backup_id: str) -> tuple[str, str]:

@@ -26,13 +26,12 @@ from orchestration.resources import HighLevelResource
 from orchestration.times import iso
 from sandbox import credentials, records
 from tests.e2e.conftest import World, backed_up_docs
-from tests.e2e.restore_support import backed_up_as_of, lost_create_started
+from tests.e2e.restore_support import backed_up_as_of, lost_create_started, written
 
 # what a HighLevel restore reads (no notes, tasks or conversations: one call per contact)
 CONFIG_SPECS = [s for s in HIGHLEVEL if s.key.path[-1] in (
     "contacts", "opportunities", "pipelines", "workflows", "custom_fields")]
 FIELD_KEY = "contact.source_channel"
-ACTIONS = ("create", "update_records", "delete", "replace", "tag_add", "tag_remove")
 
 
 def idmap(root: Path, entity: str) -> dict[str, str]:
@@ -43,11 +42,6 @@ def idmap(root: Path, entity: str) -> dict[str, str]:
                                 "WHERE entity = ?", [entity]).fetchall())
     finally:
         con.close()
-
-
-def written(counts: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in counts.items()
-            if any(k.endswith(a) for a in ACTIONS) and v}
 
 
 @pytest.fixture(scope="module")
@@ -209,3 +203,4 @@ def test_a_field_create_whose_reply_was_lost_is_found_by_name(sandbox_world: Wor
                        "'succeeded'", [wid]).fetchone()[0] == 1
     con.close()
     assert written(preview(w.root, "highlevel", d["as_of"]).counts) == {}
+

@@ -23,18 +23,16 @@ from orchestration.resources import KeapResource
 from orchestration.times import iso
 from sandbox import records
 from tests.e2e.conftest import World
-from tests.e2e.restore_support import backed_up_as_of, ledger_rows, lost_create_started
+from tests.e2e.restore_support import (
+    backed_up_as_of,
+    ledger_rows,
+    lost_create_started,
+    written,
+)
 
 # what a Keap restore reads (contacts and their configuration)
 CONFIG_SPECS = [s for s in KEAP if s.key.path[-1] in (
     "contacts", "tags", "tag_categories", "custom_fields")]
-ACTIONS = ("create", "update_records", "delete", "tag_add", "tag_remove")
-
-
-def written(counts: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in counts.items() if any(k.endswith(a) for a in ACTIONS) and v}
-
-
 def delete_config(w: World, category_name: str, field_label: str | None = None) -> dict:
     """Delete a category, its tags and (optionally) a custom field in the sandbox as Keap does:
     the tags leave their contacts, the field's values leave theirs. Returns what was there."""

@@ -31,6 +31,13 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from assets.recovery.restore.diff import insert_changes
+from assets.recovery.restore.hl_stages import (
+    hold_for_missing_stages,
+    missing_stages,
+    stage_document,
+    stage_lines,
+    waiting_for_stage,
+)
 from assets.recovery.restore.runner import Runner, Write, clean
 
 if TYPE_CHECKING:
@@ -111,13 +118,16 @@ def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: 
     stage_items = ("SELECT {p}.id AS pid, unnest(json_transform(json_extract({p}._raw, "
                    "'$.stages'), '[{{\"id\": \"VARCHAR\", \"name\": \"VARCHAR\"}}]')) AS s "
                    "FROM {table} {p}")
+    # a stage: the same id in the matched pipeline (a renamed stage keeps it), else by name
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE stage_map AS
-        SELECT bs.s.id AS backup_id, min(ls.s.id) AS live_id
+        SELECT bs.s.id AS backup_id,
+               coalesce(min(ls.s.id) FILTER (ls.s.id = bs.s.id), min(ls.s.id)) AS live_id
         FROM ({stage_items.format(p='bp', table='pipe_backup')}) bs
         JOIN pipe_map m ON m.backup_id = bs.pid
         LEFT JOIN ({stage_items.format(p='lp', table='pipe_live')}) ls
-          ON ls.pid = m.live_id AND lower(trim(ls.s.name)) = lower(trim(bs.s.name))
+          ON ls.pid = m.live_id AND (ls.s.id = bs.s.id
+                                     OR lower(trim(ls.s.name)) = lower(trim(bs.s.name)))
         GROUP BY bs.s.id""")
     for macro, table in (("tv_hl_field", "cf_map"), ("tv_hl_pipeline", "pipe_map"),
                          ("tv_hl_stage", "stage_map")):
@@ -173,7 +183,7 @@ def config_changes(con: duckdb.DuckDBPyConnection, modes: set[str],
         """).fetchone()
     return {"pipelines_to_rebuild_by_hand": counts[0],
             "opportunities_waiting_for_pipeline": counts[1],
-            "workflows_to_rebuild_by_hand": counts[2]}
+            "workflows_to_rebuild_by_hand": counts[2], **hold_for_missing_stages(con)}
 
 
 # -- what a person reads ---------------------------------------------------------------------
@@ -229,7 +239,8 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
     pipes, flows, options = _missing_pipelines(con), _missing_workflows(con), _field_options(con)
     waiting = [r[0] for r in con.execute(f"SELECT backup_id FROM waiting ORDER BY 1 "
                                          f"LIMIT {SHOWN}").fetchall()]
-    if not (fields or pipes or flows):
+    stages = missing_stages(con)
+    if not (fields or pipes or flows or stages):
         return ConfigReport()
     out = ["", "### Configuration (HighLevel)", ""]
     if fields:
@@ -254,7 +265,11 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
     if waiting:
         out += ["", "Opportunities waiting for their pipeline (not written): "
                 + ", ".join(f"`{w}`" for w in waiting)]
-    return ConfigReport(out, _document(pipes, flows, options))
+    out += stage_lines(stages, waiting_for_stage(con))
+    if stages:
+        out += ["", f"Each stage with its pipeline and position: `{doc_path}`."]
+    return ConfigReport(out, _document(pipes, flows, options) + "\n".join(
+        stage_document(stages)))
 
 
 def _cell(text: str | None) -> str:
