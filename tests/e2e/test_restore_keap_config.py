@@ -17,7 +17,7 @@ import json
 import pytest
 
 from assets.keap.extract import SPECS as KEAP
-from assets.recovery.restore import preview
+from assets.recovery.restore import Selection, preview
 from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.resources import KeapResource
 from orchestration.times import iso
@@ -147,6 +147,15 @@ def test_a_category_create_whose_reply_was_lost_is_found_by_name(sandbox_world: 
     w = sandbox_world
     gone = delete_config(w, "Newsletter")
     assert gone["tags"] and gone["holders"]
+    # a granular restore recreates only the tags its contacts carry, with their category
+    holder, tags = sorted(gone["holders"].items())[0]
+    one = preview(w.root, "keap", as_of, selection=Selection(ids=[holder])).counts
+    assert (one["tag_category_create"], one["tag_create"]) == (1, len(tags)) < (
+        1, len(gone["tags"]))
+    other = next(c for c in sorted(w.sandbox_docs("keap", "contacts"))
+                 if c not in gone["holders"])
+    assert "tag_create" not in preview(w.root, "keap", as_of, selection=Selection(ids=[other])
+                                       ).counts
     plan = preview(w.root, "keap", as_of)
     assert plan.counts["tag_category_create"] == 1
     wid, body = lost_create_started(w.root, plan.plan_id, "keap", "tag_categories",
