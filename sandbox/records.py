@@ -8,7 +8,7 @@ Entities (source/entity names match the backup asset keys):
               sources, scorecards, notes, attachments, applied_candidate_tags, candidate_tags,
               custom_fields, close_reasons, job_posts
   keap:       contacts, tags, tag_categories, custom_fields, notes, tasks, emails,
-              opportunities, companies
+              opportunities, opportunity_stages, companies
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
               tasks, conversations, messages, calendars, appointments
 """
@@ -77,6 +77,7 @@ RULES: dict[tuple[str, str], Rule] = {
                                email_keys=_all_emails("email_addresses", "email")),
     ("keap", "tags"): Rule(None),
     ("keap", "tag_categories"): Rule(None),
+    ("keap", "opportunity_stages"): Rule(None),
     ("keap", "custom_fields"): Rule(None),
     # a contact's notes, tasks and logged emails (an email's only time is when it was sent: the
     # list's created-time filter reads it), opportunities, companies (Keap v2 schemas)

@@ -1,7 +1,7 @@
 """Keap backups: contacts, notes, tasks, emails, opportunities and companies (incremental: how
 each list is read by time is in orchestration/resources/keap_history.py) and reference data
-(always full). Deletions: the daily or weekly id sweep (assets/deletions.py); Keap announces
-only contact deletions by webhook."""
+(tags, tag categories, custom fields, opportunity stages: always full). Deletions: the daily or
+weekly id sweep (assets/deletions.py); Keap announces only contact deletions by webhook."""
 
 from __future__ import annotations
 
@@ -40,6 +40,11 @@ def _custom_fields(client: KeapClient, updated_from: datetime | None,
     yield client.contact_model().get("custom_fields") or []
 
 
+def _opportunity_stages(client: KeapClient, updated_from: datetime | None,
+                        updated_to: datetime | None) -> Iterator[list[dict[str, Any]]]:
+    return client.opportunity_stage_pages()
+
+
 def _windowed(method: str):
     """Pages of a list the client reads by update-time window (`<entity>_pages`)."""
     def pages(client: KeapClient, updated_from: datetime | None,
@@ -76,6 +81,7 @@ SPECS = [
     ExtractSpec(schemas.emails, "keap", _emails, live_ids=_email_ids, parent=WITH_CONTACT),
     ExtractSpec(schemas.opportunities, "keap", _windowed("opportunity_pages"),
                 parent=WITH_CONTACT),
+    ExtractSpec(schemas.opportunity_stages, "keap", _opportunity_stages, incremental=False),
     ExtractSpec(schemas.companies, "keap", _windowed("company_pages")),
 ]
 

@@ -34,6 +34,13 @@ custom_fields = EntitySchema(
      col("options", STR_LIST, get=list_of("options", "label"))),
     "Keap contact custom field definitions (from the contact model; always full).",
 )
+opportunity_stages = EntitySchema(
+    "keap", "opportunity_stages", STR, lambda d: None,
+    (col("name"), col("order", pa.int64()), col("probability", pa.int64()),
+     col("target_number_days", pa.int64())),
+    "Keap opportunity stages (the pipeline's steps an opportunity moves through; always a full "
+    "snapshot).",
+)
 notes = EntitySchema(
     "keap", "notes", STR, as_ts(path_of("update_time")),
     (col("contact_id"), col("title"), col("type"), col("text"),

@@ -35,5 +35,6 @@ RULES = {
     "opportunities": EntityRules(required=("contact_id", "stage_id", "opportunity_title"),
                                  refs=(Ref("contact_id", "contacts"),),
                                  appointments=("estimated_close_time",)),
+    "opportunity_stages": EntityRules(required=("name",)),
     "companies": EntityRules(required=("company_name",)),
 }

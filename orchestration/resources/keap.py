@@ -342,27 +342,34 @@ class KeapClient(KeapHistoryReads):
                 return field
         return None
 
-    def create_tag(self, name: str, category_id: str | int | None = None) -> dict[str, Any]:
+    def create_tag(self, name: str, category_id: str | int | None = None,
+                   description: str | None = None) -> dict[str, Any]:
         """Create a tag (in a category). Not idempotent: after an ambiguous failure, or when Keap
         says the name exists, the tag is looked up by name instead of created twice."""
         body: dict[str, Any] = {"name": name}
         if category_id is not None:
             body["category"] = {"id": str(category_id)}
+        if description:
+            body["description"] = description
         return self._create_once("POST", "/rest/v2/tags", body,
                                  lambda: self.find_tag(name, category_id), f"tag {name!r}")
 
-    def create_tag_category(self, name: str) -> dict[str, Any]:
+    def create_tag_category(self, name: str, description: str | None = None) -> dict[str, Any]:
         """Create a tag category, or return the one of that name (see create_tag)."""
-        return self._create_once("POST", "/rest/v2/tags/categories", {"name": name},
+        body = {"name": name, **({"description": description} if description else {})}
+        return self._create_once("POST", "/rest/v2/tags/categories", body,
                                  lambda: self.find_tag_category(name),
                                  f"tag category {name!r}")
 
     def create_custom_field(self, label: str, field_type: str = "TEXT",
-                            options: list[str] | None = None) -> dict[str, Any]:
+                            options: list[str] | None = None,
+                            group_id: str | None = None) -> dict[str, Any]:
         """Create a contact custom field, or return the one with this label (see create_tag)."""
         body: dict[str, Any] = {"label": label, "field_type": field_type}
         if options:
             body["options"] = [{"label": o} for o in options]
+        if group_id:
+            body["group_id"] = str(group_id)
         return self._create_once("POST", f"{self.CONTACTS}/model/customFields", body,
                                  lambda: self.find_custom_field(label),
                                  f"custom field {label!r}")

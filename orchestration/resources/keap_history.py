@@ -9,7 +9,8 @@ How each list is read for an incremental backup, from what the spec offers:
   carries no body, so each email is read once more by id (`GET /rest/v2/emails/{id}`: base64
   `plain_content` / `html_content`), one call per email;
 - opportunities: no time filter at all; listed newest update first (`order_by=update_time
-  desc`) and read until the first one older than the window.
+  desc`) and read until the first one older than the window; their stages (the pipeline's
+  steps) are listed whole.
 """
 
 from __future__ import annotations
@@ -123,3 +124,8 @@ class KeapHistoryReads:
             yield kept
             if older:
                 return
+
+    def opportunity_stage_pages(self) -> Iterator[list[dict[str, Any]]]:
+        """Every opportunity stage (`GET /rest/v2/opportunities/stages`, replied under
+        `stages`), in pipeline order: a few, read whole every day."""
+        return self._listing("opportunities/stages", "stages", [], "stage_order asc")

@@ -10,6 +10,7 @@
                                                                createEmail (a logged email)
     GET    /crm/rest/v2/emails/{id}                            getEmail (with content); DELETE
     GET    /crm/rest/v2/opportunities[/{opportunity_id}]       list, get
+    GET    /crm/rest/v2/opportunities/stages                   listOpportunityStages
     GET    /crm/rest/v2/companies[/{company_id}]               list, get
 
 Lists page as every Keap v2 list does (keap/lists.py: page_size <= 1000, next_page_token); which
@@ -42,7 +43,15 @@ from sandbox.keap.common import (
     not_found,
     query_list,
 )
-from sandbox.keap.listings import COMPANIES, EMAILS, NOTES, OPPORTUNITIES, TASKS, Listing
+from sandbox.keap.listings import (
+    COMPANIES,
+    EMAILS,
+    NOTES,
+    OPPORTUNITIES,
+    OPPORTUNITY_STAGES,
+    TASKS,
+    Listing,
+)
 from sandbox.keap.lists import fetch, paging, parse_filter, parse_order
 from sandbox.store import Store, iso
 
@@ -96,7 +105,9 @@ class History:
             Route(f"{PREFIX}/tasks/{{id}}", self.update_task, methods=["PATCH"]),
             Route(f"{PREFIX}/emails", self.create_email, methods=["POST"]),
         ]
-        for path, listing, what in (("notes", NOTES, None), ("tasks", TASKS, "Task"),
+        # the stages before `opportunities/{id}`, which would take "stages" for an id
+        for path, listing, what in (("opportunities/stages", OPPORTUNITY_STAGES, None),
+                                    ("notes", NOTES, None), ("tasks", TASKS, "Task"),
                                     ("emails", EMAILS, "Email"),
                                     ("opportunities", OPPORTUNITIES, "Opportunity"),
                                     ("companies", COMPANIES, "Company")):
@@ -118,7 +129,8 @@ class History:
             where.add("parent = ?", contact_id)
         page = fetch(self.store, scope, listing.entity, where,
                      parse_order(args.order_by, listing.orders), args)
-        return json_reply({listing.entity: [listing.project(d, request, listed=True)
+        return json_reply({listing.key or listing.entity: [listing.project(d, request,
+                                                                           listed=True)
                                             for d, _ in page.rows],
                            "next_page_token": page.next_token})
 

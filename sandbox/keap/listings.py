@@ -6,7 +6,9 @@ Time filters: `since_time` / `until_time` of notes, tasks and companies are read
 update time (the companies list says so; notes and tasks do not say which time, and an update
 time is the one a change-tracking reader can use); the emails list filters on the time an email
 was created (`start_created_time` / `end_created_time`: in the sandbox, its `sent_time`);
-opportunities have no time filter at all, only `order_by=update_time`.
+opportunities have no time filter at all, only `order_by=update_time`. Opportunity stages
+(`GET /opportunities/stages`, replied under `stages`) filter on their name (prefix with `*`) and
+id (comparisons) and order by `stage_order`.
 """
 
 from __future__ import annotations
@@ -95,6 +97,7 @@ class Listing:
     list_only_drops: tuple[str, ...] = ()     # never in a list (an email's content)
     also_fields: tuple[str, ...] = ()         # accepted by `fields`, always in the reply
     indexes: dict[str, str] = field(default_factory=dict)
+    key: str = ""                             # the reply's list key, when not the entity
 
     def where(self, filter_text: list[Clause]) -> Where:
         where = Where()
@@ -169,3 +172,7 @@ COMPANIES = Listing(
               "create_time", "custom_fields"),
     also_fields=("website",),
     unsupported=("city", "state"))
+OPPORTUNITY_STAGES = Listing(
+    "opportunity_stages",
+    {"opportunity_stage_name": text("name"), "opportunity_stage_id": id_compare},
+    {"stage_order": _json("order")}, key="stages")

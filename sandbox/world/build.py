@@ -207,6 +207,11 @@ def build_catalog(params: Params) -> Catalog:
         out.add("keap", "companies", doc)
     ids.next["keap:companies"] = keap_history.ID_BASE["companies"]
     ids.skip("keap:companies", len(companies))
+    stages = keap_history.opportunity_stage_docs(start - timedelta(days=720))
+    for doc in stages:          # the fixed ids the opportunities name, in their own counter
+        out.add("keap", "opportunity_stages", doc)
+    ids.next["keap:opportunity_stages"] = 1
+    ids.skip("keap:opportunity_stages", len(stages))
     hl = crm.highlevel_catalog_docs(rng)
     ids.next["highlevel"] = 1
     for entity, docs in hl.items():

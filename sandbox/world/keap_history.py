@@ -139,6 +139,15 @@ def stage(k: int) -> dict[str, Any]:
                                                  "stage_order": order, "target_num_days": 14}}
 
 
+def opportunity_stage_docs(created: datetime) -> list[dict[str, Any]]:
+    """The Keap app's opportunity stages (`RestOpportunityStage`): the fixed STAGES the
+    opportunities name, with the ids they carry (a catalog drawing on no random stream)."""
+    at = iso(created)
+    return [{"id": sid, "name": name, "order": order, "target_number_days": 14,
+             "probability": probability, "created_time": at, "updated_time": at,
+             "checklist_items": []} for sid, name, probability, order in STAGES]
+
+
 def opportunity_doc(rng: random.Random, oid: int, contact: dict[str, Any], at: datetime
                     ) -> dict[str, Any]:
     v = _vars(contact)

@@ -21,7 +21,7 @@ from tests.e2e.conftest import ALL_SPECS, World, backed_up_docs, served_world, s
 
 KINDS = ("notes", "tasks", "emails", "opportunities", "companies")
 SPECS = [s for s in ALL_SPECS if s.schema.source == "keap"
-         and s.schema.entity in ("contacts", *KINDS)]
+         and s.schema.entity in ("contacts", "opportunity_stages", *KINDS)]
 
 
 def end_of_day(w: World) -> str:
@@ -44,6 +44,12 @@ def test_three_days_of_incrementals_match_the_sandbox(tmp_path: Path) -> None:
         first = w.backup(w.day(), SPECS)
         assert all(first[f"keap/{k}"]["mode"] == "full" for k in KINDS)
         assert_backup_is_the_sandbox(w)
+        # the stages the opportunities move through: all of them, every opportunity's among them
+        stages = backed_up_docs(w.root, "keap", "opportunity_stages", end_of_day(w))
+        assert stages == w.sandbox_docs("keap", "opportunity_stages") and len(stages) == 5
+        assert open_catalog(w.root).execute(
+            "SELECT count(*) FROM keap.opportunities WHERE stage_id NOT IN "
+            "(SELECT id FROM keap.opportunity_stages)").fetchone()[0] == 0
         changed = {k: 0 for k in KINDS}
         for _ in range(3):
             w.tick(1)
@@ -54,6 +60,7 @@ def test_three_days_of_incrementals_match_the_sandbox(tmp_path: Path) -> None:
                 # the day's changes, not the whole list again
                 assert m["upserts"] < len(w.sandbox_docs("keap", kind)) / 2, (kind, m)
                 changed[kind] += m["upserts"] + m["deletes"]
+            assert day["keap/opportunity_stages"]["mode"] == "full"     # reference data
             # an email's body is read once, by id: the day's new emails, not every email
             assert day["keap/emails"]["api_calls"] <= day["keap/emails"]["upserts"] + 4
             assert_backup_is_the_sandbox(w)

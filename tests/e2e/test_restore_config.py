@@ -13,7 +13,6 @@ preview and apply bring its opportunities back into it at their stages; a re-run
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -22,17 +21,17 @@ import pytest
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.recovery.restore import Selection, preview
 from assets.recovery.restore.apply import apply as apply_plan
-from assets.recovery.restore.ledger import Ledger, ledger_relation
+from assets.recovery.restore.ledger import ledger_relation
 from orchestration.resources import HighLevelResource
 from orchestration.times import iso
 from sandbox import credentials, records
 from tests.e2e.conftest import World, backed_up_docs
+from tests.e2e.restore_support import backed_up_as_of, lost_create_started, written
 
 # what a HighLevel restore reads (no notes, tasks or conversations: one call per contact)
 CONFIG_SPECS = [s for s in HIGHLEVEL if s.key.path[-1] in (
     "contacts", "opportunities", "pipelines", "workflows", "custom_fields")]
 FIELD_KEY = "contact.source_channel"
-ACTIONS = ("create", "update_records", "delete", "replace", "tag_add", "tag_remove")
 
 
 def idmap(root: Path, entity: str) -> dict[str, str]:
@@ -45,17 +44,10 @@ def idmap(root: Path, entity: str) -> dict[str, str]:
         con.close()
 
 
-def written(counts: dict[str, int]) -> dict[str, int]:
-    return {k: v for k, v in counts.items()
-            if any(k.endswith(a) for a in ACTIONS) and v}
-
-
 @pytest.fixture(scope="module")
 def damaged(sandbox_world: World) -> dict:
     w = sandbox_world
-    w.backup(w.day(), CONFIG_SPECS)
-    as_of = iso(w.store.now() - timedelta(milliseconds=1))
-    w.admin("POST", "/clock", json={"advance_seconds": 600})
+    as_of = backed_up_as_of(w, CONFIG_SPECS)
     field = next(f for f in w.sandbox_docs("highlevel", "custom_fields").values()
                  if f["fieldKey"] == FIELD_KEY)
     holders = {cid: v["value"] for cid, d in w.sandbox_docs("highlevel", "contacts").items()
@@ -190,15 +182,8 @@ def test_a_field_create_whose_reply_was_lost_is_found_by_name(sandbox_world: Wor
             w.root, "highlevel", d["as_of"], selection=Selection(ids=[other])).counts
         plan = preview(w.root, "highlevel", d["as_of"])
         assert plan.counts["custom_field_create"] == 1
-        con = duckdb.connect()
-        (wid, body), = con.execute(
-            "SELECT change_id, new_value FROM read_parquet(?) WHERE entity = 'custom_fields'",
-            [str(w.root / "restore" / "plans" / plan.plan_id / "changes.parquet")]).fetchall()
-        con.close()
-        killed = Ledger(w.root, plan.plan_id, "killed-run", "highlevel")
-        killed.record_started([{"write_id": wid, "entity": "custom_fields", "action": "create",
-                                "backup_id": field["id"], "attempt": 1}])
-        killed.close()
+        wid, body = lost_create_started(w.root, plan.plan_id, "highlevel", "custom_fields",
+                                        field["id"])
         lost = hl.create_custom_field(json.loads(body))      # the create that did land
     finally:
         hl.close()
@@ -218,3 +203,4 @@ def test_a_field_create_whose_reply_was_lost_is_found_by_name(sandbox_world: Wor
                        "'succeeded'", [wid]).fetchone()[0] == 1
     con.close()
     assert written(preview(w.root, "highlevel", d["as_of"]).counts) == {}
+

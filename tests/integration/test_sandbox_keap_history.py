@@ -185,3 +185,21 @@ def test_a_deleted_contact_takes_its_history_along(keap: httpx.Client) -> None: 
     error_of(keap.get(f"/tasks/{task['id']}"), 404)
     error_of(keap.get(f"/emails/{email['id']}"), 404)
     assert note["id"] not in {n["id"] for n in keap.get("/notes").json()["notes"]}
+
+
+def test_opportunity_stages_in_pipeline_order(keap: httpx.Client,  # noqa: F811
+                                              sandbox: Sandbox) -> None:
+    records.save_many(sandbox.store, "keap", "opportunity_stages",
+                      keap_history.opportunity_stage_docs(T0))
+    page = keap.get("/opportunities/stages", params={"order_by": "stage_order desc"}).json()
+    conforms(page, "ListOpportunityStagesResponse")
+    assert [s["name"] for s in page["stages"]] == [s[1] for s in reversed(keap_history.STAGES)]
+    stages, pages = all_pages(keap, "/opportunities/stages", "stages", page_size=2)
+    assert [s["id"] for s in stages] == ["1", "2", "3", "4", "5"] and pages == 3
+    named = keap.get("/opportunities/stages",
+                     params={"filter": "opportunity_stage_name==Inter*"}).json()["stages"]
+    assert [s["name"] for s in named] == ["Interviewing"]
+    later = keap.get("/opportunities/stages",
+                     params={"filter": "opportunity_stage_id>3"}).json()["stages"]
+    assert [s["id"] for s in later] == ["4", "5"]
+    error_of(keap.get("/opportunities/stages", params={"filter": "probability==10"}), 400)

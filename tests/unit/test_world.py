@@ -37,7 +37,7 @@ GH_SCHEMAS = SPECS / "ats" / "greenhouse-harvest-v3-schemas"
 KEAP_SCHEMAS = {"contacts": "Contact", "tags": "Tag", "tag_categories": "TagCategory",
                 "custom_fields": "CustomFieldMetaData", "notes": "Note", "tasks": "Task",
                 "emails": "EmailSentWithContent", "opportunities": "RestV2Opportunity",
-                "companies": "Company"}
+                "opportunity_stages": "RestOpportunityStage", "companies": "Company"}
 HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "opportunities": ("opportunities", "SearchOpportunitiesResponseSchema"),
               "pipelines": ("opportunities", "PipelinesResponseSchema"),

@@ -31,6 +31,13 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from assets.recovery.restore.diff import insert_changes
+from assets.recovery.restore.hl_stages import (
+    hold_for_missing_stages,
+    missing_stages,
+    stage_document,
+    stage_lines,
+    waiting_for_stage,
+)
 from assets.recovery.restore.runner import Runner, Write, clean
 
 if TYPE_CHECKING:
@@ -55,14 +62,17 @@ NAME_KEY = "lower(trim(json_extract_string(_raw, '$.name')))"
 MODEL = "coalesce(json_extract_string(_raw, '$.model'), 'contact')"
 
 
-def _view(con: duckdb.DuckDBPyConnection, entity: str, as_of: str) -> str:
-    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'highlevel' "
-                         "AND view_name = ?", [entity]).fetchone()[0]
-    return (f"SELECT id, _raw FROM highlevel.{entity}_as_of(TIMESTAMPTZ '{as_of}')" if exists
+def backup_view(con: duckdb.DuckDBPyConnection, entity: str, as_of: str,
+                source: str = "highlevel") -> str:
+    """SQL for the (id, _raw) of a configuration entity's backup as of T (empty if never
+    backed up)."""
+    exists = con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = ? "
+                         "AND view_name = ?", [source, entity]).fetchone()[0]
+    return (f"SELECT id, _raw FROM {source}.{entity}_as_of(TIMESTAMPTZ '{as_of}')" if exists
             else "SELECT NULL::VARCHAR AS id, NULL::JSON AS _raw WHERE false")
 
 
-def _live(con: duckdb.DuckDBPyConnection, name: str, docs: list[dict[str, Any]]) -> None:
+def live_table(con: duckdb.DuckDBPyConnection, name: str, docs: list[dict[str, Any]]) -> None:
     con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT json_extract_string(j, '$.id') "
                 f"AS id, j AS _raw FROM (SELECT unnest(?::JSON[]) AS j)",
                 [[json.dumps(d, sort_keys=True) for d in docs]])
@@ -76,8 +86,8 @@ def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: 
                                  ("pipelines", "pipe", client.pipelines()),
                                  ("workflows", "flow", client.workflows())):
         con.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_backup AS "
-                    f"{_view(con, entity, as_of)}")
-        _live(con, f"{prefix}_live", docs)
+                    f"{backup_view(con, entity, as_of)}")
+        live_table(con, f"{prefix}_live", docs)
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cf_map AS
         WITH by_name AS (
@@ -108,21 +118,30 @@ def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: 
     stage_items = ("SELECT {p}.id AS pid, unnest(json_transform(json_extract({p}._raw, "
                    "'$.stages'), '[{{\"id\": \"VARCHAR\", \"name\": \"VARCHAR\"}}]')) AS s "
                    "FROM {table} {p}")
+    # a stage: the same id in the matched pipeline (a renamed stage keeps it), else by name
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE stage_map AS
-        SELECT bs.s.id AS backup_id, min(ls.s.id) AS live_id
+        SELECT bs.s.id AS backup_id,
+               coalesce(min(ls.s.id) FILTER (ls.s.id = bs.s.id), min(ls.s.id)) AS live_id
         FROM ({stage_items.format(p='bp', table='pipe_backup')}) bs
         JOIN pipe_map m ON m.backup_id = bs.pid
         LEFT JOIN ({stage_items.format(p='lp', table='pipe_live')}) ls
-          ON ls.pid = m.live_id AND lower(trim(ls.s.name)) = lower(trim(bs.s.name))
+          ON ls.pid = m.live_id AND (ls.s.id = bs.s.id
+                                     OR lower(trim(ls.s.name)) = lower(trim(bs.s.name)))
         GROUP BY bs.s.id""")
     for macro, table in (("tv_hl_field", "cf_map"), ("tv_hl_pipeline", "pipe_map"),
                          ("tv_hl_stage", "stage_map")):
-        pairs = con.execute(f"SELECT live_id, backup_id FROM {table} WHERE live_id IS NOT NULL "
-                            f"AND live_id <> backup_id ORDER BY 1").fetchall()
-        con.execute(f"CREATE OR REPLACE TEMP MACRO {macro}(i) AS " + (
-            "CASE i " + " ".join(f"WHEN {_q(live)} THEN {_q(b)}" for live, b in pairs)
-            + " ELSE i END" if pairs else "i"))
+        id_macro(con, macro, table)
+
+
+def id_macro(con: duckdb.DuckDBPyConnection, macro: str, table: str) -> None:
+    """(Re)define `macro(i)`: a live id matched in `table` (backup_id, live_id) reads as its
+    backup id; any other id as itself."""
+    pairs = con.execute(f"SELECT live_id, backup_id FROM {table} WHERE live_id IS NOT NULL "
+                        f"AND live_id <> backup_id ORDER BY 1").fetchall()
+    con.execute(f"CREATE OR REPLACE TEMP MACRO {macro}(i) AS " + (
+        "CASE i " + " ".join(f"WHEN {_q(live)} THEN {_q(b)}" for live, b in pairs)
+        + " ELSE i END" if pairs else "i"))
 
 
 def _q(text: str) -> str:
@@ -164,7 +183,7 @@ def config_changes(con: duckdb.DuckDBPyConnection, modes: set[str],
         """).fetchone()
     return {"pipelines_to_rebuild_by_hand": counts[0],
             "opportunities_waiting_for_pipeline": counts[1],
-            "workflows_to_rebuild_by_hand": counts[2]}
+            "workflows_to_rebuild_by_hand": counts[2], **hold_for_missing_stages(con)}
 
 
 # -- what a person reads ---------------------------------------------------------------------
@@ -220,7 +239,8 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
     pipes, flows, options = _missing_pipelines(con), _missing_workflows(con), _field_options(con)
     waiting = [r[0] for r in con.execute(f"SELECT backup_id FROM waiting ORDER BY 1 "
                                          f"LIMIT {SHOWN}").fetchall()]
-    if not (fields or pipes or flows):
+    stages = missing_stages(con)
+    if not (fields or pipes or flows or stages):
         return ConfigReport()
     out = ["", "### Configuration (HighLevel)", ""]
     if fields:
@@ -245,7 +265,11 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
     if waiting:
         out += ["", "Opportunities waiting for their pipeline (not written): "
                 + ", ".join(f"`{w}`" for w in waiting)]
-    return ConfigReport(out, _document(pipes, flows, options))
+    out += stage_lines(stages, waiting_for_stage(con))
+    if stages:
+        out += ["", f"Each stage with its pipeline and position: `{doc_path}`."]
+    return ConfigReport(out, _document(pipes, flows, options) + "\n".join(
+        stage_document(stages)))
 
 
 def _cell(text: str | None) -> str:

@@ -35,8 +35,10 @@ MACROS = [
     # HighLevel configuration ids as the backup knows them: a live custom field, pipeline or
     # stage matched to a backup one (recreated, rebuilt by hand) reads as the backup's id;
     # redefined by restore/config.py once the live configuration is read
+    # the same for Keap tags and contact custom fields (restore/keap_config.py)
     *(f"CREATE OR REPLACE TEMP MACRO {m}(i) AS i"
-      for m in ("tv_hl_field", "tv_hl_pipeline", "tv_hl_stage")),
+      for m in ("tv_hl_field", "tv_hl_pipeline", "tv_hl_stage", "tv_keap_tag",
+                "tv_keap_field")),
 ]
 
 
@@ -91,14 +93,15 @@ KEAP_FIELDS: tuple[Field, ...] = (
     objects("fax_numbers", '{"field": "VARCHAR", "number": "VARCHAR", "type": "VARCHAR"}'),
     objects("social_accounts", '{"type": "VARCHAR", "name": "VARCHAR"}'),
     objects("custom_fields", '{"id": "VARCHAR", "content": "JSON"}',
-            where="tv_is_value(x.content)"),
+            where="tv_is_value(x.content)",
+            each="{'id': tv_keap_field(x.id), 'content': x.content}"),
     Field("company", "CASE WHEN json_extract_string(_raw, '$.company.id') IS NOT NULL OR "
           "json_extract_string(_raw, '$.company.company_name') IS NOT NULL THEN to_json("
           "{'id': json_extract_string(_raw, '$.company.id'), 'company_name': "
           "json_extract_string(_raw, '$.company.company_name')}) END", False),
 )
-KEAP_TAGS = ("list_sort(list_distinct(coalesce(json_transform(json_extract(_raw, '$.tag_ids'), "
-             "'[\"VARCHAR\"]'), [])))")
+KEAP_TAGS = ("list_sort(list_distinct(list_transform(coalesce(json_transform(json_extract(_raw, "
+             "'$.tag_ids'), '[\"VARCHAR\"]'), []), lambda t: tv_keap_tag(t))))")
 KEAP_CREATED = "TRY_CAST(json_extract_string(_raw, '$.create_time') AS TIMESTAMPTZ)"
 KEAP_UPDATED = "TRY_CAST(json_extract_string(_raw, '$.update_time') AS TIMESTAMPTZ)"
 

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 import duckdb
 
 from assets.recovery.restore.fields import SPECS
+from assets.recovery.restore.keap_config import KeapMaps, create_keap_config, custom_fields_to_live
 from assets.recovery.restore.ledger import PERMANENT, RETRYABLE, SUCCEEDED
 from assets.recovery.restore.live import keap_contacts_with_email
 from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
@@ -52,9 +53,12 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runne
     by_action: dict[str, list[tuple]] = defaultdict(list)
     for r in rows:
         by_action[r[1]].append(r)
+    # configuration first (keap_config.py): categories, tags, custom fields; the contacts and
+    # tags written below name them by their live ids
+    maps = create_keap_config(con, client, runner)
     runner.run([_delete(client, r) for r in by_action["delete"]])
-    created = _create(con, client, runner, by_action["create"], since)
-    runner.run(_updates(client, by_action["update"]))
+    created = _create(con, client, runner, by_action["create"], since, maps)
+    runner.run(_updates(client, by_action["update"], maps))
     # contacts an earlier run of this plan recreated: their create is done (the fresh diff
     # matches them), but a run killed in the tag phase left some of their tags unwritten; the
     # same tag writes (same ids) are derived again, the ones that succeeded are skipped
@@ -64,7 +68,7 @@ def apply_keap(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runne
     tags = [(r[0], r[1], r[2], r[3], r[6]) for r in by_action["tag_add"] + by_action["tag_remove"]
             if (r[1], r[3], r[6]) not in known]
     tags += of_created
-    _tags(con, client, runner, tags)
+    _tags(con, client, runner, tags, maps)
 
 
 def _delete(client: KeapClient, r: tuple) -> Write:
@@ -77,7 +81,7 @@ def _delete(client: KeapClient, r: tuple) -> Write:
 
 
 def _create(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
-            rows: list[tuple], since: str) -> dict[str, str]:
+            rows: list[tuple], since: str, maps: KeapMaps) -> dict[str, str]:
     """Recreate contacts; returns backup id -> new live id (this run's and earlier runs')."""
     docs = values(con, "backup_all", [r[2] for r in rows], SPEC.fields)
     # live contacts a backup record is matched to (by id or through the ledger): never "ours"
@@ -88,6 +92,7 @@ def _create(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
         body = docs.get(backup_id)
         if body is None:
             continue
+        body = custom_fields_to_live(body, maps)
 
         def call(body: dict = body, wid: str = change_id) -> str:
             if runner.tried_before(wid):
@@ -127,7 +132,7 @@ def _made_by_lost_reply(client: KeapClient, body: dict, taken: set[str], since: 
     return max(found, key=int) if found else None
 
 
-def _updates(client: KeapClient, rows: list[tuple]) -> list[Write]:
+def _updates(client: KeapClient, rows: list[tuple], maps: KeapMaps) -> list[Write]:
     grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in rows:
         grouped[(r[2], r[3])].append(r)
@@ -137,6 +142,7 @@ def _updates(client: KeapClient, rows: list[tuple]) -> list[Write]:
         for _, _, _, _, name, new_value, _ in items:
             value = _parse(new_value)
             body[name] = [] if value is None and name in KEAP_ARRAYS else value
+        body = custom_fields_to_live(body, maps)
         mask = sorted(body)
 
         def call(body: dict = body, mask: list = mask, live_id: str = live_id) -> str:
@@ -172,13 +178,17 @@ def _tags_of_created(con: duckdb.DuckDBPyConnection, created: dict[str, str]
 
 
 def _tags(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
-          rows: list[tuple]) -> None:
+          rows: list[tuple], maps: KeapMaps) -> None:
     """Tag adds/removes batched per tag; one ledger row per contact and tag."""
     pending = [r for r in rows if r[0] not in runner.done]
     runner.skipped += len(rows) - len(pending)
     if not pending:
         return
-    tag_ids = _ensure_tags(con, client, sorted({r[4] for r in pending if r[1] == "tag_add"}))
+    # the backup's tags by their live ids (recreated ones included); a backed-up tag whose
+    # recreation failed waits (its contacts' writes fail until a re-run recreates it); a tag
+    # the configuration backup does not know is created again by name (_ensure_tags)
+    unknown = sorted({r[4] for r in pending if r[1] == "tag_add"} - set(maps.tags) - maps.gone)
+    tag_ids = {**maps.tags, **_ensure_tags(con, client, unknown)}
     groups: dict[tuple[str, str], list[tuple]] = defaultdict(list)
     for r in pending:
         groups[(r[1], r[4])].append(r)
@@ -186,6 +196,11 @@ def _tags(con: duckdb.DuckDBPyConnection, client: KeapClient, runner: Runner,
         writes = {r[3]: Write(r[0], "contacts", action, r[2], r[3], [], lambda: None, tag=tag)
                   for r in items}
         live_tag = tag_ids.get(tag, tag)
+        if action == "tag_add" and tag in maps.gone:
+            for w in writes.values():
+                runner.record_outcome(w, RETRYABLE, f"tag {tag} not recreated yet (see its "
+                                      "`tags` create in the ledger); apply the plan again")
+            continue
         runner.start(list(writes.values()))
         try:
             if action == "tag_add":

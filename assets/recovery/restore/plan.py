@@ -37,6 +37,11 @@ from assets.recovery.restore.config import (
 )
 from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
+from assets.recovery.restore.keap_config import (
+    keap_config_changes,
+    keap_config_report,
+    load_keap_config,
+)
 from assets.recovery.restore.ledger import ledger_relation
 from orchestration.storage import audit, primary
 from orchestration.storage.parquet import write_query
@@ -266,7 +271,11 @@ def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, sourc
     load_live(con, client, source, as_of, selection)
     if source == "highlevel":      # before the diff: it reads configuration ids through it
         load_config(con, client, as_of)
+    else:                          # Keap tags and custom fields, the same way
+        load_keap_config(con, client, as_of)
     counts |= contact_changes(con, SPECS[source], as_of, set(modes), fields)
+    if source == "keap":
+        keap_config_changes(con, set(modes), selection.everything, fields)
     with_opps = source == "highlevel" and (fields is None or "opportunities" in fields)
     if with_opps:
         counts |= opportunity_changes(con, as_of, set(modes), selection.everything)
@@ -283,7 +292,8 @@ def change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
                           live_id)) FROM changes GROUP BY ALL""").fetchall()
     out: dict[str, int] = {}
     for entity, action, n, records in rows:
-        prefix = {"contacts": "", "custom_fields": "custom_field_"}.get(entity, "opportunity_")
+        prefix = {"contacts": "", "custom_fields": "custom_field_", "tags": "tag_",
+                  "tag_categories": "tag_category_"}.get(entity, "opportunity_")
         if action == "update":
             out[f"{prefix}update_records"] = records
             out[f"{prefix}update_fields"] = n
@@ -319,8 +329,8 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
                     live_fingerprint=live_fingerprint(con, source),
                     created_at=iso(datetime.now(UTC)), actor=audit.actor(run_id),
                     live_watermark=live_watermark(con, source))
-        if source == "highlevel":
-            plan.config = config_report(con, str(plan_dir(root, plan.plan_id) / DOC_NAME))
+        report = config_report if source == "highlevel" else keap_config_report
+        plan.config = report(con, str(plan_dir(root, plan.plan_id) / DOC_NAME))
         plan.markdown = markdown(con, plan, False)
         save(con, root, plan)
         if show_values:  # shown to whoever asked, never saved

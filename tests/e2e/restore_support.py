@@ -1,0 +1,63 @@
+"""Helpers of the restore tests: a create whose reply was lost, the restore ledger."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import duckdb
+
+from assets.recovery.restore.ledger import Ledger, ledger_relation
+from orchestration.times import iso
+
+if TYPE_CHECKING:
+    from assets.extract import ExtractSpec
+    from tests.e2e.conftest import World
+
+# the counts of a preview that say it would write something
+ACTIONS = ("create", "update_records", "delete", "replace", "tag_add", "tag_remove")
+
+
+def written(counts: dict[str, int]) -> dict[str, int]:
+    """The counts of writes a preview plans (records and configuration), the zeros left out."""
+    return {k: v for k, v in counts.items() if any(k.endswith(a) for a in ACTIONS) and v}
+
+
+def lost_create_started(root: Path, plan_id: str, source: str, entity: str,
+                        backup_id: str) -> tuple[str, str]:
+    """An apply killed after it sent the plan's one create of `entity` and before the answer
+    reached the ledger: a `started` row of a run that never finished. Returns the write id and
+    the create's body (JSON text) for the test to make the create that did land."""
+    con = duckdb.connect()
+    try:
+        (wid, body), = con.execute(
+            "SELECT change_id, new_value FROM read_parquet(?) WHERE entity = ?",
+            [str(Path(root) / "restore" / "plans" / plan_id / "changes.parquet"), entity]
+        ).fetchall()
+    finally:
+        con.close()
+    killed = Ledger(root, plan_id, "killed-run", source)
+    killed.record_started([{"write_id": wid, "entity": entity, "action": "create",
+                            "backup_id": backup_id, "attempt": 1}])
+    killed.close()
+    return wid, body
+
+
+def ledger_rows(root: Path, sql: str, *params: object) -> list[tuple]:
+    """Rows of a query over the `restore_ledger` and `restore_idmap` views."""
+    con = duckdb.connect()
+    try:
+        ledger_relation(con, root)
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def backed_up_as_of(w: World, specs: list[ExtractSpec]) -> str:
+    """Back up the sandbox's last whole day and move its clock on 10 minutes; returns the
+    backup's time (the end of that day), the as_of of a restore to it."""
+    w.backup(w.day(), specs)
+    as_of = iso(w.store.now() - timedelta(milliseconds=1))
+    w.admin("POST", "/clock", json={"advance_seconds": 600})
+    return as_of
