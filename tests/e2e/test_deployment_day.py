@@ -36,7 +36,7 @@ from orchestration.storage.bucket import Bucket
 from tests.e2e.conftest import served_world
 from tests.e2e.keap_state import field_labels, keap_docs, mismatches, tag_names
 from tests.e2e.sync_expected import expected_contacts
-from tests.e2e.test_runs_by_itself import fast_keap
+from tests.e2e.test_runs_by_itself import fast_vendors
 from tests.instance_support import REPO
 from tests.s3_server import s3_env, s3_server
 
@@ -99,7 +99,7 @@ def test_three_days_on_postgres_with_the_root_in_a_bucket_encrypted_and_replicat
         mapping = load_mapping(DEFAULT_PATH)
         with dg.DagsterInstance.get() as instance:
             assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-            automation = Automation(fast_keap(defs), instance)
+            automation = Automation(fast_vendors(defs, w), instance)
             automation.tick(w.store.now())
             days = []
             for i in range(3):

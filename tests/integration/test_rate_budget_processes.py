@@ -51,7 +51,9 @@ def test_three_processes_share_one_keap_budget(sandbox, tmp_path, budget):
     sent = sum(r["calls"] for r in results) - refused
     if budget == "shared":
         assert refused == 0
-        assert sent / SECONDS >= 0.8 * LIMIT_PER_SECOND  # 9/s client windows, less slack
+        # 9/s client windows; a budget that throttled beyond the limit would fall far lower
+        # (a loaded 2-core machine measured 7.5/s: the exact rate is bench/'s business)
+        assert sent / SECONDS >= 0.6 * LIMIT_PER_SECOND
         assert all(r["calls"] > 0 for r in results)      # nobody starved
     else:
         assert refused > 0  # what the shared budget prevents
