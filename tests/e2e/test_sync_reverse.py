@@ -16,6 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from assets.catalog.views import open_catalog
 from assets.identity.build import build_identity
 from assets.identity.config import IdentityConfig
 from assets.sync.changeset import build_changeset
@@ -175,6 +176,10 @@ def test_keap_to_greenhouse_per_rule_without_loops(world) -> None:
               [before:] if r["method"] != "GET" and "/v3/" in r["path"]]
     assert len(writes) == result.write_calls > 0
 
+    sql = open_catalog(w.root)
+    assert sql.execute("SELECT count(*) FROM sync.reverse_ledger WHERE status = 'succeeded'"
+                       ).fetchone()[0] == len(done)
+    sql.close()
     # the same day again: nothing to write (our writes are laid over the backup)
     again = reverse(w, d2, mapping, "reverse-2b")[1]
     assert (again.planned, again.write_calls) == (0, 0)
