@@ -14,6 +14,7 @@ from assets.recovery.verify.check import backup_files_match_manifests
 from assets.sync.changeset import keap_changeset
 from assets.sync.desired import keap_desired
 from assets.sync.push import keap_push
+from assets.sync.reverse import reverse
 from orchestration import pools
 from orchestration.automation import automation_sensor
 from orchestration.jobs import (
@@ -46,7 +47,7 @@ STEP_EXECUTOR = dg.multiprocess_executor.configured(
 pools.install()
 
 ASSETS = [*greenhouse_assets, *keap_assets, *highlevel_assets, catalog, *identity_assets,
-          retention, keap_desired, keap_changeset, keap_push]
+          retention, keap_desired, keap_changeset, keap_push, reverse]
 
 # the UI shows each asset's owner (orchestration/owners.py) and the file and line defining it
 # (local paths, opened from a checkout: there is no hosted repository to link to). The code

@@ -17,6 +17,9 @@ POST   /_sandbox/tokens/expire             expire every access token now
 POST   /_sandbox/reset                     clear faults, request log and rate-limit windows
 GET    /_sandbox/records/{source}/{entity} every live record (JSON lines): the test oracle
 GET    /_sandbox/tombstones/{source}/{entity}  deleted / merged ids with times
+POST   /_sandbox/keap/contacts/{id}/email_status  {"status": S, "field": "EMAIL1"}: what the
+                                           person does in Keap that no API call can (clicks
+                                           unsubscribe: LIST_UNSUBSCRIBE, ...); moves update_time
 /_sandbox/webhooks...                      outbound webhooks: Greenhouse / HighLevel config,
                                            HighLevel public key, delivery log, flush
                                            (see webhooks/delivery.py; Keap hooks: keap/hooks.py)
@@ -32,6 +35,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from sandbox import records as world_records
 from sandbox.faults import FaultSpecError
 from sandbox.state import SandboxState
 from sandbox.store import iso, parse_ts
@@ -152,6 +156,22 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         return JSONResponse(store.tombstones(request.path_params["source"],
                                              request.path_params["entity"]))
 
+    async def email_status(request: Request) -> Response:
+        body = await request.json()
+        status, slot = body.get("status"), body.get("field", "EMAIL1")
+        with store.transaction():
+            doc = store.get("keap", "contacts", request.path_params["id"])
+            if doc is None:
+                return JSONResponse({"error": "no such Keap contact"}, status_code=404)
+            hit = [e for e in doc.get("email_addresses") or [] if e.get("field") == slot]
+            if not hit or not isinstance(status, str):
+                return _bad(f"the contact has no {slot} address, or no status was given")
+            hit[0]["email_opt_status"] = status
+            hit[0]["is_opt_in"] = status in ("SINGLE_OPT_IN", "DOUBLE_OPT_IN", "CONFIRMED")
+            doc["update_time"] = iso(store.stamp())
+            world_records.save(store, "keap", "contacts", doc)
+        return JSONResponse(doc)
+
     return [
         Route("/health", health),
         Route("/state", world_state),
@@ -165,6 +185,7 @@ def routes(state: SandboxState) -> list[BaseRoute]:
         Route("/tokens/expire", expire_tokens, methods=["POST"]),
         Route("/records/{source}/{entity}", records),
         Route("/tombstones/{source}/{entity}", tombstones),
+        Route("/keap/contacts/{id}/email_status", email_status, methods=["POST"]),
         *webhooks.admin_routes(state),
     ]
 

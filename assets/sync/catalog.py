@@ -14,6 +14,10 @@
                                 and the day it was first seen (assets/sync/desired/events.py)
   sync.ledger_events            the ledger's tag writes with the events that implied each tag
                                 (one row per write and event)
+  sync.reverse_ledger           every Greenhouse write attempt of the reverse sync (Keap -> ATS),
+                                as sync.ledger: compacted runs plus logs not compacted yet
+  sync.reverse_dead_letter      reverse writes Greenhouse refused for good, with the reason
+  sync.reverse_changes(_by_day) the reverse sync's planned writes (latest / every day)
 
 `sync.ledger` is what `assets.sync.ledger.ledger_relation` shows in Python: Parquet files plus the
 complete lines of the write-ahead logs (`_wal/*.jsonl`, read with `read_json`, same columns and
@@ -30,10 +34,7 @@ from assets.identity.catalog import daily_output_views
 from orchestration.storage.parquet import duck_path
 
 SOURCE = "sync"
-PARTITIONED = ("keap_desired", "keap_changeset", "keap_rejects")
-# as assets/sync/ledger.py (not imported: keeps `talentvault sql` light)
-LEDGER_FILES = ("ledger", "run_id=*", "part-00000.parquet")
-WAL_DIR = ("ledger", "_wal")
+PARTITIONED = ("keap_desired", "keap_changeset", "keap_rejects", "reverse_changes")
 WAL_PLACEHOLDER = ".empty.jsonl"
 STATUSES = ("succeeded", "failed_retryable", "failed_permanent")
 LEDGER_TYPES = {
@@ -44,16 +45,24 @@ LEDGER_TYPES = {
     "keap_update_time": "TIMESTAMPTZ",
 }
 LEDGER_COLUMNS = tuple(LEDGER_TYPES)
+# the reverse sync's ledger (as assets/sync/reverse/base.py SCHEMA)
+REVERSE_TYPES = {
+    "change_id": "VARCHAR", "changes_date": "DATE", "field": "VARCHAR", "profile_id": "BIGINT",
+    "contact_id": "VARCHAR", "candidate_id": "BIGINT", "action": "VARCHAR", "target": "VARCHAR",
+    "value_sha256": "VARCHAR", "status": "VARCHAR", "http_status": "INTEGER",
+    "error": "VARCHAR", "attempt": "INTEGER", "run_id": "VARCHAR", "at": "TIMESTAMPTZ",
+    "gh_updated_at": "TIMESTAMPTZ",
+}
 
 
-def _wal_sql(wal_glob: str) -> str:
+def _wal_sql(wal_glob: str, types: dict[str, str] = LEDGER_TYPES) -> str:
     """The complete WAL lines, typed like the compacted Parquet (every column read as text,
     then cast, so a line Python would read never fails the view)."""
     read_cols = ", ".join(
         f"'{c}': '{'VARCHAR[]' if t == 'VARCHAR[]' else 'VARCHAR'}'"
-        for c, t in LEDGER_TYPES.items())
+        for c, t in types.items())
     cols = ", ".join(f'"{c}"' if t in ("VARCHAR", "VARCHAR[]")
-                     else f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in LEDGER_TYPES.items())
+                     else f'TRY_CAST("{c}" AS {t}) AS "{c}"' for c, t in types.items())
     statuses = ", ".join(f"'{s}'" for s in STATUSES)
     return (f"SELECT {cols} FROM read_json('{wal_glob}', format = 'newline_delimited', "
             f"ignore_errors = true, columns = {{{read_cols}}}) "
@@ -73,35 +82,12 @@ def catalog_statements(root: Path) -> list[str]:
             f"snapshot_date AS first_seen FROM read_parquet('{duck_path(events)}', "
             "hive_partitioning = true, hive_types = {'snapshot_date': DATE}, "
             "union_by_name = true) ORDER BY occurred_at, event_rank, event_id")
-    ledger = root / SOURCE / Path(*LEDGER_FILES)
-    wal = root / SOURCE / Path(*WAL_DIR)
-    has_parquet = any(ledger.parent.parent.glob("run_id=*/part-00000.parquet"))
-    # the placeholder makes the glob safe whatever the logs do later; without it (a data root
-    # no push has written to since), the logs present now
-    has_wal = (wal / WAL_PLACEHOLDER).exists() or any(
-        p for p in wal.glob("*.jsonl") if not p.name.startswith("."))
-    if not (has_parquet or has_wal):
+    ledger_stmts = _ledger_views(root, "ledger", LEDGER_TYPES, "ledger", "dead_letter")
+    stmts += _ledger_views(root, "reverse_ledger", REVERSE_TYPES, "reverse_ledger",
+                           "reverse_dead_letter")
+    if not ledger_stmts:
         return stmts
-    cols = ", ".join(f'"{c}"' for c in LEDGER_COLUMNS)
-    parts = []
-    if has_parquet:
-        parts.append(f"SELECT {cols} FROM read_parquet('{duck_path(ledger)}', "
-                     "hive_partitioning = false, union_by_name = true)")
-    if has_wal:
-        wal_rows = _wal_sql(str(wal / "*.jsonl"))
-        if has_parquet:  # a log whose Parquet exists is a leftover of a crashed compaction
-            wal_rows = (f"SELECT * FROM ({wal_rows}) WHERE run_id NOT IN (SELECT DISTINCT "
-                        f"run_id FROM read_parquet('{duck_path(ledger)}', "
-                        "hive_partitioning = false))")
-        parts.append(f"SELECT {cols} FROM ({wal_rows})")
-    stmts += [
-        f"CREATE OR REPLACE VIEW {SOURCE}.ledger AS " + " UNION ALL ".join(parts),
-        f"CREATE OR REPLACE VIEW {SOURCE}.dead_letter AS SELECT * FROM ("
-        f"SELECT * FROM {SOURCE}.ledger QUALIFY row_number() OVER (PARTITION BY change_id "
-        "ORDER BY attempt DESC, \"at\" DESC) = 1) WHERE status = 'failed_permanent' AND "
-        f"change_id NOT IN (SELECT change_id FROM {SOURCE}.ledger "
-        "WHERE status = 'succeeded')",
-    ]
+    stmts += ledger_stmts
     if has_events and any((root / SOURCE / "keap_desired").glob("snapshot_date=*/*.parquet")):
         # a tag write -> the events the desired state of its changeset's day linked to the tag
         stmts.append(
@@ -114,3 +100,39 @@ def catalog_statements(root: Path) -> list[str]:
             f"JOIN {SOURCE}.events e ON e.event_id = u.id "
             "WHERE l.tag IS NOT NULL")
     return stmts
+
+
+def _ledger_views(root: Path, folder: str, types: dict[str, str], view: str,
+                  dead: str) -> list[str]:
+    """`sync.<view>` (compacted runs plus the write-ahead logs not compacted yet) and
+    `sync.<dead>` (latest attempt failed for good, never succeeded) over one ledger folder;
+    none before its first run."""
+    ledger = root / SOURCE / folder / "run_id=*" / "part-00000.parquet"
+    wal = root / SOURCE / folder / "_wal"
+    has_parquet = any(ledger.parent.parent.glob("run_id=*/part-00000.parquet"))
+    # the placeholder makes the glob safe whatever the logs do later; without it (a data root
+    # no run has written to since), the logs present now
+    has_wal = (wal / WAL_PLACEHOLDER).exists() or any(
+        p for p in wal.glob("*.jsonl") if not p.name.startswith("."))
+    if not (has_parquet or has_wal):
+        return []
+    cols = ", ".join(f'"{c}"' for c in types)
+    parts = []
+    if has_parquet:
+        parts.append(f"SELECT {cols} FROM read_parquet('{duck_path(ledger)}', "
+                     "hive_partitioning = false, union_by_name = true)")
+    if has_wal:
+        wal_rows = _wal_sql(str(wal / "*.jsonl"), types)
+        if has_parquet:  # a log whose Parquet exists is a leftover of a crashed compaction
+            wal_rows = (f"SELECT * FROM ({wal_rows}) WHERE run_id NOT IN (SELECT DISTINCT "
+                        f"run_id FROM read_parquet('{duck_path(ledger)}', "
+                        "hive_partitioning = false))")
+        parts.append(f"SELECT {cols} FROM ({wal_rows})")
+    return [
+        f"CREATE OR REPLACE VIEW {SOURCE}.{view} AS " + " UNION ALL ".join(parts),
+        f"CREATE OR REPLACE VIEW {SOURCE}.{dead} AS SELECT * FROM ("
+        f"SELECT * FROM {SOURCE}.{view} QUALIFY row_number() OVER (PARTITION BY change_id "
+        "ORDER BY attempt DESC, \"at\" DESC) = 1) WHERE status = 'failed_permanent' AND "
+        f"change_id NOT IN (SELECT change_id FROM {SOURCE}.{view} "
+        "WHERE status = 'succeeded')",
+    ]

@@ -30,6 +30,7 @@ import os
 import threading
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
@@ -53,24 +54,41 @@ SCHEMA = pa.schema([
 COLUMNS = tuple(SCHEMA.names)
 
 
+@dataclass(frozen=True)
+class Book:
+    """One ledger: its folder under `sync/` and its row schema. The push's is `FORWARD`; the
+    reverse sync (Keap -> Greenhouse) keeps its own (assets/sync/reverse/ledger.py) with the
+    same files, write-ahead log, compaction and locking."""
+
+    folder: str
+    schema: pa.Schema
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return tuple(self.schema.names)
+
+
+FORWARD = Book("ledger", SCHEMA)
+
+
 class PushAlreadyRunning(RuntimeError):
     """Another push holds the ledger lock."""
 
 
-def ledger_dir(root: Path) -> Path:
-    return Path(root) / "sync" / "ledger"
+def ledger_dir(root: Path, book: Book = FORWARD) -> Path:
+    return Path(root) / "sync" / book.folder
 
 
-def wal_dir(root: Path) -> Path:
-    return ledger_dir(root) / "_wal"
+def wal_dir(root: Path, book: Book = FORWARD) -> Path:
+    return ledger_dir(root, book) / "_wal"
 
 
-def parquet_path(root: Path, run_id: str) -> Path:
-    return ledger_dir(root) / f"run_id={run_id}" / "part-00000.parquet"
+def parquet_path(root: Path, run_id: str, book: Book = FORWARD) -> Path:
+    return ledger_dir(root, book) / f"run_id={run_id}" / "part-00000.parquet"
 
 
-def parquet_glob(root: Path) -> str:
-    return str(ledger_dir(root) / "run_id=*" / "*.parquet")
+def parquet_glob(root: Path, book: Book = FORWARD) -> str:
+    return str(ledger_dir(root, book) / "run_id=*" / "*.parquet")
 
 
 # An empty file kept in the WAL folder so that the SQL catalog's `sync.ledger` view can read
@@ -79,13 +97,13 @@ def parquet_glob(root: Path) -> str:
 WAL_PLACEHOLDER = ".empty.jsonl"
 
 
-def wal_placeholder(root: Path) -> Path:
-    return wal_dir(root) / WAL_PLACEHOLDER
+def wal_placeholder(root: Path, book: Book = FORWARD) -> Path:
+    return wal_dir(root, book) / WAL_PLACEHOLDER
 
 
-def ensure_wal_dir(root: Path) -> Path:
+def ensure_wal_dir(root: Path, book: Book = FORWARD) -> Path:
     """The WAL folder, with its placeholder (see `WAL_PLACEHOLDER`)."""
-    folder = wal_dir(root)
+    folder = wal_dir(root, book)
     folder.mkdir(parents=True, exist_ok=True)
     placeholder = folder / WAL_PLACEHOLDER
     if not placeholder.exists():
@@ -93,9 +111,9 @@ def ensure_wal_dir(root: Path) -> Path:
     return folder
 
 
-def run_wals(root: Path) -> list[Path]:
+def run_wals(root: Path, book: Book = FORWARD) -> list[Path]:
     """The write-ahead logs of runs (not the placeholder), sorted by name."""
-    folder = wal_dir(root)
+    folder = wal_dir(root, book)
     if not folder.is_dir():
         return []
     return sorted(p for p in folder.glob("*.jsonl") if not p.name.startswith("."))
@@ -120,22 +138,25 @@ def _ts(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def _row(raw: dict[str, Any]) -> dict[str, Any]:
-    """A WAL line as a typed ledger row."""
-    row = {k: raw.get(k) for k in COLUMNS}
-    day = row["changeset_date"]
-    row["changeset_date"] = date.fromisoformat(day) if isinstance(day, str) else day
-    row["at"] = _ts(row["at"])
-    row["keap_update_time"] = _ts(row["keap_update_time"])
+def _row(raw: dict[str, Any], book: Book = FORWARD) -> dict[str, Any]:
+    """A WAL line as a typed ledger row (dates and times parsed by the book's schema)."""
+    row = {k: raw.get(k) for k in book.columns}
+    for f in book.schema:
+        value = row[f.name]
+        if pa.types.is_date(f.type) and isinstance(value, str):
+            row[f.name] = date.fromisoformat(value)
+        elif pa.types.is_timestamp(f.type):
+            row[f.name] = _ts(value)
     return row
 
 
-def read_wal(path: Path) -> list[dict[str, Any]]:
+def read_wal(path: Path, book: Book = FORWARD) -> list[dict[str, Any]]:
     """The complete lines of a WAL (a line cut short by a kill is not an outcome: dropped)."""
-    return [row for chunk in iter_wal(path) for row in chunk]
+    return [row for chunk in iter_wal(path, book=book) for row in chunk]
 
 
-def iter_wal(path: Path, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
+def iter_wal(path: Path, chunk: int = 10_000, book: Book = FORWARD
+             ) -> Iterator[list[dict[str, Any]]]:
     """The complete lines of a WAL, `chunk` rows at a time (compaction of a big run never holds
     the whole run in Python)."""
     rows: list[dict[str, Any]] = []
@@ -144,7 +165,7 @@ def iter_wal(path: Path, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
             if not line.endswith(b"\n"):
                 break  # torn last line of a killed writer
             try:
-                rows.append(_row(json.loads(line)))
+                rows.append(_row(json.loads(line), book))
             except (json.JSONDecodeError, ValueError):
                 continue
             if len(rows) >= chunk:
@@ -154,8 +175,8 @@ def iter_wal(path: Path, chunk: int = 10_000) -> Iterator[list[dict[str, Any]]]:
         yield rows
 
 
-def _table(rows: Iterable[dict[str, Any]]) -> pa.Table:
-    return pa.Table.from_pylist(list(rows), schema=SCHEMA)
+def _table(rows: Iterable[dict[str, Any]], book: Book = FORWARD) -> pa.Table:
+    return pa.Table.from_pylist(list(rows), schema=book.schema)
 
 
 # -- writing ---------------------------------------------------------------------------------------
@@ -163,25 +184,26 @@ class LedgerWriter:
     """The WAL of one push run. `append()` is thread-safe; each line is on disk (fsynced) when it
     returns, so a SIGKILL loses at most the outcome being written."""
 
-    def __init__(self, root: Path, run_id: str):
+    def __init__(self, root: Path, run_id: str, book: Book = FORWARD):
         self.root = Path(root)
+        self.book = book
         self.run_id = _safe_run_id(run_id)
-        self.path = wal_dir(self.root) / f"{self.run_id}.jsonl"
+        self.path = wal_dir(self.root, book) / f"{self.run_id}.jsonl"
         self._lock = threading.Lock()
         self._file: Any = None
         self.lines = 0
 
     def _open(self) -> None:
-        if parquet_path(self.root, self.run_id).exists():
+        if parquet_path(self.root, self.run_id, self.book).exists():
             raise ValueError(f"run {self.run_id} already has a compacted ledger; a push run id "
                              "is used once")
-        ensure_wal_dir(self.root)
+        ensure_wal_dir(self.root, self.book)
         self._file = open(self.path, "ab")
         fcntl.flock(self._file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         _fsync(self.path.parent)
 
     def append(self, **values: Any) -> dict[str, Any]:
-        row = {k: values.get(k) for k in COLUMNS}
+        row = {k: values.get(k) for k in self.book.columns}
         if row["status"] not in STATUSES:
             raise ValueError(f"ledger status must be one of {STATUSES}, got {row['status']!r}")
         row["run_id"] = self.run_id
@@ -207,7 +229,7 @@ class LedgerWriter:
         self.close()
         if not self.path.exists():
             return None
-        return compact_wal(self.root, self.path)
+        return compact_wal(self.root, self.path, self.book)
 
 
 def _json_default(value: Any) -> Any:
@@ -216,19 +238,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to the ledger")
 
 
-def compact_wal(root: Path, wal: Path) -> Path | None:
+def compact_wal(root: Path, wal: Path, book: Book = FORWARD) -> Path | None:
     """Write a WAL's rows as `run_id=<run>/part-00000.parquet` (atomically), then remove it."""
     run_id = wal.stem
-    final = parquet_path(root, run_id)
+    final = parquet_path(root, run_id, book)
     if final.exists():  # a compaction that crashed after the rename: the Parquet is complete
         wal.unlink(missing_ok=True)
         return final
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = final.parent / f".part-00000.{uuid.uuid4().hex[:8]}.tmp"
     written = 0
-    with parquet.writer(tmp, SCHEMA) as out:
-        for rows in iter_wal(wal):
-            out.write_table(_table(rows))
+    with parquet.writer(tmp, book.schema) as out:
+        for rows in iter_wal(wal, book=book):
+            out.write_table(_table(rows, book))
             written += len(rows)
     if not written:  # nothing complete in it: no Parquet file, no empty run folder
         tmp.unlink(missing_ok=True)
@@ -247,11 +269,11 @@ def compact_wal(root: Path, wal: Path) -> Path | None:
     return final
 
 
-def compact_abandoned(root: Path) -> list[str]:
+def compact_abandoned(root: Path, book: Book = FORWARD) -> list[str]:
     """Compact the WALs of runs that are no longer running (killed or crashed); returns their
     run ids. A WAL still locked by its writer is left alone."""
     done: list[str] = []
-    for wal in run_wals(root):
+    for wal in run_wals(root, book):
         try:
             f = open(wal, "rb")
         except FileNotFoundError:
@@ -261,9 +283,9 @@ def compact_abandoned(root: Path) -> list[str]:
                 fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
                 continue  # its run is alive
-            compact_wal(root, wal)
+            compact_wal(root, wal, book)
             done.append(wal.stem)
-    for tmp in ledger_dir(root).glob("run_id=*/.part-*.tmp"):
+    for tmp in ledger_dir(root, book).glob("run_id=*/.part-*.tmp"):
         tmp.unlink(missing_ok=True)  # a compaction killed before its rename
     return done
 
@@ -271,8 +293,8 @@ def compact_abandoned(root: Path) -> list[str]:
 class PushLock:
     """One push at a time per data root (a file lock the OS drops when the process dies)."""
 
-    def __init__(self, root: Path):
-        self.path = ledger_dir(root) / ".push.lock"
+    def __init__(self, root: Path, book: Book = FORWARD):
+        self.path = ledger_dir(root, book) / ".push.lock"
         self._file: Any = None
 
     def __enter__(self) -> PushLock:
@@ -292,25 +314,25 @@ class PushLock:
 
 
 # -- reading ---------------------------------------------------------------------------------------
-def ledger_relation(con: duckdb.DuckDBPyConnection, root: Path,
-                    name: str = "ledger") -> duckdb.DuckDBPyRelation:
+def ledger_relation(con: duckdb.DuckDBPyConnection, root: Path, name: str = "ledger",
+                    book: Book = FORWARD) -> duckdb.DuckDBPyRelation:
     """Register a view `name` (default `ledger`) in `con`: every compacted run plus the WALs not
     compacted yet (a run in progress, or one that was killed). Returns the relation."""
     root = Path(root)
     compacted = {p.parent.name.split("=", 1)[1]
-                 for p in ledger_dir(root).glob("run_id=*/part-00000.parquet")}
+                 for p in ledger_dir(root, book).glob("run_id=*/part-00000.parquet")}
     wal_rows: list[dict[str, Any]] = []
-    for wal in run_wals(root):
+    for wal in run_wals(root, book):
         if wal.stem not in compacted:
             try:
-                wal_rows += read_wal(wal)
+                wal_rows += read_wal(wal, book)
             except FileNotFoundError:  # compacted meanwhile: its Parquet is picked up below
                 compacted.add(wal.stem)
-    wal_table = _table(wal_rows)
+    wal_table = _table(wal_rows, book)
     table_name = f"_{name}_wal"
     con.register(table_name, wal_table)
-    files = sorted(str(p) for p in ledger_dir(root).glob("run_id=*/part-00000.parquet"))
-    cols = ", ".join(f'"{c}"' for c in COLUMNS)
+    files = sorted(str(p) for p in ledger_dir(root, book).glob("run_id=*/part-00000.parquet"))
+    cols = ", ".join(f'"{c}"' for c in book.columns)
     if files:
         listed = ", ".join(f"'{duck_path(f)}'" for f in files)
         sql = (f"SELECT {cols} FROM read_parquet([{listed}], hive_partitioning = false) "

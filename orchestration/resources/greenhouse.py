@@ -1,4 +1,6 @@
-"""Greenhouse Harvest v3 client: OAuth client credentials, Link-header cursor pagination."""
+"""Greenhouse Harvest v3 client: OAuth client credentials, Link-header cursor pagination, and the
+few writes the reverse sync makes (candidate tags, candidate custom fields; the contract and its
+sources: specs/ats/greenhouse-harvest-v3-writes.md)."""
 
 from __future__ import annotations
 
@@ -144,3 +146,37 @@ class GreenhouseClient:
         params += list((extra or {}).items())
         yield from paginate_link_header(self.http, f"/v3/{entity}", params)
 
+
+    # -- writes (the reverse sync) ------------------------------------------------------------
+    # Each is safe to resend: creating a tag that exists or applying a tag already applied
+    # answers the existing record (200), a PATCH sets the same values again, and a DELETE of an
+    # applied tag already gone is a 404 taken as done. So the HTTP layer may retry all of them.
+    def create_candidate_tag(self, name: str) -> dict[str, Any]:
+        """The organization's candidate tag of that name (created when missing)."""
+        return self.http.request("POST", "/v3/candidate_tags", json_body={"name": name},
+                                 idempotent=True).json()
+
+    def apply_candidate_tag(self, candidate_id: int, tag_id: int) -> dict[str, Any]:
+        """Put a tag on a candidate; the applied tag (id, candidate_id, candidate_tag_id)."""
+        return self.http.request(
+            "POST", "/v3/applied_candidate_tags", idempotent=True,
+            json_body={"candidate_id": int(candidate_id), "candidate_tag_id": int(tag_id)}
+        ).json()
+
+    def applied_tags(self, candidate_id: int, tag_id: int) -> list[dict[str, Any]]:
+        """The applied-tag rows of one tag on one candidate (none, or one)."""
+        params = [("per_page", self.page_size), ("candidate_id", int(candidate_id)),
+                  ("candidate_tag_id", int(tag_id))]
+        return [r for page in paginate_link_header(self.http, "/v3/applied_candidate_tags",
+                                                   params) for r in page]
+
+    def remove_applied_tag(self, applied_id: int) -> None:
+        """Take an applied tag off its candidate (already gone: nothing to do)."""
+        self.http.request("DELETE", f"/v3/applied_candidate_tags/{int(applied_id)}",
+                          expect_json=False, ok=lambda s: 200 <= s < 300 or s == 404)
+
+    def update_candidate(self, candidate_id: int, body: dict[str, Any]) -> dict[str, Any]:
+        """PATCH a candidate (e.g. `{"custom_fields": [{"name_key": k, "value": v}]}`); the
+        candidate as Greenhouse holds it afterwards."""
+        return self.http.request("PATCH", f"/v3/candidates/{int(candidate_id)}",
+                                 json_body=body, idempotent=True).json()

@@ -3,6 +3,7 @@
     POST /greenhouse/auth/token          OAuth client credentials (real: auth.greenhouse.io/token)
     GET  /greenhouse/v3/<entity>         list: bare JSON array, newest id first, Link rel="next"
     GET  /greenhouse/v3/<entity>/<id>    one record
+    POST|PATCH|DELETE ...                the writes the reverse sync uses (greenhouse/writes.py)
 
 Entities: candidates, applications, jobs, job_interview_stages, application_stages, offers,
 interviews, rejection_reasons, rejection_details, users, departments, offices, sources,
@@ -39,6 +40,7 @@ from sandbox.greenhouse.lists import (
     get_doc,
     parse_query,
 )
+from sandbox.greenhouse.writes import Writes
 from sandbox.ratelimit import Limiter, Verdict, Window
 from sandbox.state import SandboxState
 
@@ -65,6 +67,7 @@ class Greenhouse:
             Route(TOKEN_PATH, self.token, methods=["POST"]),
             Route("/v3/{entity}", self.list_records, methods=["GET"]),
             Route("/v3/{entity}/{id}", self.get_record, methods=["GET"]),
+            *Writes(self.state).routes(),
         ]
 
     # -- OAuth -------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from assets.sync.mapping.model import Mapping, job_custom_keys
 from assets.sync.mapping.positions import line_of, lines_of
 from assets.sync.mapping.problems import Problem
 from assets.sync.mapping.reads import ENTITIES_READ
+from assets.sync.mapping.reverse import check_reverse
 from assets.sync.mapping.vocabulary import ATS_FIELDS, EVENT_STATUSES, FALLBACK_KEY, OFFER_STATUSES
 
 
@@ -121,6 +122,7 @@ def check_mapping(mapping: Mapping, root: Path, day: str | None = None) -> list[
         _job_custom_fields(con, root, day, mapping, present, add)
     finally:
         con.close()
+    check_reverse(mapping.reverse, Path(root), day, add)
     return out
 
 

@@ -13,6 +13,7 @@ from assets.sync.mapping.document import FieldDoc, MappingDoc, TagsDoc
 from assets.sync.mapping.model import FieldMap, Mapping, Transform
 from assets.sync.mapping.positions import line_of
 from assets.sync.mapping.problems import MappingError, Problem
+from assets.sync.mapping.reverse import compile_reverse
 from assets.sync.mapping.vocabulary import (
     ATS_FIELDS,
     CROSSABLE_EVENTS,
@@ -75,6 +76,8 @@ def compile_mapping(doc: MappingDoc, path: Path, lines: dict[tuple, int]) -> Map
         v for v in stage_map.values() if v} | {v for v in t.rejection_reasons.map.values() if v}
     categories = _categories(t, known, c)
     exclusive = _exclusive(t, known, c)
+    reverse = compile_reverse(
+        doc, {f.label.lower() for f in fields if f.custom}, {k.lower() for k in known}, c.add)
     if c.problems:
         raise MappingError(c.problems)
     m = Mapping(
@@ -85,7 +88,8 @@ def compile_mapping(doc: MappingDoc, path: Path, lines: dict[tuple, int]) -> Map
         quiet_statuses=tuple(doc.events.quiet_statuses), can_email_false=can_email,
         stage_map=stage_map, stage_unmapped=t.stages.unmapped, job_template=t.jobs.template,
         job_scope=t.jobs.applications, reason_template=t.rejection_reasons.template,
-        reason_map=dict(t.rejection_reasons.map), categories=categories, exclusive=exclusive)
+        reason_map=dict(t.rejection_reasons.map), categories=categories, exclusive=exclusive,
+        reverse=reverse)
     m.fingerprint = hashlib.sha256(json.dumps(m.normalized(), sort_keys=True,
                                               ensure_ascii=False).encode()).hexdigest()
     return m

@@ -68,6 +68,16 @@ class TagsDoc(_Strict):
     exclusive: dict[str, list[str]] = {}
 
 
+class ReverseFieldDoc(_Strict):
+    source: str = Field(alias="from")   # email_opt_out | tag:<Keap tag> | custom:<Keap label>
+    target: str = Field(alias="to")     # tag:<candidate tag> | custom:<candidate field key>
+    conflict: Any = "keap_wins"         # keap_wins | ats_wins | newest_wins
+
+
+class ReverseDoc(_Strict):
+    fields: dict[str, ReverseFieldDoc] = {}
+
+
 class MappingDoc(_Strict):
     version: Literal[1] = 1
     events: EventsDoc = EventsDoc()
@@ -75,3 +85,4 @@ class MappingDoc(_Strict):
     custom_fields: CustomFieldsDoc = CustomFieldsDoc()
     consent: ConsentDoc = ConsentDoc()
     tags: TagsDoc = TagsDoc()
+    reverse: ReverseDoc = ReverseDoc()      # Keap -> ATS (assets/sync/reverse/); off when empty

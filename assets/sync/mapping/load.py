@@ -18,6 +18,7 @@ from assets.sync.mapping.document import (
     JobsDoc,
     MappingDoc,
     ReasonsDoc,
+    ReverseDoc,
     StagesDoc,
     TagsDoc,
     WithdrawnWhen,
@@ -139,12 +140,22 @@ def _pydantic_problem(name: str, lines: dict[tuple, int], err: dict[str, Any]) -
                        fix)
     if kind == "missing":
         return Problem(name, line_of(lines, loc[:-1]), f"{dotted(loc)} is required",
-                       f"add `{loc[-1] if loc else ''}:`" if loc[-1:] != ("from",)
-                       else "add `from: <ATS field>` (docs/sync.md lists them)")
+                       _missing_fix(loc))
     if kind == "literal_error" and loc == ("version",):
         return Problem(name, line_of(lines, loc), "unsupported version", "set `version: 1`")
     return Problem(name, line_of(lines, loc), f"{dotted(loc)}: {err['msg']}",
                    "give a value of the expected type (see docs/sync.md)")
+
+
+def _missing_fix(loc: tuple) -> str:
+    if loc[:1] == ("reverse",):
+        return {"from": "add `from: <Keap source>` (email_opt_out, tag:<Keap tag>, "
+                        "custom:<Keap custom field label>)",
+                "to": "add `to: <Greenhouse target>` (tag:<candidate tag> or "
+                      "custom:<candidate custom field key>)"}.get(str(loc[-1]), "add it")
+    if loc[-1:] == ("from",):
+        return "add `from: <ATS field>` (docs/sync.md lists them)"
+    return f"add `{loc[-1] if loc else ''}:`"
 
 
 def _allowed_keys(parent: tuple) -> list[str]:
@@ -152,9 +163,11 @@ def _allowed_keys(parent: tuple) -> list[str]:
         (): MappingDoc, ("events",): EventsDoc, ("events", "withdrawn_when"): WithdrawnWhen,
         ("custom_fields",): CustomFieldsDoc, ("consent",): ConsentDoc, ("tags",): TagsDoc,
         ("tags", "stages"): StagesDoc, ("tags", "jobs"): JobsDoc,
-        ("tags", "rejection_reasons"): ReasonsDoc}
+        ("tags", "rejection_reasons"): ReasonsDoc, ("reverse",): ReverseDoc}
     if len(parent) == 2 and parent[0] == "fields":
         return ["from", "transforms", "null", "conflict", "field_type", "on_missing"]
+    if len(parent) == 3 and parent[:2] == ("reverse", "fields"):
+        return ["from", "to", "conflict"]
     if len(parent) == 3 and parent[:2] == ("events", "cross"):
         return ["tags"]
     model = models.get(tuple(parent))

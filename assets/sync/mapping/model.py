@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from assets.sync.mapping.document import MappingDoc
+from assets.sync.mapping.reverse import ReverseField
 from assets.sync.mapping.vocabulary import (
     CUSTOM_PREFIX,
     JOB_CUSTOM,
@@ -75,6 +76,7 @@ class Mapping:
     reason_map: dict[str, str | None]
     categories: dict[str, str]              # tag or @family -> category
     exclusive: dict[str, tuple[str, ...]]   # group -> tags or @families, by precedence
+    reverse: list[ReverseField] = field(default_factory=list)   # Keap -> ATS (off: empty)
     fingerprint: str = ""
     _rules: dict[str, TagRule] = field(default_factory=dict, repr=False)
 
@@ -150,8 +152,9 @@ class Mapping:
         return {f.source for f in self.fields}
 
     def normalized(self) -> dict[str, Any]:
-        """The document as data (comments, order of keys and spacing removed)."""
-        return self.doc.model_dump(mode="json", by_alias=True)
+        """The document as data (comments, order of keys and spacing removed), without the
+        `reverse` section: the forward sync's fingerprint does not move with it."""
+        return self.doc.model_dump(mode="json", by_alias=True, exclude={"reverse"})
 
 
 def job_custom_keys(template: str | None) -> list[str]:
