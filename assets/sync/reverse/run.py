@@ -22,6 +22,7 @@ from assets.sync.mapping.reverse import ReverseField
 from assets.sync.push.errors import AUTH_STATUS, classify, describe_error
 from assets.sync.reverse.base import BOOK, PLAN, SOURCE
 from assets.sync.reverse.plan import plan
+from orchestration.storage import suppression
 from orchestration.storage.derived import partition_glob, write_partition
 from orchestration.storage.parquet import duck_path
 
@@ -73,7 +74,8 @@ def run_reverse(client: GreenhouseClient | None, root: Path, day: str, run_id: s
     if not fields:
         return r
     started = time.monotonic()
-    with PushLock(root, BOOK):
+    # as the push: a `forget` waits for a running reverse sync and it for a running erasure
+    with PushLock(root, BOOK), suppression.writing(root):
         if not dry_run:
             r.compacted_runs = compact_abandoned(root, BOOK)
         spill = root / SOURCE / f".spill-reverse-{uuid.uuid4().hex[:8]}"
