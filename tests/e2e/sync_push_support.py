@@ -187,3 +187,33 @@ def check_each_once(root: Path, rows: list[dict[str, Any]],
 
 def writes(sandbox: Sandbox) -> list[dict[str, Any]]:
     return [r for r in sandbox.requests("keap") if r["method"] != "GET"]
+
+
+def kill_at_wal_lines(cmd: list[str], wal: Path, lines: int, what: str,
+                      seconds: float = 90) -> None:
+    """Run `cmd` (a push or a reverse sync in a child process) and SIGKILL it once its
+    write-ahead log `wal` holds `lines` lines."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(cmd, cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    deadline = time.monotonic() + seconds
+    try:
+        while time.monotonic() < deadline:
+            if wal.exists() and wal.read_bytes().count(b"\n") >= lines:
+                proc.send_signal(signal.SIGKILL)
+                break
+            if proc.poll() is not None:
+                out, err = proc.communicate()
+                raise AssertionError(f"the {what} ended before it was killed: {out!r} "
+                                     f"{err[-2000:]!r}")
+            time.sleep(0.01)
+        else:
+            raise AssertionError(f"the {what} wrote too few ledger lines in {seconds:.0f} s")
+    finally:
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL

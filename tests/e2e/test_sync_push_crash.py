@@ -4,11 +4,7 @@ as succeeded, and the killed runs' write-ahead logs are compacted by the next pu
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +18,7 @@ from tests.e2e.sync_push_support import (
     check_each_once,
     check_final_state,
     client,
+    kill_at_wal_lines,
     ledger_rows,
     standard_changes,
     write_changeset,
@@ -48,25 +45,8 @@ def push_until_killed(sandbox: Sandbox, root: Path, run_id: str, kill_after_line
     """Start a push in a child process and SIGKILL it once its WAL holds that many lines;
     returns the lines it left."""
     wal = wal_dir(root) / f"{run_id}.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, sandbox.base_url, str(root), DAY,
-                             run_id], cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 60
-    try:
-        while time.monotonic() < deadline:
-            if wal.exists() and wal.read_bytes().count(b"\n") >= kill_after_lines:
-                proc.send_signal(signal.SIGKILL)
-                break
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"the push ended before it was killed: {out!r} "
-                                     f"{err[-2000:]!r}")
-            time.sleep(0.01)
-        else:
-            raise AssertionError("the push wrote too few ledger lines in 60 s")
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_at_wal_lines([sys.executable, "-c", SCRIPT, sandbox.base_url, str(root), DAY, run_id],
+                      wal, kill_after_lines, "push", seconds=60)
     assert wal.exists() and not parquet_path(root, run_id).exists()
     return len(read_wal(wal))
 

@@ -5,11 +5,7 @@ log is compacted by the next run."""
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
@@ -20,6 +16,7 @@ from assets.sync.mapping import DEFAULT_PATH, load_mapping
 from assets.sync.reverse import run_reverse
 from assets.sync.reverse.base import BOOK
 from tests.e2e.conftest import served_world
+from tests.e2e.sync_push_support import kill_at_wal_lines
 from tests.e2e.test_sync_reverse import candidate, forward, next_day, people
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,25 +45,8 @@ print("finished")
 
 def reverse_until_killed(root: Path, day: str, mapping: Path, kill_after_lines: int) -> int:
     wal = wal_dir(root, BOOK) / "crash.jsonl"
-    proc = subprocess.Popen([sys.executable, "-c", SCRIPT, str(root), day, str(mapping)],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 90
-    try:
-        while time.monotonic() < deadline:
-            if wal.exists() and wal.read_bytes().count(b"\n") >= kill_after_lines:
-                proc.send_signal(signal.SIGKILL)
-                break
-            if proc.poll() is not None:
-                out, err = proc.communicate()
-                raise AssertionError(f"the run ended before it was killed: {out!r} "
-                                     f"{err[-2000:]!r}")
-            time.sleep(0.01)
-        else:
-            raise AssertionError("the reverse sync wrote too few ledger lines in 90 s")
-    finally:
-        proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
+    kill_at_wal_lines([sys.executable, "-c", SCRIPT, str(root), day, str(mapping)], wal,
+                      kill_after_lines, "reverse sync")
     assert not parquet_path(root, "crash", BOOK).exists()
     return len(read_wal(wal, BOOK))
 
