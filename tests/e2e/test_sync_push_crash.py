@@ -38,7 +38,6 @@ client = KeapClient(f"{base}/keap/crm", api_key=credentials.KEAP_API_KEY, window
 run_push(client, Path(root), day, run_id, concurrency=3, tag_batch=1)
 print("finished")
 """
-REPO = Path(__file__).resolve().parents[2]
 
 
 def push_until_killed(sandbox: Sandbox, root: Path, run_id: str, kill_after_lines: int) -> int:

@@ -19,7 +19,6 @@ from tests.e2e.conftest import served_world
 from tests.e2e.sync_push_support import kill_at_wal_lines
 from tests.e2e.test_sync_reverse import candidate, forward, next_day, people
 
-REPO = Path(__file__).resolve().parents[2]
 REVERSE = """
 reverse:
   fields:
