@@ -13,7 +13,6 @@ preview and apply bring its opportunities back into it at their stages; a re-run
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -53,9 +52,7 @@ def written(counts: dict[str, int]) -> dict[str, int]:
 @pytest.fixture(scope="module")
 def damaged(sandbox_world: World) -> dict:
     w = sandbox_world
-    w.backup(w.day(), CONFIG_SPECS)
-    as_of = iso(w.store.now() - timedelta(milliseconds=1))
-    w.admin("POST", "/clock", json={"advance_seconds": 600})
+    as_of = w.backup_as_of(CONFIG_SPECS)
     field = next(f for f in w.sandbox_docs("highlevel", "custom_fields").values()
                  if f["fieldKey"] == FIELD_KEY)
     holders = {cid: v["value"] for cid, d in w.sandbox_docs("highlevel", "contacts").items()
