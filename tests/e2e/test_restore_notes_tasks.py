@@ -23,7 +23,7 @@ import pytest
 
 from assets.highlevel.extract import SPECS as HIGHLEVEL
 from assets.keap.extract import SPECS as KEAP
-from assets.recovery.restore import RestoreRefused, preview
+from assets.recovery.restore import RestoreRefused, Selection, preview
 from assets.recovery.restore.apply import apply as apply_plan
 from assets.recovery.restore.ledger import Ledger, ledger_relation
 from assets.recovery.restore.plan import plan_dir
@@ -232,3 +232,25 @@ def test_a_note_create_whose_reply_was_lost_is_adopted(sandbox_world: World, as_
     assert idmap(w.root, "keap", "notes")[nid] == lost["id"]
     assert_children_match(w, api, "keap", as_of)
     assert child_writes(preview(w.root, "keap", as_of, client=api).counts) == {}
+
+
+def test_fields_notes_restores_one_contacts_notes_and_nothing_else(sandbox_world: World,
+                                                                   as_of: str, fast) -> None:
+    """`--ids X --fields notes`: the contact's notes come back (read through its own listing),
+    its edited job title and its tasks are left as they are."""
+    w, api = sandbox_world, fast["keap"]
+    notes, tasks = w.sandbox_docs("keap", "notes"), w.sandbox_docs("keap", "tasks")
+    backed = backed_up_docs(w.root, "keap", "notes", as_of)
+    t_of = by_contact(tasks, "contact_id")
+    cid, nid = next((n["contact_id"], i) for i, n in sorted(notes.items())
+                    if i in backed and t_of.get(n["contact_id"]))
+    api.update_note(cid, nid, {"user_id": "7", "text": "Wrong"}, ["text"])
+    api.update_contact(cid, {"job_title": "Wrong"})
+    api.update_task(t_of[cid][0], {"title": "Wrong"}, ["title"])
+    plan = preview(w.root, "keap", as_of, Selection(ids=[cid]), fields=["notes"], client=api)
+    assert child_writes(plan.counts) == {"note_update_records": 1}
+    assert "update_records" not in plan.counts and "task_update_records" not in plan.counts
+    assert apply_plan(w.root, plan.plan_id, client=api)["succeeded"] == 1
+    assert api.get_contact(cid, ["job_title"])["job_title"] == "Wrong"
+    assert {n["id"]: n["text"] for n in api.contact_notes(cid)}[nid] == backed[nid]["text"]
+    assert [t["title"] for t in api.contact_tasks(cid) if t["id"] == t_of[cid][0]] == ["Wrong"]
