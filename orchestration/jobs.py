@@ -54,7 +54,7 @@ class RestorePreviewConfig(dg.Config):
     ids: list[str] = []
     tag: str = ""
     where: str = ""                            # SQL over the backup view's columns
-    fields: list[str] = []                     # restrict updates to these fields
+    fields: list[str] = []                     # restrict to these fields (notes, tasks too)
     modes: list[str] = list(DEFAULT_MODES)     # + "delete-new" to remove records made after T
 
 
@@ -76,8 +76,8 @@ def restore_preview_op(context: dg.OpExecutionContext, config: RestorePreviewCon
                        storage: SnapshotStorage) -> str:
     """Compares the backup at a point in time with Keap or HighLevel as they are now and saves
     a restore plan: which contacts would be recreated, which fields overwritten (personal values
-    masked), which records deleted, which tags and opportunities changed. Nothing is written to
-    Keap or HighLevel. The plan id goes to the apply job."""
+    masked), which records deleted, which tags, opportunities, notes and tasks changed. Nothing
+    is written to Keap or HighLevel. The plan id goes to the apply job."""
     client = _open(config.source, keap, highlevel)
     try:
         plan = preview(storage.path(), config.source, config.as_of,

@@ -28,7 +28,9 @@ def preview_cmd(
     tag: str = typer.Option(None, "--tag", help="records carrying this tag (name)"),
     where: str = typer.Option(None, "--where",
                               help="SQL condition over the backup view's columns"),
-    fields: str = typer.Option(None, "--fields", help="only restore these fields (a,b)"),
+    fields: str = typer.Option(None, "--fields",
+                               help="only restore these fields (a,b); `notes`, `tasks` (and "
+                               "HighLevel `opportunities`) name those records"),
     mode: str = typer.Option("create-missing,update-existing", "--mode",
                              help="create-missing,update-existing,delete-new"),
     show_values: bool = typer.Option(False, "--show-values",

@@ -279,8 +279,12 @@ class HighLevelClient:
 
     def delete_contact(self, contact_id: str) -> bool:
         """False when the contact was already gone (a resend after a lost reply lands here)."""
+        return self._delete(f"/contacts/{contact_id}")
+
+    def _delete(self, path: str) -> bool:
+        """DELETE `path`; False when HighLevel no longer has it (it answers 400, or 404)."""
         try:
-            self.http.request("DELETE", f"/contacts/{contact_id}", idempotent=True)
+            self.http.request("DELETE", path, idempotent=True)
         except ApiError as e:
             if e.status in (400, 404):
                 return False
@@ -314,13 +318,26 @@ class HighLevelClient:
                                              json_body=body, idempotent=True))["opportunity"]
 
     def delete_opportunity(self, opportunity_id: str) -> bool:
-        try:
-            self.http.request("DELETE", f"/opportunities/{opportunity_id}", idempotent=True)
-        except ApiError as e:
-            if e.status in (400, 404):
-                return False
-            raise
-        return True
+        return self._delete(f"/opportunities/{opportunity_id}")
+
+    # a contact's notes and tasks (contacts.json): `kind` is "notes" or "tasks"; the reply holds
+    # the record under "note" / "task"
+    def create_child(self, contact_id: str, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /contacts/{contactId}/notes (NotesDTO: body required) or /tasks
+        (CreateTaskParams: title, dueDate, completed required)."""
+        return parsed_json(self.http.request("POST", f"/contacts/{contact_id}/{kind}",
+                                             json_body=body, idempotent=False))[kind[:-1]]
+
+    def update_child(self, contact_id: str, kind: str, child_id: str,
+                     body: dict[str, Any]) -> dict[str, Any]:
+        """PUT /contacts/{contactId}/notes/{id} (UpdateNoteDTO) or /tasks/{taskId}
+        (UpdateTaskBody): the properties sent are set."""
+        return parsed_json(self.http.request("PUT", f"/contacts/{contact_id}/{kind}/{child_id}",
+                                             json_body=body, idempotent=True))[kind[:-1]]
+
+    def delete_child(self, contact_id: str, kind: str, child_id: str) -> bool:
+        """False when the note or task (or its contact) is gone already."""
+        return self._delete(f"/contacts/{contact_id}/{kind}/{child_id}")
 
     def find_opportunity(self, contact_id: str, pipeline_id: str) -> dict[str, Any] | None:
         """The contact's opportunity in a pipeline (HighLevel allows one), if any."""

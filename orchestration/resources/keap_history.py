@@ -1,5 +1,6 @@
 """Keap REST v2 reads of a contact's history: notes, tasks, logged emails, opportunities and
-companies (mixed into KeapClient, orchestration/resources/keap.py).
+companies (mixed into KeapClient, orchestration/resources/keap.py), and the writes a restore makes
+to notes and tasks (create, update with `update_mask`, delete).
 
 How each list is read for an incremental backup, from what the spec offers:
 - notes (`GET /rest/v2/notes`, every contact's), tasks and companies: `filter=since_time==A;
@@ -20,7 +21,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from orchestration.http import ApiError, HttpClient, paginate_page_token
+from orchestration.http import ApiError, HttpClient, paginate_page_token, parsed_json
 from orchestration.times import iso, parse_ts
 
 V2 = "/rest/v2"
@@ -52,6 +53,9 @@ def decoded(content: Any) -> str | None:
 class KeapHistoryReads:
     http: HttpClient
     page_size: int
+
+    def _delete(self, path: str) -> bool:     # KeapClient's: False when it is gone already
+        raise NotImplementedError
 
     def _listing(self, path: str, key: str, filters: list[str], order_by: str | None,
                  **extra: Any) -> Iterator[list[dict[str, Any]]]:
@@ -129,3 +133,52 @@ class KeapHistoryReads:
         """Every opportunity stage (`GET /rest/v2/opportunities/stages`, replied under
         `stages`), in pipeline order: a few, read whole every day."""
         return self._listing("opportunities/stages", "stages", [], "stage_order asc")
+
+    # -- one contact's notes and tasks, and the restore's writes --------------------------------
+    # A create is not idempotent: it is resent only when the server surely did not apply it
+    # (connect error, 429, 503; orchestration/http); a restore finds a lost one itself.
+    def contact_notes(self, contact_id: str) -> list[dict[str, Any]] | None:
+        """Every note of a contact (listNotes, with custom fields); None when Keap has no such
+        contact."""
+        try:
+            return [n for page in self._listing(f"contacts/{contact_id}/notes", "notes", [], None,
+                                                fields="custom_fields") for n in page]
+        except ApiError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    def contact_tasks(self, contact_id: str) -> list[dict[str, Any]]:
+        """Every task of a contact (listTasks `filter=contact_id==`, with custom fields)."""
+        return [t for page in self._listing("tasks", "tasks", [f"contact_id=={contact_id}"],
+                                            None, fields="custom_fields") for t in page]
+
+    def create_note(self, contact_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        """createNote (CreateNoteRequest: `user_id` required, `title` or `type`)."""
+        return parsed_json(self.http.request("POST", f"{V2}/contacts/{contact_id}/notes",
+                                             json_body=body, idempotent=False))
+
+    def update_note(self, contact_id: str, note_id: str, body: dict[str, Any],
+                    update_mask: list[str]) -> dict[str, Any]:
+        """updateNote: PATCH the properties in `update_mask` (`user_id` is required anyway)."""
+        return parsed_json(self.http.request(
+            "PATCH", f"{V2}/contacts/{contact_id}/notes/{note_id}",
+            params={"update_mask": ",".join(update_mask)}, json_body=body, idempotent=True))
+
+    def delete_note(self, contact_id: str, note_id: str) -> bool:
+        """False when the note (or its contact) is gone already."""
+        return self._delete(f"{V2}/contacts/{contact_id}/notes/{note_id}")
+
+    def create_task(self, body: dict[str, Any]) -> dict[str, Any]:
+        """createTask (CreateTaskRequest: `assigned_to_user_id` required)."""
+        return parsed_json(self.http.request("POST", f"{V2}/tasks", json_body=body,
+                                             idempotent=False))
+
+    def update_task(self, task_id: str, body: dict[str, Any],
+                    update_mask: list[str]) -> dict[str, Any]:
+        return parsed_json(self.http.request(
+            "PATCH", f"{V2}/tasks/{task_id}", params={"update_mask": ",".join(update_mask)},
+            json_body=body, idempotent=True))
+
+    def delete_task(self, task_id: str) -> bool:
+        return self._delete(f"{V2}/tasks/{task_id}")

@@ -59,9 +59,11 @@ CHILDREN = ("notes", "tasks", "emails", "opportunities")
 NOTE_TYPES = ("Appointment", "Call", "Email", "Fax", "Letter", "Other")
 NOTE_MASK = ("contact_id", "title", "text", "type", "user_id", "is_pinned", "custom_fields")
 TASK_FIELDS = ("title", "description", "type", "priority", "completed", "completion_time",
-               "due_time", "assigned_to_user_id", "contact_id", "opportunity_id", "accepted",
-               "custom_fields")
-TASK_MASK = ("id", *TASK_FIELDS, "remind_time_mins", "last_updated_by_user_id")
+               "due_time", "remind_time_mins", "assigned_to_user_id", "contact_id",
+               "opportunity_id", "accepted", "custom_fields")
+TASK_MASK = ("id", *TASK_FIELDS, "last_updated_by_user_id")
+# CreateTaskRequest / CreateUpdateTaskRequest: minutes before the due time, one of these
+REMIND_MINUTES = (5, 10, 15, 30, 60, 120, 240, 480, 1440, 2880)
 EMAIL_FIELDS = ("subject", "headers", "contact_id", "sent_to_address", "sent_to_cc_address_list",
                 "sent_to_bcc_address_list", "sent_from_address", "sent_from_reply_address",
                 "sent_time", "received_time", "opened_time", "clicked_time", "plain_content",
@@ -269,6 +271,11 @@ class History:
                      now: str) -> None:
         if body.get("priority") is not None and body["priority"] not in PRIORITIES:
             raise bad_request(f"priority must be one of {', '.join(PRIORITIES)}", "priority",
+                              "task")
+        remind = body.get("remind_time_mins")
+        if remind is not None and (isinstance(remind, bool) or remind not in REMIND_MINUTES):
+            raise bad_request("remind_time_mins must be one of "
+                              f"{', '.join(map(str, REMIND_MINUTES))}", "remind_time_mins",
                               "task")
         for key in TASK_FIELDS:
             if key in mask and key in body and body[key] is not None:

@@ -26,6 +26,7 @@ from orchestration.resources import (
 )
 from orchestration.resources.highlevel import EMAIL_HEADERS
 from orchestration.storage.snapshots import SnapshotStorage
+from orchestration.times import iso
 from sandbox import process
 from sandbox.highlevel.conversations import served_conversation, served_email, served_message
 from sandbox.store import Store
@@ -133,6 +134,14 @@ class World:
         finally:
             for c in clients.values():
                 c.close()
+
+    def backup_as_of(self, specs: list[ExtractSpec]) -> str:
+        """Back up the sandbox's last whole day and return T, the end of what that backup
+        holds (ISO text); the clock then moves on 10 minutes: a change made next is after T."""
+        self.backup(self.day(), specs)
+        as_of = iso(self.store.now() - timedelta(milliseconds=1))
+        self.admin("POST", "/clock", json={"advance_seconds": 600})
+        return as_of
 
     def sandbox_docs(self, source: str, entity: str) -> dict[str, dict]:
         name = SANDBOX_ENTITY.get((source, entity), entity)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import duckdb
 
 from assets.recovery.restore.ledger import Ledger, ledger_relation
-from orchestration.times import iso
 
 if TYPE_CHECKING:
-    from assets.extract import ExtractSpec
-    from tests.e2e.conftest import World
+    pass
 
 # the counts of a preview that say it would write something
 ACTIONS = ("create", "update_records", "delete", "replace", "tag_add", "tag_remove")
@@ -52,12 +49,3 @@ def ledger_rows(root: Path, sql: str, *params: object) -> list[tuple]:
         return con.execute(sql, list(params)).fetchall()
     finally:
         con.close()
-
-
-def backed_up_as_of(w: World, specs: list[ExtractSpec]) -> str:
-    """Back up the sandbox's last whole day and move its clock on 10 minutes; returns the
-    backup's time (the end of that day), the as_of of a restore to it."""
-    w.backup(w.day(), specs)
-    as_of = iso(w.store.now() - timedelta(milliseconds=1))
-    w.admin("POST", "/clock", json={"advance_seconds": 600})
-    return as_of

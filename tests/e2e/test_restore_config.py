@@ -26,7 +26,7 @@ from orchestration.resources import HighLevelResource
 from orchestration.times import iso
 from sandbox import credentials, records
 from tests.e2e.conftest import World, backed_up_docs
-from tests.e2e.restore_support import backed_up_as_of, lost_create_started, written
+from tests.e2e.restore_support import lost_create_started, written
 
 # what a HighLevel restore reads (no notes, tasks or conversations: one call per contact)
 CONFIG_SPECS = [s for s in HIGHLEVEL if s.key.path[-1] in (
@@ -47,7 +47,7 @@ def idmap(root: Path, entity: str) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def damaged(sandbox_world: World) -> dict:
     w = sandbox_world
-    as_of = backed_up_as_of(w, CONFIG_SPECS)
+    as_of = w.backup_as_of(CONFIG_SPECS)
     field = next(f for f in w.sandbox_docs("highlevel", "custom_fields").values()
                  if f["fieldKey"] == FIELD_KEY)
     holders = {cid: v["value"] for cid, d in w.sandbox_docs("highlevel", "contacts").items()

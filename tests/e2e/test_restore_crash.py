@@ -13,7 +13,11 @@ moment, made deterministic); `started_tag` — it SIGKILLs itself in Keap's tag 
 the `started` rows of the Nth tag batch were fsynced, before that batch is sent (the batch
 before it was sent and recorded). The HighLevel `lost_create` case recreates contacts with
 neither email nor phone, which HighLevel's duplicate rule cannot find again: the re-run adopts
-the contact the lost create made by name and time added instead of creating it twice.
+the contact the lost create made by name and time added instead of creating it twice. The
+`lost_notes_create` case dies after Keap made the Nth note of a recreated contact (notes and
+tasks are written after every contact write): the re-run finds that note on the contact's new
+id by its title and text and adopts it. After every case the notes and tasks equal the
+backup's (on the contacts' new ids, none twice).
 
 Each case restores every contact, except `keap-lost_create-ids`: a restore limited to the
 contacts it deleted (`--ids`), which reads only those records live, so the re-run cannot find
@@ -54,6 +58,7 @@ from tests.e2e.test_restore_drill import (
     assert_highlevel_matches,
     assert_keap_matches,
 )
+from tests.e2e.test_restore_notes_tasks import assert_children_match
 
 REPO = Path(__file__).resolve().parents[2]
 MODES = ["create-missing", "update-existing", "delete-new"]
@@ -63,7 +68,8 @@ FAST = {"keap": {"requests_per_second": 60, "requests_per_minute": 3000},
         "highlevel": {"requests_per_window": 600}}
 # the child: imports (slow: ~5 s), then reads the plan id from stdin and applies it; in mode
 # `lost_<action>` it dies (SIGKILL, no cleanup) when the vendor has answered the Nth write of
-# that action (create, update), before the outcome is written to the ledger
+# that action (create, update; `lost_notes_create`: of a note), before the outcome is written
+# to the ledger
 CHILD = """
 import json, os, signal, sys
 from pathlib import Path
@@ -75,9 +81,11 @@ root, mode, nth, run_id, source = sys.argv[1:3] + [int(sys.argv[3])] + sys.argv[
 resource = {"keap": KeapResource, "highlevel": HighLevelResource}[source]
 client = resource(**json.loads(sys.argv[6])).open()
 if mode.startswith("lost_"):
-    record, seen, action = restore_ledger.Ledger.record, [], mode.removeprefix("lost_")
+    record, seen = restore_ledger.Ledger.record, []
+    entity, _, action = mode.removeprefix("lost_").rpartition("_")
     def dying_record(self, **row):
-        if row["action"] == action and row["status"] == "succeeded":
+        if (row["action"] == action and entity in ("", row["entity"])
+                and row["status"] == "succeeded"):
             seen.append(row["write_id"])
             if len(seen) == nth:
                 os.kill(os.getpid(), signal.SIGKILL)
@@ -209,6 +217,7 @@ def damage(w: World, source: str, mode: str, scope: str = "all",
 # (the world has few padded Keap addresses: the `ids` case, first, takes 2, the others 1 each)
 CASES = [("keap", "lost_create", 3, "ids"), ("keap", "external", 8, "all"),
          ("keap", "lost_create", 5, "all"), ("keap", "started_tag", 2, "all"),
+         ("keap", "lost_notes_create", 3, "all"),
          ("highlevel", "lost_update", 2, "all"), ("highlevel", "lost_create", 2, "all")]
 
 
@@ -277,19 +286,23 @@ def ledger_of(root: Path, plan_id: str) -> list[tuple]:
         con.close()
 
 
-def planned_writes(root: Path, plan_id: str) -> set[str]:
-    """The write ids the plan's changes become (restore/keap.py / highlevel.py): one per
-    create, delete and tag change, one per updated record, two per `replace`."""
+def planned_writes(root: Path, plan_id: str, entities: tuple[str, ...] = ()) -> set[str]:
+    """The write ids the plan's changes become (restore/keap.py / highlevel.py /
+    children_apply.py): one per create, delete and tag change, one per updated record, two per
+    `replace` (only of `entities` when given)."""
     con = duckdb.connect()
     try:
-        rows = con.execute("SELECT change_id, action, backup_id, live_id FROM read_parquet(?)",
+        rows = con.execute("SELECT change_id, action, backup_id, live_id, entity "
+                           "FROM read_parquet(?)",
                            [str(plan_dir(root, plan_id) / "changes.parquet")]).fetchall()
     finally:
         con.close()
     out, updates = set(), defaultdict(list)
-    for change_id, action, backup_id, live_id in rows:
+    for change_id, action, backup_id, live_id, entity in rows:
+        if entities and entity not in entities:
+            continue
         if action == "update":
-            updates[(backup_id, live_id)].append(change_id)
+            updates[(entity, backup_id, live_id)].append(change_id)
         elif action == "replace":
             out |= {write_id(change_id, "delete"), write_id(change_id, "create")}
         else:
@@ -304,11 +317,11 @@ def names_without_keys(docs: Any) -> Counter:
 
 
 def plan_rows(root: Path, plan_id: str) -> list[tuple]:
-    """(change_id, action, backup_id, live_id, tag) of the plan's changes."""
+    """(change_id, action, backup_id, live_id, tag) of the plan's changes of contacts."""
     con = duckdb.connect()
     try:
         return con.execute("SELECT change_id, action, backup_id, live_id, tag "
-                           "FROM read_parquet(?)",
+                           "FROM read_parquet(?) WHERE entity = 'contacts'",
                            [str(plan_dir(root, plan_id) / "changes.parquet")]).fetchall()
     finally:
         con.close()
@@ -316,14 +329,15 @@ def plan_rows(root: Path, plan_id: str) -> list[tuple]:
 
 def tag_phase_killed(root: Path, plan_id: str, killed: list[dict], in_flight: set[str]
                      ) -> None:
-    """The precondition of `started_tag`: every create and update of the plan had succeeded
-    (phases run in order, each waits for its writes), at least one tag write had succeeded
-    (the first batch) and the writes left in flight are all tag writes."""
+    """The precondition of `started_tag`: every contact create and update of the plan had
+    succeeded (phases run in order, each waits for its writes; notes and tasks come after the
+    tags), at least one tag write had succeeded (the first batch) and the writes left in
+    flight are all tag writes."""
     done = {r["write_id"] for r in killed if r["status"] == "succeeded"}
     changes = plan_rows(root, plan_id)
     assert any(action == "create" for _, action, *_ in changes)
     tag_changes = {c for c, action, *_ in changes if action.startswith("tag_")}
-    assert planned_writes(root, plan_id) - tag_changes <= done
+    assert planned_writes(root, plan_id, ("contacts",)) - tag_changes <= done
     actions = {r["write_id"]: r["action"] for r in killed}
     assert in_flight and {actions[i] for i in in_flight} <= {"tag_add", "tag_remove"}
     assert any(actions[i] == "tag_add" for i in done)
@@ -340,7 +354,7 @@ def tags_restored_once(w: World, plan_id: str, as_of: str, rows: list[tuple]) ->
         ledger_relation(con, w.root)
         new_ids = dict(con.execute(
             "SELECT backup_id, live_id FROM restore_ledger WHERE plan_id = ? AND action = "
-            "'create' AND status = 'succeeded'", [plan_id]).fetchall())
+            "'create' AND status = 'succeeded' AND entity = 'contacts'", [plan_id]).fetchall())
         tag_rows = con.execute(
             "SELECT write_id, action, live_id, tag FROM restore_ledger WHERE plan_id = ? "
             "AND action IN ('tag_add', 'tag_remove') AND status = 'succeeded'",
@@ -404,6 +418,8 @@ def test_sigkill_mid_apply_then_rerun(crash_world, as_of: str, source: str, mode
         assert_keap_matches(w, as_of)
     else:
         assert_highlevel_matches(w, as_of)
+    # the notes and tasks of the deleted contacts are back on their new ids, none twice
+    assert_children_match(w, api, source, as_of)
     # nothing created twice: as many contacts per e-mail as the backup had (Keap accounts
     # hold duplicates from before)
     backed_up = backed_up_docs(w.root, source, "contacts", as_of).values()

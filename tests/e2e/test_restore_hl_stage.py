@@ -16,13 +16,13 @@ from assets.recovery.restore.apply import apply as apply_plan
 from orchestration.resources import HighLevelResource
 from sandbox import records
 from tests.e2e.conftest import World, backed_up_docs
-from tests.e2e.restore_support import backed_up_as_of, written
+from tests.e2e.restore_support import written
 from tests.e2e.test_restore_config import CONFIG_SPECS
 
 
 @pytest.fixture(scope="module")
 def as_of(sandbox_world: World) -> str:
-    return backed_up_as_of(sandbox_world, CONFIG_SPECS)
+    return sandbox_world.backup_as_of(CONFIG_SPECS)
 
 
 def test_opportunities_at_a_deleted_stage_wait_for_it(sandbox_world: World, as_of: str) -> None:

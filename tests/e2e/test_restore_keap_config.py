@@ -24,7 +24,6 @@ from orchestration.times import iso
 from sandbox import records
 from tests.e2e.conftest import World
 from tests.e2e.restore_support import (
-    backed_up_as_of,
     ledger_rows,
     lost_create_started,
     written,
@@ -101,7 +100,7 @@ def assert_restored(w: World, gone: dict) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def as_of(sandbox_world: World) -> str:
-    return backed_up_as_of(sandbox_world, CONFIG_SPECS)
+    return sandbox_world.backup_as_of(CONFIG_SPECS)
 
 
 def test_category_tags_and_field_recreated_in_order(sandbox_world: World, as_of: str) -> None:

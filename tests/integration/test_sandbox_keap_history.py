@@ -105,6 +105,49 @@ def test_tasks_create_complete_filter_delete(keap: httpx.Client) -> None:  # noq
     error_of(keap.get(f"/tasks/{made[1]['id']}"), 404)
 
 
+def test_a_task_and_a_note_are_written_back_whole(keap: httpx.Client) -> None:  # noqa: F811
+    """What a restore writes: every CreateTaskRequest property (the reminder and the completion
+    too) is kept as sent; a PATCH sets exactly the `update_mask` properties; a note moves to
+    another contact and is pinned through its own PATCH; a reminder off the spec's list is a
+    400 naming the property."""
+    ann, bob = new_contact(keap)["id"], new_contact(keap)["id"]
+    body = {"assigned_to_user_id": "9", "contact_id": ann, "title": "Send offer",
+            "description": "Draft in Drive", "type": "CALL", "priority": "CRITICAL",
+            "completed": True, "completion_time": "2025-12-01T10:00:00.000Z",
+            "due_time": "2025-12-02T10:00:00.000Z", "remind_time_mins": 60, "accepted": True}
+    r = keap.post("/tasks", json=body)
+    assert r.status_code == 201, r.text
+    made = r.json()
+    # the spec declares remind_time_mins an integer (int32) whose enum lists strings ('5',
+    # '10', ...): no value satisfies both; the sandbox sends the integer the type names
+    conforms({k: v for k, v in made.items() if k != "remind_time_mins"}, "Task")
+    assert {k: made[k] for k in body} == body
+    r = keap.patch(f"/tasks/{made['id']}", params={
+        "update_mask": "completion_time,due_time,remind_time_mins,contact_id"}, json={
+        "completion_time": "2025-12-03T10:00:00.000Z", "due_time": "2025-12-04T10:00:00.000Z",
+        "remind_time_mins": 1440, "contact_id": bob, "title": "not in the mask"})
+    assert r.status_code == 200, r.text
+    conforms({k: v for k, v in r.json().items() if k != "remind_time_mins"},
+             "UpdateTaskResponse")
+    assert (r.json()["completion_time"], r.json()["due_time"], r.json()["remind_time_mins"],
+            r.json()["contact_id"], r.json()["title"]) == (
+        "2025-12-03T10:00:00.000Z", "2025-12-04T10:00:00.000Z", 1440, bob, "Send offer")
+    for bad in (7, "60", True):
+        error_of(keap.post("/tasks", json={**body, "remind_time_mins": bad}), 400)
+    e = keap.patch(f"/tasks/{made['id']}", params={"update_mask": "remind_time_mins"},
+                   json={"remind_time_mins": 45})
+    assert e.status_code == 400 and "remind_time_mins" in e.text
+    note = _note(keap, ann, text="Called", type="Call")
+    moved = keap.patch(f"/contacts/{ann}/notes/{note['id']}",
+                       params={"update_mask": "contact_id,is_pinned"},
+                       json={"user_id": "7", "contact_id": bob, "is_pinned": True})
+    assert moved.status_code == 200, moved.text
+    conforms(moved.json(), "UpdateNoteResponse")
+    assert moved.json()["contact_id"] == bob and moved.json()["pinned_at"]
+    assert [n["id"] for n in keap.get(f"/contacts/{bob}/notes").json()["notes"]] == [note["id"]]
+    assert keap.get(f"/contacts/{ann}/notes").json()["notes"] == []
+
+
 def test_emails_list_without_content_and_read_one_with_it(keap: httpx.Client,  # noqa: F811
                                                            sandbox: Sandbox) -> None:
     ann = new_contact(keap)["id"]

@@ -11,7 +11,8 @@ Modules: fields (what is compared and written), live (reading the live system), 
 DuckDB diff), plan (preview and plan files), apply (whether to write: the fresh diff, the
 refusals, the order), runner (the write machinery: Write, Runner, the values sent), keap and
 highlevel (the writes of each vendor), config (HighLevel custom fields recreated, pipelines and
-workflows to rebuild by hand), ledger (outcomes and new ids).
+workflows to rebuild by hand), children and children_apply (notes and tasks of the contacts:
+compared, then written after them), ledger (outcomes and new ids).
 
 Dagster: `restore_preview_job` and `restore_apply_job` (orchestration/jobs.py), launchable from
 the UI with run config; the preview's markdown is the step's output metadata.

@@ -9,8 +9,11 @@
    from the ones previewed (hash), nothing is written and the message names the records.
 3. Writes in dependency order, through the vendor clients (pacing, retries): deletes of new
    records, recreations (new ids recorded in the ledger), field updates, tags, then HighLevel
-   opportunities, which need their contact's live id. Every outcome goes to the ledger first;
-   a re-run of the plan skips what succeeded.
+   opportunities, which need their contact's live id, then notes and tasks (children.py,
+   children_apply.py: on the contacts' live ids, new ones read from the ledger). Every outcome
+   goes to the ledger first; a re-run of the plan skips what succeeded. A live note or task
+   the plan touches is compared by update time and, as HighLevel's have none, by a hash of the
+   record as read (`live_version`).
 4. Killed mid-way (SIGKILL, power loss): each write has a `started` ledger row before it is
    sent, so a write whose answer never reached the ledger is known. The next run does not take
    its record's new update time for someone else's edit, looks a create up before sending it
@@ -30,6 +33,8 @@ from typing import TYPE_CHECKING
 import duckdb
 
 from assets.catalog.views import open_catalog
+from assets.recovery.restore.children import live_rows_sql
+from assets.recovery.restore.children_apply import apply_children
 from assets.recovery.restore.highlevel import apply_highlevel
 from assets.recovery.restore.keap import apply_keap
 from assets.recovery.restore.ledger import (
@@ -119,24 +124,31 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmC
     path = plan_dir(root, plan.plan_id) / "changes.parquet"
     con.execute(f"CREATE OR REPLACE TEMP TABLE planned AS SELECT * FROM "
                 f"read_parquet('{duck_path(path)}')")
-    done = succeeded_write_ids(con, plan.plan_id)
-    con.execute("CREATE OR REPLACE TEMP TABLE ours (live_id VARCHAR)")
+    # a plan saved before notes and tasks were restored has no live_version column
+    con.execute("ALTER TABLE planned ADD COLUMN IF NOT EXISTS live_version VARCHAR")
+    con.execute("CREATE OR REPLACE TEMP TABLE ours (entity VARCHAR, live_id VARCHAR)")
     # records this plan wrote: succeeded writes, and writes a killed run had sent without
     # recording the answer (they may have landed)
-    ours = sorted({v for v in done.values() if v}
-                  | {r[4] for r in unresolved_started(con, plan.plan_id) if r[4]})
+    con.execute("""INSERT INTO ours SELECT DISTINCT entity, live_id FROM restore_ledger
+                   WHERE plan_id = ? AND status = 'succeeded' AND live_id IS NOT NULL""",
+                [plan.plan_id])
+    ours = sorted({(r[1], r[4]) for r in unresolved_started(con, plan.plan_id) if r[4]})
     if ours:
-        con.execute("INSERT INTO ours SELECT unnest(?)", [ours])
-    opp_live = ("UNION ALL SELECT 'opportunities', id, _source_updated_at FROM opp_live_all"
-                if plan.source == "highlevel" else "")
+        con.executemany("INSERT INTO ours VALUES (?, ?)", ours)
+    opp_live = ("UNION ALL SELECT 'opportunities', id, _source_updated_at, NULL "
+                "FROM opp_live_all" if plan.source == "highlevel" else "")
     changed = con.execute(f"""
-        WITH now AS (SELECT 'contacts' AS entity, id, _source_updated_at FROM live_all
-                     {opp_live})
+        WITH now AS (SELECT 'contacts' AS entity, id, _source_updated_at,
+                            NULL::VARCHAR AS live_version FROM live_all
+                     {opp_live} UNION ALL {live_rows_sql()})
         SELECT DISTINCT p.entity, p.live_id,
                CASE WHEN n.id IS NULL THEN 'deleted' ELSE 'changed' END
         FROM planned p LEFT JOIN now n ON n.entity = p.entity AND n.id = p.live_id
-        WHERE p.live_id IS NOT NULL AND p.live_id NOT IN (SELECT live_id FROM ours)
-          AND (n.id IS NULL OR n._source_updated_at IS DISTINCT FROM p.live_updated_at)
+        WHERE p.live_id IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM ours o WHERE o.entity = p.entity
+                          AND o.live_id = p.live_id)
+          AND (n.id IS NULL OR n._source_updated_at IS DISTINCT FROM p.live_updated_at
+               OR n.live_version IS DISTINCT FROM p.live_version)
         ORDER BY 1, 2""").fetchall()
     if changed:
         named = ", ".join(f"{e} {i} ({how})" for e, i, how in changed[:SHOWN_IDS])
@@ -187,10 +199,13 @@ def execute(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmC
     runner = Runner(ledger, done, attempts, concurrency)
     confirmed = 0
     try:
+        since = plan.live_watermark or plan.as_of
         if plan.source == "keap":
-            apply_keap(con, client, runner, since=plan.live_watermark or plan.as_of)
+            apply_keap(con, client, runner, since=since)
         else:
-            apply_highlevel(con, client, runner, since=plan.live_watermark or plan.as_of)
+            apply_highlevel(con, client, runner, since=since)
+        # notes and tasks after the contacts they belong to (new contact ids from the ledger)
+        apply_children(con, root, client, runner, plan.source, since)
         confirmed = _confirm_landed(con, root, plan.plan_id, run, ledger)
     finally:
         ledger.close()

@@ -35,8 +35,11 @@ CHANGES_DDL = """
 CREATE OR REPLACE TEMP TABLE changes (
     change_id VARCHAR, entity VARCHAR, action VARCHAR, backup_id VARCHAR, live_id VARCHAR,
     parent_backup_id VARCHAR, field VARCHAR, old_value VARCHAR, new_value VARCHAR,
-    value_hash VARCHAR, personal BOOLEAN, tag VARCHAR, live_updated_at TIMESTAMPTZ)
+    value_hash VARCHAR, personal BOOLEAN, tag VARCHAR, live_updated_at TIMESTAMPTZ,
+    live_version VARCHAR)
 """
+# live_version: what apply compares when the vendor gives a record no update time (HighLevel
+# notes and tasks): a hash of the live record as read (restore/children.py); NULL otherwise
 CHANGE_ID = ("substr(sha256(concat_ws('|', '{source}', entity, action, coalesce(backup_id, ''), "
              "coalesce(live_id, ''), coalesce(field, ''), coalesce(tag, ''))), 1, 32)")
 
@@ -45,9 +48,10 @@ COLUMNS = ("entity, action, backup_id, live_id, parent_backup_id, field, old_val
            "new_value, value_hash, personal, tag, live_updated_at")
 
 
-def insert_changes(con: duckdb.DuckDBPyConnection, source: str, select_sql: str) -> None:
-    con.execute(f"INSERT INTO changes SELECT {CHANGE_ID.format(source=source)}, * "
-                f"FROM ({select_sql}) AS x({COLUMNS})")
+def insert_changes(con: duckdb.DuckDBPyConnection, source: str, select_sql: str,
+                   columns: str = COLUMNS) -> None:
+    con.execute(f"INSERT INTO changes (change_id, {columns}) SELECT "
+                f"{CHANGE_ID.format(source=source)}, * FROM ({select_sql}) AS x({columns})")
 
 
 def long_values(rel: str, key: str, fields: tuple[Field, ...]) -> str:

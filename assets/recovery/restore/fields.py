@@ -175,11 +175,12 @@ SPECS = {
 
 def check_fields(source: str, fields: list[str] | None) -> list[str] | None:
     """The `--fields` subset, checked: every name must be a restorable field of the source
-    (`tags` always; `opportunities` for HighLevel)."""
+    (`tags`, `notes` and `tasks` always; `opportunities` for HighLevel)."""
     if not fields:
         return None
     spec = SPECS[source]
-    allowed = set(spec.names) | {"tags"} | ({"opportunities"} if source == "highlevel" else set())
+    allowed = set(spec.names) | {"tags", "notes", "tasks"} | (
+        {"opportunities"} if source == "highlevel" else set())
     unknown = sorted(set(fields) - allowed)
     if unknown:
         raise ValueError(f"--fields: {', '.join(unknown)} cannot be restored on {source}; "

@@ -32,7 +32,7 @@ import duckdb
 
 from assets.recovery.restore.config import IdMaps, create_custom_fields, to_live
 from assets.recovery.restore.fields import OPPORTUNITY_FIELDS, SPECS
-from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
+from assets.recovery.restore.runner import Runner, Write, clean, per_record, values, write_id
 from orchestration.http import ApiError
 
 if TYPE_CHECKING:
@@ -174,12 +174,9 @@ def _duplicate_of(e: ApiError) -> tuple[str | None, str | None]:
 
 def _updates(client: HighLevelClient, entity: str, rows: list[tuple], maps: IdMaps
              ) -> list[Write]:
-    grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for r in rows:
-        grouped[(r[3], r[4])].append(r)
     writes = []
     update = client.update_opportunity if entity == "opportunities" else client.update_contact
-    for (backup_id, live_id), items in grouped.items():
+    for (backup_id, live_id), items in per_record(rows, 3).items():
         body = to_live({r[5]: _body_value(r[5], r[6], r[7], entity) for r in items}, maps)
 
         def call(body: dict = body, live_id: str = live_id) -> str:

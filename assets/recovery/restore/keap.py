@@ -31,7 +31,7 @@ from assets.recovery.restore.fields import SPECS
 from assets.recovery.restore.keap_config import KeapMaps, create_keap_config, custom_fields_to_live
 from assets.recovery.restore.ledger import PERMANENT, RETRYABLE, SUCCEEDED
 from assets.recovery.restore.live import keap_contacts_with_email
-from assets.recovery.restore.runner import Runner, Write, clean, values, write_id
+from assets.recovery.restore.runner import Runner, Write, clean, per_record, values, write_id
 from orchestration.http import ApiError
 from orchestration.times import parse_ts
 
@@ -133,11 +133,8 @@ def _made_by_lost_reply(client: KeapClient, body: dict, taken: set[str], since: 
 
 
 def _updates(client: KeapClient, rows: list[tuple], maps: KeapMaps) -> list[Write]:
-    grouped: dict[tuple[str, str], list[tuple]] = defaultdict(list)
-    for r in rows:
-        grouped[(r[2], r[3])].append(r)
     writes = []
-    for (backup_id, live_id), items in grouped.items():
+    for (backup_id, live_id), items in per_record(rows, 2).items():
         body: dict[str, Any] = {}
         for _, _, _, _, name, new_value, _ in items:
             value = _parse(new_value)

@@ -29,7 +29,9 @@ KEAP_IDS_PER_CALL = 100         # Keap v2: `ids==1,2,3`, at most 100 ids
 HIGHLEVEL_GETS_MAX = 200        # above this many ids, one listing is cheaper than GETs
 SCHEMAS = {("keap", "contacts"): keap_schemas.contacts,
            ("highlevel", "contacts"): hl_schemas.contacts,
-           ("highlevel", "opportunities"): hl_schemas.opportunities}
+           ("highlevel", "opportunities"): hl_schemas.opportunities,
+           ("keap", "notes"): keap_schemas.notes, ("keap", "tasks"): keap_schemas.tasks,
+           ("highlevel", "notes"): hl_schemas.notes, ("highlevel", "tasks"): hl_schemas.tasks}
 
 
 def table(source: str, entity: str, pages: Iterable[list[dict[str, Any]]]) -> pa.Table:

@@ -28,6 +28,7 @@ from assets.catalog.read_only import check_read_only
 from assets.catalog.views import open_catalog
 from assets.identity import suppressed
 from assets.recovery.restore import live as restore_live
+from assets.recovery.restore.children import child_changes, child_report
 from assets.recovery.restore.config import (
     DOC_NAME,
     ConfigReport,
@@ -244,10 +245,12 @@ def live_fingerprint(con: duckdb.DuckDBPyConnection, source: str) -> str:
     rels = ["live_sel", "live_all WHERE id IN (SELECT live_id FROM sel)"]
     if source == "highlevel":
         rels.append("opp_live_all")
-    union = " UNION ".join(f"SELECT id, _source_updated_at FROM {r}" for r in rels)
-    text = con.execute(f"SELECT coalesce(string_agg(id || '@' || coalesce(CAST("
-                       f"_source_updated_at AS VARCHAR), ''), ',' ORDER BY id), '') "
-                       f"FROM ({union})").fetchone()[0]
+    union = " UNION ".join(f"SELECT id, CAST(_source_updated_at AS VARCHAR) AS v FROM {r}"
+                           for r in rels)
+    union += (" UNION SELECT entity || ':' || id, coalesce(CAST(_source_updated_at AS VARCHAR),"
+              " live_version) FROM child_live")
+    text = con.execute(f"SELECT coalesce(string_agg(id || '@' || coalesce(v, ''), ',' "
+                       f"ORDER BY id), '') FROM ({union})").fetchone()[0]
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -255,6 +258,8 @@ def live_watermark(con: duckdb.DuckDBPyConnection, source: str) -> str:
     """The newest `_source_updated_at` of the live records read, ISO text ('' if none)."""
     rels = ["live_all"] + (["opp_live_all"] if source == "highlevel" else [])
     union = " UNION ALL ".join(f"SELECT _source_updated_at AS t FROM {r}" for r in rels)
+    # a note's update time, or its creation when that is its only time (HighLevel's dateAdded)
+    union += " UNION ALL SELECT coalesce(_source_updated_at, created_at) FROM child_live"
     newest = con.execute(f"SELECT max(t) FROM ({union})").fetchone()[0]
     return iso(newest) if newest is not None else ""
 
@@ -284,6 +289,8 @@ def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, sourc
         config_modes = set(modes) if fields is None or {"customFields", "opportunities"} & set(
             fields) else set()
         counts |= config_changes(con, config_modes, selection.everything, with_opps)
+    # notes and tasks last: they hang on the contacts (and their recreations) diffed above
+    counts |= child_changes(con, client, source, as_of, set(modes), fields, selection.everything)
     return counts
 
 
@@ -293,7 +300,8 @@ def change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     out: dict[str, int] = {}
     for entity, action, n, records in rows:
         prefix = {"contacts": "", "custom_fields": "custom_field_", "tags": "tag_",
-                  "tag_categories": "tag_category_"}.get(entity, "opportunity_")
+                  "tag_categories": "tag_category_", "notes": "note_",
+                  "tasks": "task_"}.get(entity, "opportunity_")
         if action == "update":
             out[f"{prefix}update_records"] = records
             out[f"{prefix}update_fields"] = n
@@ -427,5 +435,6 @@ def markdown(con: duckdb.DuckDBPyConnection, plan: Plan, show_values: bool) -> s
     elif not plan.config.lines:
         lines += ["", "Nothing to do: the live system already matches the backup."]
     lines += plan.config.lines
+    lines += child_report(con, plan.source, plan.counts)
     lines += ["", f"Apply with `talentvault restore apply {plan.plan_id}`."]
     return "\n".join(lines)

@@ -142,6 +142,15 @@ def _error_text(e: ApiError) -> str:
         f"no reply after {e.attempts} attempts"
 
 
+def per_record(rows: list[tuple], backup_at: int) -> dict[tuple[str, str], list[tuple]]:
+    """Field-update rows grouped per (backup id, live id) (at `backup_at`, `backup_at + 1` of
+    each row): one write per record, its id derived from the change ids of its fields."""
+    grouped: dict[tuple[str, str], list[tuple]] = {}
+    for r in rows:
+        grouped.setdefault((r[backup_at], r[backup_at + 1]), []).append(r)
+    return grouped
+
+
 def write_id(*parts: str | None) -> str:
     return hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
