@@ -10,7 +10,7 @@ Entities (source/entity names match the backup asset keys):
   keap:       contacts, tags, tag_categories, custom_fields, notes, tasks, emails,
               opportunities, opportunity_stages, companies
   highlevel:  contacts, opportunities, pipelines, workflows, custom_fields, tags, notes,
-              tasks, conversations, messages, calendars, appointments
+              tasks, conversations, messages, calendars, appointments, custom_values
 """
 
 from __future__ import annotations
@@ -104,6 +104,7 @@ RULES: dict[tuple[str, str], Rule] = {
     ("highlevel", "workflows"): Rule("updatedAt", numeric_ids=False),
     ("highlevel", "custom_fields"): Rule(None, numeric_ids=False),
     ("highlevel", "tags"): Rule(None, numeric_ids=False),
+    ("highlevel", "custom_values"): Rule(None, numeric_ids=False),
 }
 
 

@@ -21,7 +21,16 @@ from sandbox import records
 from sandbox.records import highlevel_id
 from sandbox.store import iso as store_iso
 from sandbox.store import parse_ts
-from sandbox.world import appointments, ats, ats_history, crm, keap_history, messages, notes
+from sandbox.world import (
+    appointments,
+    ats,
+    ats_history,
+    crm,
+    custom_values,
+    keap_history,
+    messages,
+    notes,
+)
 from sandbox.world.clock import HISTORY_DAYS, ArrivalCurve, iso, next_work_time
 from sandbox.world.people import (
     DUPLICATE_FRACTION,
@@ -223,6 +232,9 @@ def build_catalog(params: Params) -> Catalog:
     for doc, n in appointments.calendar_docs():   # fixed, in their own id block
         out.add("highlevel", "calendars", doc, n)
         ids.top["highlevel:calendars"] = n
+    for doc, n in custom_values.custom_value_docs(params.seed):   # own stream and id block
+        out.add("highlevel", "custom_values", doc, n)
+        ids.top["highlevel:custom_values"] = n
     out.batch.stats["plan_edits"] = sum(len(v) - 1 for j in jobs for v in j.positions)
     out.batch.next_ids = ids.used()
     return Catalog(users, [d["id"] for d in reasons], jobs, hl["pipelines"],

@@ -39,7 +39,8 @@ REINDEX_FROM = 20_000          # worlds this big are loaded without indexes, ind
 # HighLevel ids of the generated world come from one sequence (unique across entities, as
 # HighLevel's are); each entity's API counter then starts in its own block above it
 HL_ENTITIES = ["contacts", "opportunities", "pipelines", "workflows", "custom_fields", "tags",
-               "notes", "tasks", "calendars", "appointments", "conversations", "messages"]
+               "notes", "tasks", "calendars", "appointments", "conversations", "messages",
+               "custom_values"]   # append only: an entity's place fixes its counter block
 HL_COUNTER_BLOCK = 10 ** 12
 
 
@@ -132,7 +133,8 @@ def _write_meta(store: Store, params: Params, total: Batch) -> None:
             store.set_meta(f"next_id:{key}", str(n))
     set_highlevel_counters(store, total.next_ids.get("highlevel", 1) - 1)
     # generated in their own id blocks: continue above them
-    for entity in ("notes", "tasks", "conversations", "messages", "calendars", "appointments"):
+    for entity in ("notes", "tasks", "conversations", "messages", "calendars", "appointments",
+                   "custom_values"):
         if f"highlevel:{entity}" in total.next_ids:
             n = total.next_ids[f"highlevel:{entity}"]
             store.set_meta(f"next_id:highlevel:{entity}", str(n))
