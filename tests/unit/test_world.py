@@ -44,6 +44,7 @@ HL_SCHEMAS = {"contacts": ("contacts", "GetContectByIdSchema"),
               "workflows": ("workflows", "WorkflowSchema"),
               "custom_fields": ("locations", "CustomFieldSchema"),
               "tags": ("locations", "LocationTagsSchema"),
+              "custom_values": ("locations", "CustomValueSchema"),
               "notes": ("contacts", "GetNoteSchema"),
               "tasks": ("contacts", "TaskSchema"),
               "conversations": ("conversations", "ConversationSchema"),
@@ -203,6 +204,10 @@ def integrity_problems(store: Store) -> list[str]:
         if set(c["tag_ids"]) - tags or {f["id"] for f in c["custom_fields"]} - fields:
             p.append(f"keap contact {c['id']}: unknown tag or custom field")
     contacts = {c["id"]: c for c in docs(store, "highlevel", "contacts")}
+    location_tags = {t["name"] for t in docs(store, "highlevel", "tags")}
+    for c in contacts.values():
+        if set(c.get("tags") or []) - location_tags:
+            p.append(f"highlevel contact {c['id']}: a tag that is no location tag")
     pipelines = {pl["id"]: pl for pl in docs(store, "highlevel", "pipelines")}
     for o in docs(store, "highlevel", "opportunities"):
         stages = {s["id"] for s in pipelines.get(o["pipelineId"], {}).get("stages", [])}
