@@ -52,6 +52,8 @@ SPECS = [
     ExtractSpec(schemas.pipelines, "highlevel", _single("pipelines"), incremental=False),
     ExtractSpec(schemas.workflows, "highlevel", _single("workflows"), incremental=False),
     ExtractSpec(schemas.custom_fields, "highlevel", _single("custom_fields"), incremental=False),
+    ExtractSpec(schemas.tags, "highlevel", _single("tags"), incremental=False),
+    ExtractSpec(schemas.custom_values, "highlevel", _single("custom_values"), incremental=False),
     # read per contact: which contacts, and what is gone, in assets/highlevel/children.py
     ExtractSpec(schemas.notes, "highlevel", _per_contact, children="notes"),
     ExtractSpec(schemas.tasks, "highlevel", _per_contact, children="tasks"),

@@ -45,6 +45,16 @@ custom_fields = EntitySchema(
     (col("name"), col("fieldKey"), col("dataType"), col("model")),
     "HighLevel location custom field definitions (always a full snapshot).",
 )
+tags = EntitySchema(
+    "highlevel", "tags", STR, lambda d: None, (col("name"), col("locationId")),
+    "HighLevel location tags (the names contacts are tagged with; always a full snapshot).",
+)
+custom_values = EntitySchema(
+    "highlevel", "custom_values", STR, lambda d: None,
+    (col("name"), col("fieldKey"), col("value"), col("locationId")),
+    "HighLevel location custom values: named merge values such as `{{ custom_values.x }}` "
+    "(always a full snapshot).",
+)
 notes = EntitySchema(
     "highlevel", "notes", STR, lambda d: None,
     (col("contactId"), col("userId"), col("title"), col("body"), col("dateAdded", TS)),

@@ -20,6 +20,8 @@ RULES = {
     "pipelines": EntityRules(required=("name",)),
     "workflows": EntityRules(required=("name",)),
     "custom_fields": EntityRules(required=("name",)),
+    "tags": EntityRules(required=("name",)),
+    "custom_values": EntityRules(required=("name", "fieldKey")),
     "notes": EntityRules(required=("contactId",), refs=(Ref("contactId", "contacts"),)),
     "tasks": EntityRules(required=("contactId", "title"), refs=(Ref("contactId", "contacts"),),
                          appointments=("dueDate",)),   # a due date is usually ahead

@@ -125,6 +125,10 @@ class HighLevelClient:
     def tags(self) -> list[dict[str, Any]]:
         return self.http.get_json(f"/locations/{self.location_id}/tags").get("tags", [])
 
+    def custom_values(self) -> list[dict[str, Any]]:
+        return self.http.get_json(f"/locations/{self.location_id}/customValues").get(
+            "customValues", [])
+
     def conversation_pages(self) -> Iterator[list[dict[str, Any]]]:
         """Every conversation via GET /conversations/search, the most recently updated first,
         continued with `startAfterDate` from the last one's `sort` value. The next page starts

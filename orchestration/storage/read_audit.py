@@ -39,8 +39,9 @@ MAX_SUBJECTS = 10_000
 NOT_PERSON = {"greenhouse.jobs", "greenhouse.job_stages", "greenhouse.rejection_reasons",
               "greenhouse.users", "greenhouse.departments", "greenhouse.offices",
               "greenhouse.sources", "highlevel.pipelines", "highlevel.workflows",
-              "highlevel.custom_fields", "keap.tags", "keap.tag_categories",
-              "keap.custom_fields", "keap.opportunity_stages"}
+              "highlevel.custom_fields", "highlevel.tags", "highlevel.custom_values",
+              "keap.tags", "keap.tag_categories", "keap.custom_fields",
+              "keap.opportunity_stages"}
 NOT_PERSON_SCHEMAS = {"audit", "webhooks"}
 # the kind of `id` in each person relation
 ID_KIND = {"greenhouse.candidates": "greenhouse_candidate",

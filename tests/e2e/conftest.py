@@ -37,7 +37,7 @@ ALL_SPECS: list[ExtractSpec] = [*GREENHOUSE, *KEAP, *HIGHLEVEL]
 # The entities a backup test backs up unless it names others: the records and references the
 # storage, verify, restore, identity and replica tests work on. Every entity is backed up, over
 # several days and compared with the sandbox, by test_backups' point-in-time test, by the
-# erasure tests and by each entity's own e2e test; backing up all 42 in every other test only
+# erasure tests and by each entity's own e2e test; backing up all 44 in every other test only
 # multiplied the suite's time.
 CORE = {"greenhouse": ("candidates", "applications", "application_stages", "offers",
                        "interviews", "rejection_details", "jobs", "job_stages",

@@ -41,7 +41,7 @@ def test_weekly_full_schedule_asks_every_extract_asset_for_a_full_snapshot():
     assert request.partition_key == "2026-01-10"
     ops = request.run_config["ops"]
     assert ops["keap__contacts"] == {"config": {"mode": "full"}}
-    assert len(ops) == 42
+    assert len(ops) == 44
     # the run config must be valid for the job it launches
     result = dg.validate_run_config(defs.resolve_job_def("backup_job"), request.run_config)
     assert result["ops"]["keap__contacts"]["config"]["mode"] == "full"

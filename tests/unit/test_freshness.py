@@ -19,7 +19,7 @@ def test_every_backup_asset_declares_the_rpo():
     from orchestration.definitions import defs
 
     policies = _policies(defs)
-    assert len(policies) == 42
+    assert len(policies) == 44
     for key, policy in policies.items():
         assert policy is not None, key
         assert policy.fail_window.to_timedelta() == timedelta(hours=26), key
