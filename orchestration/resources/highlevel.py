@@ -311,6 +311,23 @@ class HighLevelClient:
             "POST", f"/locations/{self.location_id}/customFields", json_body=body,
             idempotent=False))["customField"]
 
+    def create_tag(self, name: str) -> dict[str, Any]:
+        """POST /locations/{locationId}/tags (tagBody: name)."""
+        return parsed_json(self.http.request(
+            "POST", f"/locations/{self.location_id}/tags", json_body={"name": name},
+            idempotent=False))["tag"]
+
+    def create_custom_value(self, body: dict[str, Any]) -> dict[str, Any]:
+        """POST /locations/{locationId}/customValues (customValuesDTO: name, value)."""
+        return parsed_json(self.http.request(
+            "POST", f"/locations/{self.location_id}/customValues", json_body=body,
+            idempotent=False))["customValue"]
+
+    def update_custom_value(self, value_id: str, body: dict[str, Any]) -> dict[str, Any]:
+        return parsed_json(self.http.request(
+            "PUT", f"/locations/{self.location_id}/customValues/{value_id}", json_body=body,
+            idempotent=True))["customValue"]
+
     def create_opportunity(self, body: dict[str, Any]) -> dict[str, Any]:
         """POST /opportunities/ (needs pipelineId, name, status, contactId)."""
         return parsed_json(self.http.request(

@@ -36,6 +36,7 @@ from assets.catalog.views import open_catalog
 from assets.recovery.restore.children import live_rows_sql
 from assets.recovery.restore.children_apply import apply_children
 from assets.recovery.restore.highlevel import apply_highlevel
+from assets.recovery.restore.hl_location import live_versions_sql
 from assets.recovery.restore.keap import apply_keap
 from assets.recovery.restore.ledger import (
     PERMANENT,
@@ -136,7 +137,8 @@ def prepare(con: duckdb.DuckDBPyConnection, root: Path, plan: Plan, client: CrmC
     if ours:
         con.executemany("INSERT INTO ours VALUES (?, ?)", ours)
     opp_live = ("UNION ALL SELECT 'opportunities', id, _source_updated_at, NULL "
-                "FROM opp_live_all" if plan.source == "highlevel" else "")
+                f"FROM opp_live_all UNION ALL {live_versions_sql()}"
+                if plan.source == "highlevel" else "")
     changed = con.execute(f"""
         WITH now AS (SELECT 'contacts' AS entity, id, _source_updated_at,
                             NULL::VARCHAR AS live_version FROM live_all

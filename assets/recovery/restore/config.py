@@ -78,16 +78,23 @@ def live_table(con: duckdb.DuckDBPyConnection, name: str, docs: list[dict[str, A
                 [[json.dumps(d, sort_keys=True) for d in docs]])
 
 
+def load_tables(con: duckdb.DuckDBPyConnection, as_of: str,
+                entities: tuple[tuple[str, str, list[dict[str, Any]]], ...]) -> None:
+    """For each (entity, prefix, live docs): TEMP TABLEs <prefix>_backup (as of T) and
+    <prefix>_live."""
+    for entity, prefix, docs in entities:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_backup AS "
+                    f"{backup_view(con, entity, as_of)}")
+        live_table(con, f"{prefix}_live", docs)
+
+
 def load_config(con: duckdb.DuckDBPyConnection, client: HighLevelClient, as_of: str) -> None:
     """Backup (as of T) and live definitions, the backup -> live maps (TEMP TABLEs cf_map,
     pipe_map, stage_map; live_id NULL = no live twin) and the macros reading live ids as
     backup ids."""
-    for entity, prefix, docs in (("custom_fields", "cf", client.custom_fields()),
-                                 ("pipelines", "pipe", client.pipelines()),
-                                 ("workflows", "flow", client.workflows())):
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {prefix}_backup AS "
-                    f"{backup_view(con, entity, as_of)}")
-        live_table(con, f"{prefix}_live", docs)
+    load_tables(con, as_of, (("custom_fields", "cf", client.custom_fields()),
+                             ("pipelines", "pipe", client.pipelines()),
+                             ("workflows", "flow", client.workflows())))
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE cf_map AS
         WITH by_name AS (

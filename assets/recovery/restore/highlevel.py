@@ -1,7 +1,8 @@
 """Applying a restore plan to HighLevel: configuration, contacts, then their opportunities.
 
 Order: custom fields to recreate (config.py; every later body sends the live ids of the fields,
-pipelines and stages it names), opportunities to remove (new ones, and the old copy of a
+pipelines and stages it names), location tags and custom values to recreate or put back
+(hl_location.py), opportunities to remove (new ones, and the old copy of a
 `replace`), contacts to remove, contacts to recreate (tags travel in the body and become the
 contact's whole tag list), contact updates (a `tags` change sends the complete list: HighLevel
 replaces tags on update), then opportunities to create (under the live id of their contact,
@@ -32,6 +33,7 @@ import duckdb
 
 from assets.recovery.restore.config import IdMaps, create_custom_fields, to_live
 from assets.recovery.restore.fields import OPPORTUNITY_FIELDS, SPECS
+from assets.recovery.restore.hl_location import restore_location
 from assets.recovery.restore.runner import Runner, Write, clean, per_record, values, write_id
 from orchestration.http import ApiError
 
@@ -55,6 +57,7 @@ def apply_highlevel(con: duckdb.DuckDBPyConnection, client: HighLevelClient, run
     # configuration first: the contacts and opportunities written below carry values of
     # these custom fields, sent under the fields' live ids
     maps = create_custom_fields(con, client, runner)
+    restore_location(con, client, runner)      # location tags and custom values (by name)
     opp_deletes = group[("opportunities", "delete")] + group[("opportunities", "replace")]
     runner.run([_delete(client, "opportunities", r, "delete") for r in opp_deletes
                 if r[4] is not None])    # a replace whose delete half an earlier run did

@@ -38,6 +38,11 @@ from assets.recovery.restore.config import (
 )
 from assets.recovery.restore.diff import contact_changes, opportunity_changes
 from assets.recovery.restore.fields import MACROS, SPECS, check_fields
+from assets.recovery.restore.hl_location import (
+    load_location,
+    location_changes,
+    location_lines,
+)
 from assets.recovery.restore.keap_config import (
     keap_config_changes,
     keap_config_report,
@@ -276,6 +281,7 @@ def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, sourc
     load_live(con, client, source, as_of, selection)
     if source == "highlevel":      # before the diff: it reads configuration ids through it
         load_config(con, client, as_of)
+        load_location(con, client, as_of)
     else:                          # Keap tags and custom fields, the same way
         load_keap_config(con, client, as_of)
     counts |= contact_changes(con, SPECS[source], as_of, set(modes), fields)
@@ -289,6 +295,7 @@ def compute(con: duckdb.DuckDBPyConnection, root: Path, client: CrmClient, sourc
         config_modes = set(modes) if fields is None or {"customFields", "opportunities"} & set(
             fields) else set()
         counts |= config_changes(con, config_modes, selection.everything, with_opps)
+        location_changes(con, set(modes) if fields is None else set(), selection.everything)
     # notes and tasks last: they hang on the contacts (and their recreations) diffed above
     counts |= child_changes(con, client, source, as_of, set(modes), fields, selection.everything)
     return counts
@@ -300,6 +307,7 @@ def change_counts(con: duckdb.DuckDBPyConnection) -> dict[str, int]:
     out: dict[str, int] = {}
     for entity, action, n, records in rows:
         prefix = {"contacts": "", "custom_fields": "custom_field_", "tags": "tag_",
+                  "custom_values": "custom_value_",
                   "tag_categories": "tag_category_", "notes": "note_",
                   "tasks": "task_"}.get(entity, "opportunity_")
         if action == "update":
@@ -339,6 +347,8 @@ def preview(root: Path, source: str, as_of: str | datetime, selection: Selection
                     live_watermark=live_watermark(con, source))
         report = config_report if source == "highlevel" else keap_config_report
         plan.config = report(con, str(plan_dir(root, plan.plan_id) / DOC_NAME))
+        if source == "highlevel":
+            plan.config.lines += location_lines(con)
         plan.markdown = markdown(con, plan, False)
         save(con, root, plan)
         if show_values:  # shown to whoever asked, never saved
