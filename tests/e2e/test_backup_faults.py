@@ -13,6 +13,7 @@ from tests.e2e.conftest import ALL_SPECS, CORE_SPECS, World
 # 10% each: 429s (half with Retry-After), 5xx, timeouts, dropped connections, malformed bodies
 FAULTS = {"429": 0.05, "429_no_retry_after": 0.05, "500": 0.04, "502": 0.03, "503": 0.03,
           "slow": 0.10, "drop": 0.10, "malformed": 0.10}
+HIGHLEVEL_FAULTS = {k: v for k, v in FAULTS.items() if not k.startswith("429")}
 PATIENT = {"timeout_seconds": 0.5, "max_attempts": 16, "backoff_seconds": 0.02,
            "max_backoff_seconds": 0.2}
 UNPACED = {"greenhouse": {"requests_per_window": 10_000},
@@ -34,8 +35,15 @@ SPECS = [s for s in ALL_SPECS if s.children is None
 
 @pytest.fixture
 def faulty(sandbox_world: World):
-    sandbox_world.admin("PUT", "/faults", json={"source": "*", "rates": FAULTS,
-                                                "retry_after": 0.1, "slow_seconds": 1.0})
+    # HighLevel sends no Retry-After: its 429 carries the window's length (10 s), which the
+    # client waits out, each time (five of them on the messages' per-email reads made this test
+    # take 100 s): here HighLevel suffers one 429 (its first call) and every other fault
+    for source in ("greenhouse", "keap", "highlevel"):
+        rates = HIGHLEVEL_FAULTS if source == "highlevel" else FAULTS
+        sandbox_world.admin("PUT", "/faults", json={"source": source, "rates": rates,
+                                                    "retry_after": 0.1, "slow_seconds": 1.0})
+    sandbox_world.admin("POST", "/faults/queue", json={"source": "highlevel",
+                                                       "faults": ["429_no_retry_after"]})
     yield sandbox_world
     sandbox_world.admin("POST", "/reset")
 
@@ -54,6 +62,7 @@ def test_faults_lose_and_duplicate_nothing(faulty: World, tmp_path):
         if r["fault"]:
             injected[r["fault"]] += 1
     assert set(injected) >= {"429", "429_no_retry_after", "slow", "drop", "malformed"}, injected
+    assert any(r["fault"] == "429_no_retry_after" for r in log if r["source"] == "highlevel")
     w.admin("POST", "/reset")
     clean = w.backup(day, SPECS, root=tmp_path / "clean", **UNPACED)
     for key, m in clean.items():
