@@ -38,7 +38,7 @@ from assets.recovery.restore.hl_stages import (
     stage_lines,
     waiting_for_stage,
 )
-from assets.recovery.restore.runner import Runner, Write, clean
+from assets.recovery.restore.runner import Runner, Write, cell, clean
 
 if TYPE_CHECKING:
     from orchestration.resources.highlevel import HighLevelClient
@@ -254,16 +254,16 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
         out += ["Custom fields to recreate (`POST /locations/{locationId}/customFields`), "
                 "before any contact or opportunity write; values restored onto them:", "",
                 "| backup id | name | model | data type |", "|---|---|---|---|"]
-        out += [f"| {i} | {_cell(n)} | {m} | {t} |" for i, n, m, t in fields]
+        out += [f"| {i} | {cell(n)} | {m} | {t} |" for i, n, m, t in fields]
     if pipes or flows:
         out += [""] if fields else []
         out += ["**Rebuild by hand.** HighLevel's API v2 has no write for pipelines "
                 "(specs/highlevel/opportunities.json: only `GET /opportunities/pipelines`) nor "
                 "for workflows (specs/highlevel/workflows.json: only `GET /workflows/`), so "
                 "these cannot be recreated through the API:", ""]
-        out += [f"- pipeline `{i}` {_cell(n)!r} ({len(s or [])} stages; "
+        out += [f"- pipeline `{i}` {cell(n)!r} ({len(s or [])} stages; "
                 f"{w} opportunities waiting)" for i, n, s, w in pipes]
-        out += [f"- workflow `{i}` {_cell(n)!r} ({st})" for i, n, st, _v, _u in flows]
+        out += [f"- workflow `{i}` {cell(n)!r} ({st})" for i, n, st, _v, _u in flows]
         out += ["", f"What to rebuild (pipelines with their stages in order, workflows with what "
                 f"the backup holds): `{doc_path}`."]
         if pipes:
@@ -277,10 +277,6 @@ def config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigReport
         out += ["", f"Each stage with its pipeline and position: `{doc_path}`."]
     return ConfigReport(out, _document(pipes, flows, options) + "\n".join(
         stage_document(stages)))
-
-
-def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")[:80]
 
 
 def _document(pipes: list[tuple], flows: list[tuple], options: list[tuple]) -> str:

@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING
 
 import duckdb
 
-from assets.recovery.restore.config import NAME_KEY, _cell, load_tables
+from assets.recovery.restore.config import NAME_KEY, load_tables
 from assets.recovery.restore.diff import COLUMNS, insert_changes
-from assets.recovery.restore.runner import Runner, Write
+from assets.recovery.restore.runner import Runner, Write, cell
 
 if TYPE_CHECKING:
     from orchestration.resources.highlevel import HighLevelClient
@@ -119,7 +119,7 @@ def location_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
            "Written before any contact (`POST /locations/{locationId}/tags`, `POST` or `PUT "
            "/locations/{locationId}/customValues`):", "",
            "| what | name | backup id | live id |", "|---|---|---|---|"]
-    out += [f"| {what[(e, a)]} | {_cell(n)} | {b} | {li} |" for e, a, b, li, n in rows]
+    out += [f"| {what[(e, a)]} | {cell(n)} | {b} | {li} |" for e, a, b, li, n in rows]
     return out
 
 

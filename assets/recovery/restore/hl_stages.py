@@ -21,6 +21,8 @@ import json
 
 import duckdb
 
+from assets.recovery.restore.runner import cell
+
 SHOWN = 50
 STAGES = ("SELECT p.id AS pid, json_extract_string(p._raw, '$.name') AS pipeline, "
           "unnest(json_transform(json_extract(p._raw, '$.stages'), "
@@ -110,4 +112,4 @@ def waiting_for_stage(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _q(text: str | None) -> str:
-    return repr((text or "").replace("|", "\\|").replace("\n", " ")[:80])
+    return repr(cell(text))

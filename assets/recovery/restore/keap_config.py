@@ -39,7 +39,7 @@ import duckdb
 
 from assets.recovery.restore.config import ConfigReport, backup_view, id_macro, live_table
 from assets.recovery.restore.diff import insert_changes
-from assets.recovery.restore.runner import Runner, Write
+from assets.recovery.restore.runner import Runner, Write, cell
 
 if TYPE_CHECKING:
     from orchestration.resources.keap import KeapClient
@@ -159,12 +159,12 @@ def keap_config_report(con: duckdb.DuckDBPyConnection, doc_path: str) -> ConfigR
         what = next(label for _, e, label in ENTITIES if e == entity)
         detail = ""
         if entity == "tags":
-            detail = (f"category {_cell(category_name.get(body['category'], body['category']))}"
+            detail = (f"category {cell(category_name.get(body['category'], body['category']))}"
                       if body.get("category") else "no category")
         elif entity == "custom_fields":
             detail = body.get("field_type") or ""
             doc += _field_doc(con, backup_id, name, body)
-        out.append(f"| {k} | {what} | {backup_id} | {_cell(name)} | {detail} |")
+        out.append(f"| {k} | {what} | {backup_id} | {cell(name)} | {detail} |")
     if len(doc) > 2:
         out += ["", "Keap's create call cannot set everything a custom field had (its "
                 f"`default_value`, its `field_name`): what to re-enter is in `{doc_path}`."]
@@ -194,10 +194,6 @@ def _field_doc(con: duckdb.DuckDBPyConnection, backup_id: str, label: str,
         lines.append(f"- the tab group {doc['group_name']!r} itself: if it was deleted too, "
                      "recreate it in Keap (groups are not backed up)")
     return [*lines, ""]
-
-
-def _cell(text: str | None) -> str:
-    return (text or "").replace("|", "\\|").replace("\n", " ")[:80]
 
 
 # -- apply -----------------------------------------------------------------------------------

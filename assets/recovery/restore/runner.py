@@ -151,6 +151,11 @@ def per_record(rows: list[tuple], backup_at: int) -> dict[tuple[str, str], list[
     return grouped
 
 
+def cell(text: str | None) -> str:
+    """A name as a cell of the preview's and configuration.md's markdown (one line, <= 80)."""
+    return (text or "").replace("|", "\\|").replace("\n", " ")[:80]
+
+
 def write_id(*parts: str | None) -> str:
     return hashlib.sha256("|".join(p or "" for p in parts).encode()).hexdigest()[:32]
 
